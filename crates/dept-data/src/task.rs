@@ -1,0 +1,226 @@
+//! The task registry: names, metrics, label words, split policy and where each task's files live.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::error::{DataError, Result};
+use crate::example::TextExample;
+use crate::record::Record;
+
+/// The split a user asks for (the paper's train/validation/test, after the official re-splitting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    Train,
+    Validation,
+    Test,
+}
+
+impl Split {
+    /// All three, in order.
+    pub const ALL: [Split; 3] = [Split::Train, Split::Validation, Split::Test];
+
+    /// `train`, `validation`, `test`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "train" => Ok(Split::Train),
+            "validation" | "val" | "dev" => Ok(Split::Validation),
+            "test" => Ok(Split::Test),
+            other => Err(DataError::Invalid(format!(
+                "unknown split `{other}`; expected train, validation or test"
+            ))),
+        }
+    }
+}
+
+/// A split as the source dataset ships it (the hub's split names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceSplit {
+    Train,
+    Validation,
+    Test,
+    ValidationMatched,
+    ValidationMismatched,
+}
+
+impl SourceSplit {
+    /// The hub's split name (also the prefix of its parquet files).
+    pub fn hub_name(self) -> &'static str {
+        match self {
+            SourceSplit::Train => "train",
+            SourceSplit::Validation => "validation",
+            SourceSplit::Test => "test",
+            SourceSplit::ValidationMatched => "validation_matched",
+            SourceSplit::ValidationMismatched => "validation_mismatched",
+        }
+    }
+}
+
+/// How the official code (`AbstractTask.get` with `split_validation_test=True`) derives train/validation/test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitPolicy {
+    /// Small sets: train is the source train; the source validation is shuffled (`torch.randperm`, seed 42) and its
+    /// first `len / 2` rows become validation, the rest test.
+    HalveValidation,
+    /// Large sets: the source train is shuffled; its first 1000 rows become validation, the rest train (cut to
+    /// `max_train` rows after that, for Yelp); test is `test`.
+    HoldoutTrain {
+        test: SourceSplit,
+        max_train: Option<usize>,
+    },
+    /// Sets used as shipped (MNLI, PAWS).
+    Direct {
+        validation: SourceSplit,
+        test: SourceSplit,
+    },
+}
+
+/// The number of source-train rows the large sets hold out as validation.
+pub const HOLDOUT_VALIDATION_SIZE: usize = 1000;
+
+/// A metric as the official code names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// `accuracy`: exact string match of prediction and target, in percent.
+    Accuracy,
+    /// `f1`: binary F1 of label `1`; a prediction that is neither `0` nor `1` counts as the wrong label.
+    F1,
+    /// `f1_multiclass`: unweighted mean of per-class F1 over the task's classes (CB).
+    MacroF1,
+    /// `matthews_correlation` (CoLA).
+    Matthews,
+    /// `pearson` (STS-B); unparsable predictions count as -1.
+    Pearson,
+    /// `spearmanr` (STS-B); unparsable predictions count as -1.
+    Spearman,
+    /// `em` for MultiRC: the share of questions whose every answer is predicted right.
+    GroupExactMatch,
+    /// `em` for extractive QA: SQuAD exact match after answer normalisation, max over gold answers.
+    SquadEm,
+    /// `f1` for extractive QA: SQuAD token F1 after answer normalisation, max over gold answers.
+    SquadF1,
+}
+
+impl Metric {
+    /// The name the official code reports (and picks the best checkpoint by).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Accuracy => "accuracy",
+            Metric::F1 | Metric::SquadF1 => "f1",
+            Metric::MacroF1 => "f1_multiclass",
+            Metric::Matthews => "matthews_correlation",
+            Metric::Pearson => "pearson",
+            Metric::Spearman => "spearmanr",
+            Metric::GroupExactMatch | Metric::SquadEm => "em",
+        }
+    }
+}
+
+/// Which family of files (and therefore which reader and schema mapping) a task uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Glue,
+    SuperGlue,
+    Mrqa,
+    WinoGrande,
+    Yelp,
+    SciTail,
+    Paws,
+}
+
+pub(crate) type Formatter = fn(&Record, usize) -> Result<Vec<TextExample>>;
+
+/// One task of the paper.
+#[derive(Debug)]
+pub struct Task {
+    /// Our name, used on the command line and in configs (`rte`, `boolq`, `natural_questions`).
+    pub name: &'static str,
+    /// The official code's name (`superglue-boolq`, `nq`, `superglue-wsc.fixed`); also accepted everywhere.
+    pub official_name: &'static str,
+    /// The hub dataset the official code loads (`glue/rte`, `lucadiliello/newsqa`).
+    pub hub_dataset: &'static str,
+    /// File family.
+    pub family: Family,
+    /// Folder names tried under the data dir, in order.
+    pub dirs: &'static [&'static str],
+    /// Metrics reported, in the official order.
+    pub metrics: &'static [Metric],
+    /// The metric that picks the best checkpoint (`TASK_TO_METRICS[task][0]` in the official `train.py`).
+    pub best_metric: Metric,
+    /// The valid targets for classification tasks (`labels_list`), `None` for free-text answers.
+    pub labels: Option<&'static [&'static str]>,
+    /// How train/validation/test are derived.
+    pub split_policy: SplitPolicy,
+    pub(crate) format: Formatter,
+}
+
+impl Task {
+    /// Formats one hub-schema row into its text-to-text example(s) (ReCoRD yields one per gold answer).
+    /// `row_index` is the row's position in its source split, used as id when the row has no id of its own.
+    pub fn format(&self, record: &Record, row_index: usize) -> Result<Vec<TextExample>> {
+        (self.format)(record, row_index)
+    }
+
+    /// True if the prediction is one of the task's label strings (always true for free-text tasks).
+    pub fn is_valid_target(&self, prediction: &str) -> bool {
+        self.labels
+            .is_none_or(|labels| labels.contains(&prediction))
+    }
+
+    /// The source splits a user split is drawn from.
+    pub fn source_split(&self, split: Split) -> SourceSplit {
+        match (self.split_policy, split) {
+            (_, Split::Train) => SourceSplit::Train,
+            (SplitPolicy::HalveValidation, _) => SourceSplit::Validation,
+            (SplitPolicy::HoldoutTrain { .. }, Split::Validation) => SourceSplit::Train,
+            (SplitPolicy::HoldoutTrain { test, .. }, Split::Test) => test,
+            (SplitPolicy::Direct { validation, .. }, Split::Validation) => validation,
+            (SplitPolicy::Direct { test, .. }, Split::Test) => test,
+        }
+    }
+
+    /// Finds the task's folder under `data_dir` (the first of [`Task::dirs`] that exists).
+    pub fn find_dir(&self, data_dir: &Path) -> Option<std::path::PathBuf> {
+        self.dirs
+            .iter()
+            .map(|d| data_dir.join(d))
+            .find(|p| p.is_dir())
+    }
+}
+
+/// Looks a task up by our name or the official one (case-insensitive).
+pub fn task(name: &str) -> Result<&'static Task> {
+    let wanted = name.to_ascii_lowercase();
+    crate::tasks::ALL
+        .iter()
+        .find(|t| t.name == wanted || t.official_name == wanted)
+        .ok_or_else(|| DataError::UnknownTask {
+            name: name.to_string(),
+            known: crate::tasks::ALL
+                .iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Every task in the registry.
+pub fn all_tasks() -> &'static [Task] {
+    &crate::tasks::ALL
+}
