@@ -1,0 +1,343 @@
+//! The trainable part of DePT: `P_s` (m×d), `A` (s×r), `B` (r×d), in a [`VarStore`] of their own.
+
+use std::path::{Path, PathBuf};
+
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+use crate::{CoreError, DeptConfig, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
+
+/// Optimiser group of the soft prompt (learning rate α1).
+pub const PROMPT_GROUP: usize = 0;
+/// Optimiser group of the low-rank pair A, B (learning rate α2).
+pub const PAIR_GROUP: usize = 1;
+
+const PROMPT_KEY: &str = "prompt_embeddings";
+const LORA_A_KEY: &str = "prompt_encoder.lora_embedding_A";
+const LORA_B_KEY: &str = "prompt_encoder.lora_embedding_B";
+
+/// DePT's parameters and the one operation on them: turning word embeddings into prompted embeddings.
+pub struct DecomposedPrompt {
+    config: DeptConfig,
+    vs: VarStore,
+    prompt: Tensor,
+    /// `(A, B)`; absent for PT (`r = 0`).
+    pair: Option<(Tensor, Tensor)>,
+}
+
+impl DecomposedPrompt {
+    /// Fresh parameters. `prompt_rows` are the word embeddings the prompt starts from (`[m, d]`, see
+    /// [`DeptConfig::text_init_ids`]); `None` draws N(0, 1). `A` ~ U(±1/√r) (kaiming-uniform, a = √5, as the
+    /// official code) and `B` = 0, so the first forward pass equals the backbone's with the prompt alone.
+    pub fn new(
+        config: DeptConfig,
+        prompt_rows: Option<&Tensor>,
+        device: Device,
+    ) -> Result<Self, CoreError> {
+        config.validate()?;
+        let (m, d, r) = (config.prompt_len, config.hidden, config.r);
+        let prompt_init = match prompt_rows {
+            Some(rows) => {
+                if rows.size() != [m, d] {
+                    return Err(CoreError::Shape(format!(
+                        "prompt initialisation rows are {:?}, expected [m = {m}, d = {d}]",
+                        rows.size()
+                    )));
+                }
+                rows.detach().to_kind(Kind::Float).to_device(device)
+            }
+            None => Tensor::randn([m, d], (Kind::Float, device)),
+        };
+        let pair_init = (r > 0).then(|| {
+            let s = config.max_len.unwrap_or(0);
+            let bound = 1.0 / (r as f64).sqrt();
+            let a = Tensor::empty([s, r], (Kind::Float, device)).uniform_(-bound, bound);
+            let b = Tensor::zeros([r, d], (Kind::Float, device));
+            (a, b)
+        });
+        Self::from_tensors(config, &prompt_init, pair_init.as_ref(), device)
+    }
+
+    /// Parameters from given values (loading, tests). Shapes are checked against `config`.
+    pub fn from_tensors(
+        config: DeptConfig,
+        prompt: &Tensor,
+        pair: Option<&(Tensor, Tensor)>,
+        device: Device,
+    ) -> Result<Self, CoreError> {
+        config.validate()?;
+        let expected = expected_shapes(&config);
+        check_shape(PROMPT_KEY, prompt, &expected[0].1)?;
+        let mut vs = VarStore::new(device);
+        let root = vs.root();
+        let prompt = root
+            .set_group(PROMPT_GROUP)
+            .var_copy(PROMPT_KEY, &prompt.to_kind(Kind::Float));
+        let pair = match (config.r > 0, pair) {
+            (false, None) => None,
+            (true, Some((a, b))) => {
+                check_shape(LORA_A_KEY, a, &expected[1].1)?;
+                check_shape(LORA_B_KEY, b, &expected[2].1)?;
+                let encoder = root.set_group(PAIR_GROUP) / "prompt_encoder";
+                Some((
+                    encoder.var_copy("lora_embedding_A", &a.to_kind(Kind::Float)),
+                    encoder.var_copy("lora_embedding_B", &b.to_kind(Kind::Float)),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(CoreError::Shape(
+                    "r = 0 (prompt tuning) takes no A, B pair".into(),
+                ))
+            }
+            (true, None) => {
+                return Err(CoreError::Shape(format!(
+                    "r = {} needs the A, B pair",
+                    config.r
+                )))
+            }
+        };
+        vs.set_kind(Kind::Float);
+        Ok(DecomposedPrompt {
+            config,
+            vs,
+            prompt,
+            pair,
+        })
+    }
+
+    pub fn config(&self) -> &DeptConfig {
+        &self.config
+    }
+
+    /// The store an optimiser is built over; variables are in [`PROMPT_GROUP`] and [`PAIR_GROUP`].
+    pub fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    pub fn var_store_mut(&mut self) -> &mut VarStore {
+        &mut self.vs
+    }
+
+    /// `P_s`, `[m, d]`.
+    pub fn prompt(&self) -> &Tensor {
+        &self.prompt
+    }
+
+    /// `(A [s, r], B [r, d])`, absent for PT.
+    pub fn pair(&self) -> Option<(&Tensor, &Tensor)> {
+        self.pair.as_ref().map(|(a, b)| (a, b))
+    }
+
+    /// `(group, parameters)` for the optimiser: the prompt at α1, the pair at α2.
+    pub fn param_groups(&self) -> Vec<(usize, Vec<Tensor>)> {
+        let mut groups = vec![(PROMPT_GROUP, vec![self.prompt.shallow_clone()])];
+        if let Some((a, b)) = &self.pair {
+            groups.push((PAIR_GROUP, vec![a.shallow_clone(), b.shallow_clone()]));
+        }
+        groups
+    }
+
+    /// `embeds [b, len, d]`, `mask [b, len]` → `([b, m+len, d], [b, m+len])`: adds `scale·(A[..len]·B)` to each
+    /// position, then puts the prompt in front (mask 1 for prompt positions).
+    ///
+    /// Only the first `len` rows of `A` are used, so a batch padded to its longest input gives the same outputs
+    /// for real tokens as the official code's padding to `s`, at less cost.
+    pub fn apply(&self, embeds: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor), CoreError> {
+        let size = embeds.size();
+        let d = self.config.hidden;
+        if size.len() != 3 || size[2] != d {
+            return Err(CoreError::Shape(format!(
+                "input embeddings must be [batch, len, d = {d}], got {size:?}"
+            )));
+        }
+        let (batch, len) = (size[0], size[1]);
+        if mask.size() != [batch, len] {
+            return Err(CoreError::Shape(format!(
+                "attention mask {:?} does not match input embeddings {size:?}",
+                mask.size()
+            )));
+        }
+        let updated = match &self.pair {
+            Some((a, b)) => {
+                let s = a.size()[0];
+                if len > s {
+                    return Err(CoreError::Shape(format!(
+                        "input of {len} tokens is longer than the adapter's max_length s = {s}; truncate inputs \
+                         to s tokens"
+                    )));
+                }
+                let delta = a.narrow(0, 0, len).matmul(b) * self.config.scale();
+                embeds + delta.to_kind(embeds.kind())
+            }
+            None => embeds.shallow_clone(),
+        };
+        let prompt = self
+            .prompt
+            .to_kind(embeds.kind())
+            .unsqueeze(0)
+            .expand([batch, self.config.prompt_len, d], false);
+        let prompt_mask = Tensor::ones(
+            [batch, self.config.prompt_len],
+            (mask.kind(), mask.device()),
+        );
+        Ok((
+            Tensor::cat(&[prompt, updated], 1),
+            Tensor::cat(&[prompt_mask, mask.shallow_clone()], 1),
+        ))
+    }
+
+    /// Writes `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed). Each file is
+    /// written to a temporary name and renamed, so a crash never leaves a half-written file under the real name.
+    pub fn save(&self, dir: &Path) -> Result<(), CoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| CoreError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut config = serde_json::to_value(&self.config)
+            .map_err(|e| CoreError::Config(format!("cannot serialise the adapter config: {e}")))?;
+        if let Some(obj) = config.as_object_mut() {
+            obj.insert("peft_type".into(), self.config.peft_type().into());
+            obj.insert("task_type".into(), "SEQ_2_SEQ_LM".into());
+            obj.insert("inference_mode".into(), true.into());
+        }
+        let text = serde_json::to_string_pretty(&config)
+            .map_err(|e| CoreError::Config(format!("cannot serialise the adapter config: {e}")))?;
+        let mut named: Vec<(&str, Tensor)> = vec![(
+            PROMPT_KEY,
+            self.prompt.detach().to_device(Device::Cpu).contiguous(),
+        )];
+        if let Some((a, b)) = &self.pair {
+            named.push((LORA_A_KEY, a.detach().to_device(Device::Cpu).contiguous()));
+            named.push((LORA_B_KEY, b.detach().to_device(Device::Cpu).contiguous()));
+        }
+        let weights = dir.join(ADAPTER_WEIGHTS_FILE);
+        write_atomically(&weights, |tmp| {
+            Tensor::write_safetensors(&named, tmp).map_err(CoreError::from)
+        })?;
+        write_atomically(&dir.join(ADAPTER_CONFIG_FILE), |tmp| {
+            std::fs::write(tmp, text.as_bytes()).map_err(|source| CoreError::Write {
+                path: tmp.to_path_buf(),
+                source,
+            })
+        })
+    }
+
+    /// Reads an adapter folder written by [`save`](Self::save), the official DePT code or PEFT (safetensors only).
+    pub fn load(dir: &Path, device: Device) -> Result<Self, CoreError> {
+        let config_path = dir.join(ADAPTER_CONFIG_FILE);
+        let text = std::fs::read_to_string(&config_path).map_err(|e| CoreError::File {
+            path: config_path.clone(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let config: DeptConfig = serde_json::from_str(&text).map_err(|e| CoreError::File {
+            path: config_path.clone(),
+            message: format!("not a DePT/PT adapter config: {e}"),
+        })?;
+        config.validate().map_err(|e| CoreError::File {
+            path: config_path.clone(),
+            message: e.to_string(),
+        })?;
+        let weights = dir.join(ADAPTER_WEIGHTS_FILE);
+        if !weights.is_file() {
+            let message = if dir.join("adapter_model.bin").exists() {
+                "only adapter_model.bin (pickle) is here, and pickle is never loaded. Convert it once in Python: \
+                 `safetensors.torch.save_file(torch.load('adapter_model.bin'), 'adapter_model.safetensors')`"
+            } else {
+                "file not found"
+            };
+            return Err(CoreError::File {
+                path: weights,
+                message: message.into(),
+            });
+        }
+        let bad = |message: String| CoreError::File {
+            path: weights.clone(),
+            message,
+        };
+        let mut tensors = Tensor::read_safetensors(&weights)
+            .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
+        // PEFT may prefix keys with the adapter name ("…default…"); the official code saves the plain names.
+        let mut take = |key: &str| -> Option<Tensor> {
+            let pos = tensors.iter().position(|(name, _)| name == key)?;
+            Some(tensors.swap_remove(pos).1)
+        };
+        let prompt = take(PROMPT_KEY).ok_or_else(|| bad(format!("no `{PROMPT_KEY}` tensor")))?;
+        let pair = if config.r > 0 {
+            let a = take(LORA_A_KEY)
+                .ok_or_else(|| bad(format!("no `{LORA_A_KEY}` tensor (r = {})", config.r)))?;
+            let b = take(LORA_B_KEY)
+                .ok_or_else(|| bad(format!("no `{LORA_B_KEY}` tensor (r = {})", config.r)))?;
+            Some((a, b))
+        } else {
+            None
+        };
+        if let Some((extra, _)) = tensors.first() {
+            return Err(bad(format!(
+                "unexpected tensor `{extra}`: a DePT/PT adapter holds only {PROMPT_KEY}, {LORA_A_KEY}, {LORA_B_KEY}"
+            )));
+        }
+        Self::from_tensors(config, &prompt, pair.as_ref(), device)
+            .map_err(|e| bad(format!("does not match {}: {e}", config_path.display())))
+    }
+
+    /// Refuses an adapter built for another backbone or input length, naming both numbers.
+    pub fn check_compatible(&self, hidden: i64, max_len: i64) -> Result<(), CoreError> {
+        if self.config.hidden != hidden {
+            return Err(CoreError::Config(format!(
+                "the adapter's token_dim d = {} differs from the backbone's hidden size d = {hidden}",
+                self.config.hidden
+            )));
+        }
+        if let Some(s) = self.config.max_len.filter(|_| self.config.r > 0) {
+            if s != max_len {
+                return Err(CoreError::Config(format!(
+                    "the adapter's max_length s = {s} differs from the configured max input length s = {max_len}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn expected_shapes(config: &DeptConfig) -> [(&'static str, Vec<i64>); 3] {
+    let s = config.max_len.unwrap_or(0);
+    [
+        (PROMPT_KEY, vec![config.prompt_len, config.hidden]),
+        (LORA_A_KEY, vec![s, config.r]),
+        (LORA_B_KEY, vec![config.r, config.hidden]),
+    ]
+}
+
+fn check_shape(name: &str, tensor: &Tensor, expected: &[i64]) -> Result<(), CoreError> {
+    if tensor.size() != expected {
+        return Err(CoreError::Shape(format!(
+            "`{name}` has shape {:?}, expected {expected:?} from the adapter config",
+            tensor.size()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes through `write` to a temporary sibling, then renames it over `path`.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), CoreError>,
+) -> Result<(), CoreError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let result = write(&tmp).and_then(|()| {
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|source| CoreError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,42 @@
+//! The interface between a frozen language model and everything that trains or evaluates an adapter on it.
+
+use tch::{Device, Tensor};
+
+use crate::ModelError;
+
+/// What one forward pass returns.
+pub struct BackboneOutput {
+    /// Mean cross-entropy over target tokens that are not `-100`.
+    pub loss: Tensor,
+    /// `[batch, target_len, vocab]`.
+    pub logits: Tensor,
+}
+
+/// A frozen model driven on input embeddings, so that an adapter can change them before the model sees them.
+pub trait Backbone {
+    /// Width `d` of the token embeddings (the adapter's rows are this wide).
+    fn hidden_size(&self) -> i64;
+    fn vocab_size(&self) -> i64;
+    fn device(&self) -> Device;
+    /// Token ids `[batch, len]` to the frozen word embeddings `[batch, len, d]`.
+    fn embed(&self, input_ids: &Tensor) -> Tensor;
+    /// Teacher-forced pass. `embeds` `[batch, len, d]`, `attention_mask` `[batch, len]` (1 = real token),
+    /// `labels` `[batch, target_len]` with `-100` at padding. `train` turns the backbone's dropout on.
+    fn forward(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        labels: &Tensor,
+        train: bool,
+    ) -> Result<BackboneOutput, ModelError>;
+    /// Greedy decoding without dropout; returns `[batch, ≤ max_new_tokens]` ids, padded after end of sequence.
+    fn generate_greedy(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        max_new_tokens: i64,
+    ) -> Result<Tensor, ModelError>;
+    /// Id used to pad generated sequences (and targets before they are masked to `-100`).
+    fn pad_token_id(&self) -> i64;
+    fn eos_token_id(&self) -> i64;
+}

@@ -1,0 +1,182 @@
+//! The Hugging Face checkpoint folder: `config.json`, `model.safetensors` (or a sharded index), `tokenizer.json`.
+//!
+//! Weights are read from safetensors only: pickle (`pytorch_model.bin`) can run arbitrary code and is refused.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use tch::{nn::VarStore, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::ModelError;
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const WEIGHTS_INDEX_FILE: &str = "model.safetensors.index.json";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+
+/// Reads `<dir>/config.json` as JSON; the caller turns it into a typed config.
+pub fn read_config(dir: &Path) -> Result<(PathBuf, serde_json::Value), ModelError> {
+    let path = dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        path: path.clone(),
+        message: format!("not valid JSON: {e}"),
+    })?;
+    Ok((path, value))
+}
+
+/// The safetensors files holding a model's weights: `model.safetensors`, or the shards a
+/// `model.safetensors.index.json` names.
+pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let single = dir.join(WEIGHTS_FILE);
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join(WEIGHTS_INDEX_FILE);
+    if index.is_file() {
+        return shard_files(&index);
+    }
+    let pickles = ["pytorch_model.bin", "pytorch_model.bin.index.json"];
+    let message = if pickles.iter().any(|f| dir.join(f).exists()) {
+        format!(
+            "only a pickle checkpoint (pytorch_model.bin) is here, and pickle is never loaded (it can run code). \
+             Convert it once in Python: `AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`, \
+             which writes {WEIGHTS_FILE}"
+        )
+    } else {
+        format!("no {WEIGHTS_FILE} or {WEIGHTS_INDEX_FILE} in this folder")
+    };
+    Err(ModelError::Checkpoint {
+        path: dir.to_path_buf(),
+        message,
+    })
+}
+
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let text = std::fs::read_to_string(index).map_err(|source| ModelError::Io {
+        path: index.to_path_buf(),
+        source,
+    })?;
+    let bad = |message: String| ModelError::Checkpoint {
+        path: index.to_path_buf(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let map = value
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| {
+            bad("expected an object `weight_map` of tensor name to shard file".into())
+        })?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut files = BTreeSet::new();
+    for (name, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| bad(format!("weight_map[{name:?}] is not a file name")))?;
+        files.insert(dir.join(file));
+    }
+    Ok(files.into_iter().collect())
+}
+
+/// How to match checkpoint tensors to a model's variables.
+pub struct LoadPlan<'a> {
+    /// `(variable, alternative name in the file)`: tied weights that a checkpoint stores under another name.
+    pub aliases: &'a [(&'a str, &'a str)],
+    /// Variables the model keeps that checkpoints never hold (e.g. GPT-2's causal-mask buffers).
+    pub not_in_checkpoints: fn(&str) -> bool,
+}
+
+impl Default for LoadPlan<'_> {
+    fn default() -> Self {
+        LoadPlan {
+            aliases: &[],
+            not_in_checkpoints: |_| false,
+        }
+    }
+}
+
+/// Copies every variable of `vs` from the folder's safetensors files, converting dtype to the variable's.
+/// Missing and misshapen tensors are all named in one error; nothing is half-loaded on error.
+pub fn load_weights(vs: &mut VarStore, dir: &Path, plan: &LoadPlan) -> Result<(), ModelError> {
+    let files = weight_files(dir)?;
+    let mut tensors: HashMap<String, Tensor> = HashMap::new();
+    for file in &files {
+        let named = Tensor::read_safetensors(file).map_err(|e| ModelError::Checkpoint {
+            path: file.clone(),
+            message: format!("not a readable safetensors file: {e}"),
+        })?;
+        tensors.extend(named);
+    }
+    let variables = vs.variables();
+    let mut problems = BTreeMap::new();
+    let mut sources = Vec::with_capacity(variables.len());
+    for (name, var) in &variables {
+        let source = tensors.get(name.as_str()).or_else(|| {
+            plan.aliases
+                .iter()
+                .filter(|(var_name, _)| var_name == name)
+                .find_map(|(_, alias)| tensors.get(*alias))
+        });
+        match source {
+            Some(src) if src.size() == var.size() => sources.push((name, src)),
+            Some(src) => {
+                problems.insert(
+                    name.clone(),
+                    format!("shape {:?}, expected {:?}", src.size(), var.size()),
+                );
+            }
+            None if (plan.not_in_checkpoints)(name) => {}
+            None => {
+                problems.insert(name.clone(), "missing".to_string());
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let total = problems.len();
+        let listed: Vec<String> = problems
+            .into_iter()
+            .take(12)
+            .map(|(name, why)| format!("  {name}: {why}"))
+            .collect();
+        let more = if total > 12 {
+            format!("\n  … and {} more", total - 12)
+        } else {
+            String::new()
+        };
+        return Err(ModelError::Checkpoint {
+            path: dir.to_path_buf(),
+            message: format!(
+                "{total} tensor(s) do not match the model that config.json describes:\n{}{more}",
+                listed.join("\n")
+            ),
+        });
+    }
+    tch::no_grad(|| -> Result<(), ModelError> {
+        for (name, src) in sources {
+            let mut var = variables[name].shallow_clone();
+            var.f_copy_(&src.to_kind(var.kind()))?;
+        }
+        Ok(())
+    })
+}
+
+/// Loads `<dir>/tokenizer.json` (the `tokenizers` format every HF model folder ships).
+pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer, ModelError> {
+    let path = dir.join(TOKENIZER_FILE);
+    if !path.is_file() {
+        return Err(ModelError::Tokenizer {
+            path,
+            message: "file not found (a Hugging Face model folder has a tokenizer.json)".into(),
+        });
+    }
+    Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer {
+        path,
+        message: e.to_string(),
+    })
+}

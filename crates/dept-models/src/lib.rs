@@ -1,0 +1,16 @@
+//! Frozen backbones for DePT, loaded from Hugging Face checkpoint folders.
+//!
+//! A backbone knows nothing of tasks or of the adapter: it embeds token ids, runs on input embeddings plus an
+//! attention mask (which is where a [`dept_core`] adapter plugs in), returns loss and logits, and decodes greedily.
+//!
+//! - [`Backbone`]: the interface the trainer drives for any model.
+//! - [`t5::T5`]: T5 v1 (ReLU, tied embeddings) and v1.1 / Flan (gated-GELU, untied) over rust-bert.
+//! - [`checkpoint`]: the Hugging Face folder layout (`config.json`, `model.safetensors`, `tokenizer.json`).
+
+pub mod backbone;
+pub mod checkpoint;
+mod error;
+pub mod t5;
+
+pub use backbone::{Backbone, BackboneOutput};
+pub use error::ModelError;

@@ -1,0 +1,4 @@
+//! One module per `dept` subcommand; each turns parsed arguments into calls to the library crates.
+
+pub mod env;
+pub mod quickstart;

@@ -1,0 +1,61 @@
+//! `dept`: train, evaluate and serve Decomposed Prompt Tuning adapters.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "dept",
+    version,
+    about = "Decomposed Prompt Tuning (DePT) for T5, GPT-2 and CLIP-T5",
+    long_about = "Decomposed Prompt Tuning (Shi & Lipani, ICLR 2024): a short soft prompt plus a low-rank update of \
+                  the frozen input embeddings, trained with two learning rates.\n\n\
+                  Models are Hugging Face folders (config.json, model.safetensors, tokenizer.json); adapters are \
+                  PEFT-style folders (adapter_config.json, adapter_model.safetensors)."
+)]
+struct Cli {
+    /// Only print warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the libtorch in use, CUDA devices and CPU threads.
+    Env,
+    /// Offline demo: a tiny random T5 with a trainable soft prompt, a few optimiser steps.
+    Quickstart(commands::quickstart::QuickstartArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.quiet);
+    let result = match cli.command {
+        Command::Env => commands::env::run(),
+        Command::Quickstart(args) => commands::quickstart::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEPT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+}
