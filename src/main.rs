@@ -31,6 +31,11 @@ enum Command {
     Env,
     /// Offline demo: a tiny random T5 with a trainable soft prompt, a few optimiser steps.
     Quickstart(commands::quickstart::QuickstartArgs),
+    /// Inspect and export task data: split sizes, label balance, input lengths, formatted examples.
+    Data {
+        #[command(subcommand)]
+        command: commands::data::DataCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Env => commands::env::run(),
         Command::Quickstart(args) => commands::quickstart::run(&args),
+        Command::Data { command } => commands::data::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

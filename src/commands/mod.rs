@@ -1,4 +1,5 @@
 //! One module per `dept` subcommand; each turns parsed arguments into calls to the library crates.
 
+pub mod data;
 pub mod env;
 pub mod quickstart;
