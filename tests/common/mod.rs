@@ -1,0 +1,83 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tch::{Kind, Tensor};
+
+pub fn reference_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("reference")
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn floats(value: &serde_json::Value, key: &str) -> Vec<f64> {
+    value[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("golden key `{key}` is not an array"))
+        .iter()
+        .map(|v| v.as_f64().expect("number"))
+        .collect()
+}
+
+pub fn int_rows(value: &serde_json::Value, key: &str) -> Vec<Vec<i64>> {
+    value[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("golden key `{key}` is not an array"))
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .map(|v| v.as_i64().expect("integer"))
+                .collect()
+        })
+        .collect()
+}
+
+/// Rows padded with `pad` to the longest row (or to `len` when given), as a `[rows, len]` tensor.
+pub fn padded(rows: &[Vec<i64>], pad: i64, len: Option<usize>) -> Tensor {
+    let len = len.unwrap_or_else(|| rows.iter().map(Vec::len).max().unwrap_or(0));
+    let flat: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| r.iter().copied().chain(std::iter::repeat(pad)).take(len))
+        .collect();
+    Tensor::from_slice(&flat).view([rows.len() as i64, len as i64])
+}
+
+pub fn to_vec(t: &Tensor) -> Vec<f64> {
+    let t = t.detach().to_kind(Kind::Double).flatten(0, -1);
+    Vec::<f64>::try_from(&t).expect("tensor to vec")
+}
+
+/// ‖actual − expected‖∞ / ‖expected‖∞: relative error that does not explode at zeros.
+pub fn rel_error(actual: &[f64], expected: &[f64]) -> f64 {
+    assert_eq!(actual.len(), expected.len(), "length mismatch");
+    let diff = actual
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let scale = expected.iter().map(|b| b.abs()).fold(0.0, f64::max);
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
+
+pub fn assert_close(what: &str, actual: &[f64], expected: &[f64], tolerance: f64) -> f64 {
+    let err = rel_error(actual, expected);
+    println!("{what}: relative error {err:.3e} (tolerance {tolerance:.0e})");
+    assert!(
+        err <= tolerance,
+        "{what}: relative error {err:.3e} exceeds {tolerance:.0e}"
+    );
+    err
+}
