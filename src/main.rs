@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Show the libtorch in use, CUDA devices and CPU threads.
     Env,
+    /// List the DePT shapes (m, r) that match a PT budget l·d = m·d + (s+d)·r, or solve for one of them.
+    Budget(commands::budget::BudgetArgs),
     /// Offline demo: a tiny random T5 with a trainable soft prompt, a few optimiser steps.
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Inspect and export task data: split sizes, label balance, input lengths, formatted examples.
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
     init_logging(cli.quiet);
     let result = match cli.command {
         Command::Env => commands::env::run(),
+        Command::Budget(args) => commands::budget::run(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args),
         Command::Data { command } => commands::data::run(command),
     };

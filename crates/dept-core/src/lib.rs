@@ -10,6 +10,7 @@
 //!
 //! Prompt tuning (PT) is the case `r = 0`: one code path serves both, so comparisons are like for like.
 
+pub mod atomic;
 pub mod budget;
 mod config;
 mod error;

@@ -1,9 +1,10 @@
 //! The trainable part of DePT: `P_s` (m×d), `A` (s×r), `B` (r×d), in a [`VarStore`] of their own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
+use crate::atomic::write_atomically;
 use crate::{CoreError, DeptConfig, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
 
 /// Optimiser group of the soft prompt (learning rate α1).
@@ -67,7 +68,7 @@ impl DecomposedPrompt {
         config.validate()?;
         let expected = expected_shapes(&config);
         check_shape(PROMPT_KEY, prompt, &expected[0].1)?;
-        let mut vs = VarStore::new(device);
+        let vs = VarStore::new(device);
         let root = vs.root();
         let prompt = root
             .set_group(PROMPT_GROUP)
@@ -95,13 +96,17 @@ impl DecomposedPrompt {
                 )))
             }
         };
-        vs.set_kind(Kind::Float);
         Ok(DecomposedPrompt {
             config,
             vs,
             prompt,
             pair,
         })
+    }
+
+    /// Casts the parameters (e.g. to `Kind::Double` for exactness checks); they are created as `Kind::Float`.
+    pub fn set_kind(&mut self, kind: Kind) {
+        self.vs.set_kind(kind);
     }
 
     pub fn config(&self) -> &DeptConfig {
@@ -211,14 +216,19 @@ impl DecomposedPrompt {
         }
         let weights = dir.join(ADAPTER_WEIGHTS_FILE);
         write_atomically(&weights, |tmp| {
-            Tensor::write_safetensors(&named, tmp).map_err(CoreError::from)
-        })?;
-        write_atomically(&dir.join(ADAPTER_CONFIG_FILE), |tmp| {
-            std::fs::write(tmp, text.as_bytes()).map_err(|source| CoreError::Write {
-                path: tmp.to_path_buf(),
-                source,
-            })
+            Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
         })
+        .map_err(|source| CoreError::Write {
+            path: weights.clone(),
+            source,
+        })?;
+        let config_path = dir.join(ADAPTER_CONFIG_FILE);
+        write_atomically(&config_path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(
+            |source| CoreError::Write {
+                path: config_path.clone(),
+                source,
+            },
+        )
     }
 
     /// Reads an adapter folder written by [`save`](Self::save), the official DePT code or PEFT (safetensors only).
@@ -255,7 +265,6 @@ impl DecomposedPrompt {
         };
         let mut tensors = Tensor::read_safetensors(&weights)
             .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
-        // PEFT may prefix keys with the adapter name ("…default…"); the official code saves the plain names.
         let mut take = |key: &str| -> Option<Tensor> {
             let pos = tensors.iter().position(|(name, _)| name == key)?;
             Some(tensors.swap_remove(pos).1)
@@ -315,29 +324,4 @@ fn check_shape(name: &str, tensor: &Tensor, expected: &[i64]) -> Result<(), Core
         )));
     }
     Ok(())
-}
-
-/// Writes through `write` to a temporary sibling, then renames it over `path`.
-pub(crate) fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&Path) -> Result<(), CoreError>,
-) -> Result<(), CoreError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = write(&tmp).and_then(|()| {
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|source| CoreError::Write {
-                path: path.to_path_buf(),
-                source,
-            })
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

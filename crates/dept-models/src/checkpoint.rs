@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use dept_core::atomic::write_atomically;
 use tch::{nn::VarStore, Tensor};
-use tokenizers::Tokenizer;
 
 use crate::ModelError;
 
@@ -166,17 +166,27 @@ pub fn load_weights(vs: &mut VarStore, dir: &Path, plan: &LoadPlan) -> Result<()
     })
 }
 
-/// Loads `<dir>/tokenizer.json` (the `tokenizers` format every HF model folder ships).
-pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer, ModelError> {
-    let path = dir.join(TOKENIZER_FILE);
-    if !path.is_file() {
-        return Err(ModelError::Tokenizer {
-            path,
-            message: "file not found (a Hugging Face model folder has a tokenizer.json)".into(),
-        });
-    }
-    Tokenizer::from_file(&path).map_err(|e| ModelError::Tokenizer {
-        path,
-        message: e.to_string(),
+/// Writes `config.json` and `model.safetensors` (each atomically) into `dir`, creating it.
+pub fn save_folder(
+    dir: &Path,
+    config: &serde_json::Value,
+    vs: &VarStore,
+) -> Result<(), ModelError> {
+    let io_error = |path: PathBuf| move |source| ModelError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io_error(dir.to_path_buf()))?;
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (name, t.detach().to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let weights = dir.join(WEIGHTS_FILE);
+    write_atomically(&weights, |tmp| {
+        Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
     })
+    .map_err(io_error(weights.clone()))?;
+    let text = serde_json::to_string_pretty(config).unwrap_or_default();
+    let config_path = dir.join(CONFIG_FILE);
+    write_atomically(&config_path, |tmp| std::fs::write(tmp, text.as_bytes()))
+        .map_err(io_error(config_path.clone()))
 }

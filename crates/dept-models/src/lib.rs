@@ -6,11 +6,14 @@
 //! - [`Backbone`]: the interface the trainer drives for any model.
 //! - [`t5::T5`]: T5 v1 (ReLU, tied embeddings) and v1.1 / Flan (gated-GELU, untied) over rust-bert.
 //! - [`checkpoint`]: the Hugging Face folder layout (`config.json`, `model.safetensors`, `tokenizer.json`).
+//! - [`TextTokenizer`]: `tokenizer.json` encoding and decoding as the official training code does it.
 
 pub mod backbone;
 pub mod checkpoint;
 mod error;
 pub mod t5;
+pub mod tokenizer;
 
 pub use backbone::{Backbone, BackboneOutput};
 pub use error::ModelError;
+pub use tokenizer::TextTokenizer;

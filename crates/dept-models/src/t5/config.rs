@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
 /// The fields of a Hugging Face T5 `config.json` that the model depends on.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct T5Config {
     pub vocab_size: i64,
     pub d_model: i64,
@@ -102,7 +102,7 @@ impl T5Config {
                 )));
             }
         }
-        config.feed_forward()?;
+        config.feed_forward().map_err(|e| bad(e.to_string()))?;
         Ok(config)
     }
 
@@ -118,6 +118,21 @@ impl T5Config {
     }
 
     /// rust-bert's config, built through JSON because its feed-forward enum is private to rust-bert.
+    /// `config.json` as `save_pretrained` writes it (the fields above plus model type and architecture).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("num_decoder_layers".into(), self.num_layers.into());
+            obj.insert("model_type".into(), "t5".into());
+            obj.insert(
+                "architectures".into(),
+                serde_json::json!(["T5ForConditionalGeneration"]),
+            );
+            obj.insert("is_encoder_decoder".into(), true.into());
+        }
+        value
+    }
+
     pub(crate) fn to_rust_bert(&self) -> Result<rust_bert::t5::T5Config, ModelError> {
         let value = serde_json::json!({
             "dropout_rate": self.dropout_rate,

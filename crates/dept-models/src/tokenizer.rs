@@ -1,0 +1,88 @@
+//! Text to ids and back with a Hugging Face `tokenizer.json`, the way `AutoTokenizer` does it for training:
+//! special tokens added (T5's `</s>`), inputs truncated to a maximum length with the special tokens kept.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::{checkpoint, ModelError};
+
+/// A loaded `tokenizer.json`.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    path: PathBuf,
+}
+
+impl TextTokenizer {
+    /// `<dir>/tokenizer.json` of a model folder.
+    pub fn from_model_dir(dir: &Path) -> Result<Self, ModelError> {
+        Self::from_file(&dir.join(checkpoint::TOKENIZER_FILE))
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let bad = |message: String| ModelError::Tokenizer {
+            path: path.to_path_buf(),
+            message,
+        };
+        if !path.is_file() {
+            return Err(bad(
+                "file not found (a Hugging Face model folder has a tokenizer.json)".into(),
+            ));
+        }
+        let mut inner = Tokenizer::from_file(path).map_err(|e| bad(e.to_string()))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(TextTokenizer {
+            inner,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Ids of `text` with special tokens; at most `max_len` ids when given (cut at the end, specials kept).
+    pub fn encode(&self, text: &str, max_len: Option<usize>) -> Result<Vec<i64>, ModelError> {
+        let encoding = match max_len {
+            None => self.inner.encode(text, true),
+            Some(max_length) => {
+                let mut t = self.inner.clone();
+                t.with_truncation(Some(TruncationParams {
+                    max_length,
+                    strategy: TruncationStrategy::LongestFirst,
+                    direction: TruncationDirection::Right,
+                    stride: 0,
+                }))
+                .map_err(|e| self.error(e.to_string()))?;
+                t.encode(text, true)
+            }
+        }
+        .map_err(|e| self.error(format!("cannot encode {text:?}: {e}")))?;
+        Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
+    }
+
+    /// Text of generated ids, special tokens (padding, `</s>`) skipped, as `batch_decode(skip_special_tokens=True)`.
+    pub fn decode(&self, ids: &[i64]) -> Result<String, ModelError> {
+        let ids: Vec<u32> = ids
+            .iter()
+            .map(|&id| u32::try_from(id).map_err(|_| self.error(format!("negative token id {id}"))))
+            .collect::<Result<_, _>>()?;
+        self.inner
+            .decode(&ids, true)
+            .map_err(|e| self.error(format!("cannot decode {ids:?}: {e}")))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, message: String) -> ModelError {
+        ModelError::Tokenizer {
+            path: self.path.clone(),
+            message,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The dynamic-padding claim: a batch padded only to its longest input gives the same loss and gradients as the
+//! official padding to `s`, because padded positions are masked and only rows `0..len` of `A` meet real tokens.
+
+mod common;
+
+use common::*;
+use dept_core::DecomposedPrompt;
+use dept_models::t5::T5;
+use dept_models::Backbone;
+use tch::{Device, Kind, Tensor};
+
+struct Outcome {
+    encoder_positions: i64,
+    loss: Vec<f64>,
+    grads: Vec<Vec<f64>>,
+}
+
+fn run(t5: &T5, adapter: &DecomposedPrompt, ids: &Tensor, labels: &Tensor) -> Outcome {
+    adapter.var_store().variables().values().for_each(|v| {
+        let mut g = v.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+    });
+    let mask = ids.ne(0).to_kind(Kind::Int64);
+    let (embeds, mask) = adapter.apply(&t5.embed(ids), &mask).expect("apply");
+    let loss = t5
+        .forward(&embeds, &mask, labels, false)
+        .expect("forward")
+        .loss;
+    loss.backward();
+    let (a, b) = adapter.pair().expect("pair");
+    Outcome {
+        encoder_positions: embeds.size()[1],
+        loss: to_vec(&loss),
+        grads: [adapter.prompt(), a, b]
+            .iter()
+            .map(|t| to_vec(&t.grad()))
+            .collect(),
+    }
+}
+
+/// In float64 the two paddings agree to rounding of the last bits: the computation is the same.
+#[test]
+fn padding_to_the_longest_input_changes_no_number_float64() {
+    compare_paddings(Kind::Double, 1e-10);
+}
+
+/// In float32 the sums over more (masked, exactly zero) terms are associated differently, which moves results by
+/// float32 rounding (~1e-6 relative here, the same size as PyTorch's own float32-vs-float64 difference).
+#[test]
+fn padding_to_the_longest_input_changes_no_number_float32() {
+    compare_paddings(Kind::Float, 1e-5);
+}
+
+fn compare_paddings(kind: Kind, tolerance: f64) {
+    tch::set_num_threads(1);
+    for layout in ["v1", "v1_1"] {
+        let dir = reference_dir().join("t5_dept").join(layout);
+        let golden = read_json(&dir.join("golden.json"));
+        let mut t5 = T5::load(&dir.join("model"), Device::Cpu).expect("model");
+        t5.set_float_kind(kind).expect("kind");
+        let mut adapter =
+            DecomposedPrompt::load(&dir.join("adapter"), Device::Cpu).expect("adapter");
+        adapter.set_kind(kind);
+        let s = adapter.config().max_len.expect("s") as usize;
+        let inputs = int_rows(&golden, "inputs");
+        let labels = padded(&int_rows(&golden, "targets"), -100, None);
+
+        let official = run(&t5, &adapter, &padded(&inputs, 0, Some(s)), &labels);
+        let dynamic = run(&t5, &adapter, &padded(&inputs, 0, None), &labels);
+
+        assert!(
+            dynamic.encoder_positions < official.encoder_positions,
+            "dynamic padding should shorten the encoder input"
+        );
+        let what = format!("{layout} {kind:?}");
+        assert_close(
+            &format!("{what} loss"),
+            &dynamic.loss,
+            &official.loss,
+            tolerance,
+        );
+        for (name, (d, o)) in ["P", "A", "B"]
+            .iter()
+            .zip(dynamic.grads.iter().zip(&official.grads))
+        {
+            assert_close(&format!("{what} grad {name}"), d, o, tolerance);
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! `tokenizer.json` encoding, truncation and decoding as transformers does it, on the real T5 and GPT-2
+//! vocabularies in ../shared/tokenizers (skipped with a message when that folder is absent).
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use dept_models::TextTokenizer;
+
+fn shared_tokenizers() -> Option<PathBuf> {
+    let dir = std::env::var_os("DEPT_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("shared")
+        })
+        .join("tokenizers");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("skipped: {} not found (set DEPT_SHARED_DIR)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn matches_transformers_on_the_real_vocabularies() {
+    let Some(dir) = shared_tokenizers() else {
+        return;
+    };
+    let golden = read_json(&reference_dir().join("tokenizer_golden.json"));
+    let max_len = golden["max_len"].as_u64().unwrap() as usize;
+    let texts: Vec<String> = golden["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    for name in ["t5", "gpt2"] {
+        let tok = TextTokenizer::from_file(&dir.join(name).join("tokenizer.json")).unwrap();
+        let expected = &golden[name];
+        let ids = int_rows(expected, "ids");
+        let truncated = int_rows(expected, "truncated");
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(tok.encode(text, None).unwrap(), ids[i], "{name} {text:?}");
+            assert_eq!(
+                tok.encode(text, Some(max_len)).unwrap(),
+                truncated[i],
+                "{name} {text:?} truncated to {max_len}"
+            );
+            assert_eq!(
+                tok.decode(&ids[i]).unwrap(),
+                expected["decoded"][i].as_str().unwrap(),
+                "{name} decode {text:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_tokenizer_is_named() {
+    let err = TextTokenizer::from_file(std::path::Path::new("/nonexistent/tokenizer.json"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("/nonexistent/tokenizer.json"), "{err}");
+}
