@@ -16,6 +16,8 @@ mod config;
 mod error;
 mod prompt;
 
-pub use config::{DeptConfig, PromptInit, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
+pub use config::{
+    DeptConfig, PromptInit, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, DEFAULT_INIT_TEXT,
+};
 pub use error::CoreError;
 pub use prompt::{DecomposedPrompt, PAIR_GROUP, PROMPT_GROUP};

@@ -1,0 +1,485 @@
+//! The experiment config: one YAML file per run, flat keys, defaults from the paper and the official code.
+//!
+//! Unknown keys are refused with the nearest valid key; `--set key=value` overrides any key; the resolved config
+//! (every key, defaults filled in, method solved) is saved in the run folder as `config.yaml`.
+
+use std::path::{Path, PathBuf};
+
+use dept_core::budget::{Budget, Rounding};
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+use crate::TrainError;
+
+/// DePT (prompt + low-rank pair) or plain prompt tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Dept,
+    Pt,
+}
+
+/// How batches are padded. `longest` (default) pads each batch to its longest input and gives the same numbers
+/// as `max_length`, the official code's padding of every input to `max_len`, for less work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    Longest,
+    MaxLength,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    Fp32,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptInitKind {
+    Text,
+    SampledVocab,
+    Random,
+}
+
+/// One experiment. Field docs are the reference for the YAML keys (see also configs/README.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentConfig {
+    /// Hugging Face model folder (config.json, model.safetensors, tokenizer.json). `--model` overrides.
+    pub model: PathBuf,
+    /// Task name as `dept data tasks` lists it (rte, boolq, ...).
+    pub task: String,
+    /// Folder holding `<TASK>/…` data files. `--data-dir` overrides.
+    pub data_dir: PathBuf,
+    /// Where the run folder goes; empty: `runs/<task>-<method>-m<m>-r<r>-s<seed>`.
+    pub output_dir: PathBuf,
+
+    pub method: Method,
+    /// m: soft-prompt length (for PT: l).
+    pub prompt_len: Option<i64>,
+    /// r: rank of the embedding update (0 for PT).
+    pub rank: Option<i64>,
+    /// l: a PT budget to match. Give it with one of prompt_len / rank and the other is solved exactly.
+    pub budget: Option<i64>,
+    /// s: inputs are cut to this many tokens; A has this many rows.
+    pub max_len: i64,
+    pub lora_alpha: f64,
+    pub prompt_init: PromptInitKind,
+    pub prompt_init_text: String,
+
+    /// α1: learning rate of the soft prompt.
+    pub lr_prompt: f64,
+    /// α2: learning rate of the low-rank pair A, B.
+    pub lr_pair: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_eps: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: Option<u64>,
+    /// Alternative to warmup_steps: a fraction of max_steps.
+    pub warmup_ratio: Option<f64>,
+    pub max_grad_norm: f64,
+
+    pub max_steps: u64,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub eval_every: u64,
+    pub save_every: u64,
+    pub eval_batch_size: usize,
+    /// Stop after this many evaluations without a new best (unset: never).
+    pub early_stopping_patience: Option<u32>,
+    pub max_target_len: usize,
+    /// Greedy decoding length at evaluation (official: 20).
+    pub decode_max_tokens: i64,
+    pub padding: Padding,
+    pub seed: u64,
+    /// Few-shot: train on k examples (official class-balanced draw with `seed`).
+    pub k_shot: Option<usize>,
+    /// Cut splits for quick runs (unset: all).
+    pub max_train_examples: Option<usize>,
+    pub max_eval_examples: Option<usize>,
+    /// Train with the backbone's dropout on, as the official code.
+    pub backbone_dropout: bool,
+
+    /// cpu | cuda | cuda:N | auto
+    pub device: String,
+    pub precision: Precision,
+    /// libtorch CPU threads (unset: libtorch's default).
+    pub threads: Option<i32>,
+    /// Print a progress line every N steps when not on a terminal.
+    pub log_every: u64,
+}
+
+impl Default for ExperimentConfig {
+    /// The official code's settings (README command, `train.py`, `transformers.AdamW`), DePT with m = 60, r = 30.
+    fn default() -> Self {
+        ExperimentConfig {
+            model: PathBuf::new(),
+            task: String::new(),
+            data_dir: PathBuf::from("data"),
+            output_dir: PathBuf::new(),
+            method: Method::Dept,
+            prompt_len: Some(60),
+            rank: Some(30),
+            budget: None,
+            max_len: 256,
+            lora_alpha: 8.0,
+            prompt_init: PromptInitKind::Text,
+            prompt_init_text: dept_core::DEFAULT_INIT_TEXT.to_string(),
+            lr_prompt: 3e-1,
+            lr_pair: 1e-4,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_eps: 1e-6,
+            weight_decay: 0.0,
+            warmup_steps: Some(500),
+            warmup_ratio: None,
+            max_grad_norm: 1.0,
+            max_steps: 30_000,
+            batch_size: 32,
+            grad_accum: 1,
+            eval_every: 1000,
+            save_every: 1000,
+            eval_batch_size: 32,
+            early_stopping_patience: None,
+            max_target_len: 128,
+            decode_max_tokens: 20,
+            padding: Padding::Longest,
+            seed: 42,
+            k_shot: None,
+            max_train_examples: None,
+            max_eval_examples: None,
+            backbone_dropout: true,
+            device: "auto".into(),
+            precision: Precision::Fp32,
+            threads: None,
+            log_every: 50,
+        }
+    }
+}
+
+/// The adapter shape a config resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub m: i64,
+    pub r: i64,
+}
+
+impl ExperimentConfig {
+    /// Reads a YAML file, applies `overrides` (`key=value`, value parsed as YAML), and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrainError::Config {
+            path: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_yaml(&text, path, overrides)
+    }
+
+    pub fn from_yaml(text: &str, path: &Path, overrides: &[String]) -> Result<Self, TrainError> {
+        let bad = |message: String| TrainError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let value: Value =
+            serde_yaml::from_str(text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+        let mut map = match value {
+            Value::Mapping(map) => map,
+            Value::Null => Mapping::new(),
+            _ => return Err(bad("expected a mapping of `key: value` lines".into())),
+        };
+        check_keys(&map).map_err(&bad)?;
+        for item in overrides {
+            let (key, raw) = item
+                .split_once('=')
+                .ok_or_else(|| bad(format!("--set {item:?}: expected key=value")))?;
+            let key = key.trim();
+            check_key(key).map_err(|m| bad(format!("--set {item:?}: {m}")))?;
+            let parsed: Value = serde_yaml::from_str(raw)
+                .map_err(|e| bad(format!("--set {item:?}: value is not YAML: {e}")))?;
+            map.insert(Value::String(key.to_string()), parsed);
+        }
+        let config: ExperimentConfig =
+            serde_yaml::from_value(Value::Mapping(map)).map_err(|e| bad(format!("{e}")))?;
+        config.validate().map_err(bad)?;
+        Ok(config)
+    }
+
+    /// The resolved config as YAML (every key, so a run folder says exactly what ran).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_default()
+    }
+
+    /// Solves (m, r) from prompt_len / rank / budget. `d` is the backbone's hidden size.
+    pub fn shape(&self, d: i64) -> Result<Shape, String> {
+        let shape = match (self.method, self.budget) {
+            (Method::Pt, Some(l)) => Shape { m: l, r: 0 },
+            (Method::Pt, None) => Shape {
+                m: self
+                    .prompt_len
+                    .ok_or("method pt needs prompt_len (l) or budget")?,
+                r: 0,
+            },
+            (Method::Dept, None) => Shape {
+                m: self.prompt_len.ok_or("method dept needs prompt_len (m)")?,
+                r: self.rank.ok_or("method dept needs rank (r)")?,
+            },
+            (Method::Dept, Some(l)) => {
+                let budget = Budget::new(l, d, self.max_len).map_err(|e| e.to_string())?;
+                let split = match (self.prompt_len, self.rank) {
+                    (Some(m), None) => budget.rank_for(m, Rounding::Exact),
+                    (None, Some(r)) => budget.prompt_len_for(r, Rounding::Exact),
+                    (Some(m), Some(r)) => {
+                        let s = budget.split(m, r);
+                        if s.difference != 0 {
+                            return Err(format!(
+                                "prompt_len = {m} and rank = {r} cost {} parameters, not the budget {} (l = {l}); \
+                                 give only one of them to solve the other",
+                                s.params,
+                                budget.total()
+                            ));
+                        }
+                        Ok(s)
+                    }
+                    (None, None) => {
+                        return Err("budget needs prompt_len or rank to solve the other".into())
+                    }
+                }
+                .map_err(|e| e.to_string())?;
+                Shape {
+                    m: split.m,
+                    r: split.r,
+                }
+            }
+        };
+        if self.method == Method::Dept && shape.r == 0 {
+            return Err("method dept with rank 0 is prompt tuning: say `method: pt`".into());
+        }
+        Ok(shape)
+    }
+
+    pub fn warmup(&self) -> u64 {
+        match (self.warmup_ratio, self.warmup_steps) {
+            (Some(ratio), _) => (ratio * self.max_steps as f64).round() as u64,
+            (None, Some(steps)) => steps,
+            (None, None) => 0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.task.is_empty() {
+            return Err("`task` is required (e.g. `task: rte`)".into());
+        }
+        let positive = [
+            ("max_len", self.max_len > 0),
+            ("max_steps", self.max_steps > 0),
+            ("batch_size", self.batch_size > 0),
+            ("grad_accum", self.grad_accum > 0),
+            ("eval_every", self.eval_every > 0),
+            ("save_every", self.save_every > 0),
+            ("eval_batch_size", self.eval_batch_size > 0),
+            ("max_target_len", self.max_target_len > 0),
+            ("decode_max_tokens", self.decode_max_tokens > 0),
+            ("log_every", self.log_every > 0),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, ok)| !ok) {
+            return Err(format!("`{key}` must be positive"));
+        }
+        for (key, value) in [
+            ("lr_prompt", self.lr_prompt),
+            ("lr_pair", self.lr_pair),
+            ("adam_eps", self.adam_eps),
+            ("weight_decay", self.weight_decay),
+            ("max_grad_norm", self.max_grad_norm),
+            ("lora_alpha", self.lora_alpha),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(format!("`{key}` must be a finite number ≥ 0, got {value}"));
+            }
+        }
+        for (key, value) in [
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(format!("`{key}` must lie in [0, 1), got {value}"));
+            }
+        }
+        if let Some(ratio) = self.warmup_ratio {
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(format!("`warmup_ratio` must lie in [0, 1], got {ratio}"));
+            }
+        }
+        if self.prompt_init == PromptInitKind::Text && self.prompt_init_text.trim().is_empty() {
+            return Err("`prompt_init: text` needs a non-empty `prompt_init_text`".into());
+        }
+        crate::device::parse_device(&self.device)?;
+        // The shape's budget arithmetic needs d; here only what does not depend on the model is checked.
+        match self.method {
+            Method::Pt if self.rank.is_some_and(|r| r != 0) => {
+                Err("method pt takes no rank (r is 0 by definition); remove `rank` or use `method: dept`".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `runs/<task>-<method>-m<m>-r<r>-s<seed>` unless `output_dir` is set.
+    pub fn run_dir(&self, shape: Shape) -> PathBuf {
+        if !self.output_dir.as_os_str().is_empty() {
+            return self.output_dir.clone();
+        }
+        let method = match self.method {
+            Method::Dept => "dept",
+            Method::Pt => "pt",
+        };
+        PathBuf::from("runs").join(format!(
+            "{}-{method}-m{}-r{}-s{}",
+            self.task, shape.m, shape.r, self.seed
+        ))
+    }
+}
+
+fn known_keys() -> Vec<String> {
+    match serde_yaml::to_value(ExperimentConfig::default()) {
+        Ok(Value::Mapping(map)) => map
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn check_keys(map: &Mapping) -> Result<(), String> {
+    for key in map.keys() {
+        let key = key
+            .as_str()
+            .ok_or_else(|| format!("keys must be strings, found {key:?}"))?;
+        check_key(key)?;
+    }
+    Ok(())
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    let known = known_keys();
+    if known.iter().any(|k| k == key) {
+        return Ok(());
+    }
+    let nearest = known
+        .iter()
+        .min_by_key(|k| edit_distance(k, key))
+        .map(String::as_str)
+        .unwrap_or("");
+    Err(format!("unknown key `{key}`; did you mean `{nearest}`?"))
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str, overrides: &[&str]) -> Result<ExperimentConfig, String> {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        ExperimentConfig::from_yaml(yaml, Path::new("exp.yaml"), &overrides)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_follow_the_official_code() {
+        let c = parse("task: rte", &[]).unwrap();
+        assert_eq!(
+            (c.lr_prompt, c.adam_eps, c.weight_decay, c.max_grad_norm),
+            (0.3, 1e-6, 0.0, 1.0)
+        );
+        assert_eq!(
+            (c.max_len, c.warmup(), c.eval_every, c.decode_max_tokens),
+            (256, 500, 1000, 20)
+        );
+        assert_eq!(c.shape(768).unwrap(), Shape { m: 60, r: 30 });
+        assert_eq!(c.padding, Padding::Longest);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_nearest_one() {
+        let err = parse("task: rte\nmax_step: 10", &[]).unwrap_err();
+        assert!(
+            err.contains("unknown key `max_step`") && err.contains("`max_steps`"),
+            "{err}"
+        );
+        let err = parse("task: rte", &["lr_promt=0.1"]).unwrap_err();
+        assert!(err.contains("`lr_prompt`"), "{err}");
+    }
+
+    #[test]
+    fn overrides_are_parsed_as_yaml() {
+        let c = parse(
+            "task: rte",
+            &[
+                "max_steps=200",
+                "padding=max_length",
+                "early_stopping_patience=3",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.max_steps, 200);
+        assert_eq!(c.padding, Padding::MaxLength);
+        assert_eq!(c.early_stopping_patience, Some(3));
+        assert!(parse("task: rte", &["max_steps"])
+            .unwrap_err()
+            .contains("key=value"));
+        assert!(parse("task: rte", &["max_steps=many"]).is_err());
+    }
+
+    #[test]
+    fn the_budget_solves_the_missing_half() {
+        let c = parse("task: rte\nbudget: 100\nprompt_len: 40\nrank: null", &[]).unwrap();
+        assert_eq!(c.shape(768).unwrap(), Shape { m: 40, r: 45 });
+        let c = parse("task: rte\nbudget: 100\nprompt_len: 61\nrank: null", &[]).unwrap();
+        assert!(c.shape(768).unwrap_err().contains("(m = 60, r = 30)"));
+        let c = parse("task: rte\nmethod: pt\nbudget: 100\nrank: null", &[]).unwrap();
+        assert_eq!(c.shape(768).unwrap(), Shape { m: 100, r: 0 });
+        assert!(parse("task: rte\nmethod: pt\nrank: 4", &[]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(parse("max_steps: 10", &[]).unwrap_err().contains("`task`"));
+        assert!(parse("task: rte\nbatch_size: 0", &[])
+            .unwrap_err()
+            .contains("batch_size"));
+        assert!(parse("task: rte\nadam_beta2: 1.5", &[])
+            .unwrap_err()
+            .contains("adam_beta2"));
+        assert!(parse("task: rte\ndevice: tpu", &[])
+            .unwrap_err()
+            .contains("tpu"));
+        assert!(parse("task: rte\npadding: both", &[])
+            .unwrap_err()
+            .contains("both"));
+        assert!(parse("- a\n- b", &[]).unwrap_err().contains("mapping"));
+    }
+
+    #[test]
+    fn the_resolved_config_round_trips() {
+        let c = parse("task: rte\nlr_pair: 5.0e-3", &[]).unwrap();
+        let again = parse(&c.to_yaml(), &[]).unwrap();
+        assert_eq!(c, again);
+    }
+}
