@@ -2,6 +2,7 @@
 
 mod commands;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -27,11 +28,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a DePT or PT adapter from a YAML experiment config (resumes an interrupted run).
+    Train(commands::train::TrainArgs),
+    /// Score a saved adapter on a split of its task.
+    Eval(commands::eval::EvalArgs),
+    /// Predictions of a saved adapter for new inputs, as JSON lines.
+    Predict(commands::predict::PredictArgs),
     /// Show the libtorch in use, CUDA devices and CPU threads.
     Env,
     /// List the DePT shapes (m, r) that match a PT budget l·d = m·d + (s+d)·r, or solve for one of them.
     Budget(commands::budget::BudgetArgs),
-    /// Offline demo: a tiny random T5 with a trainable soft prompt, a few optimiser steps.
+    /// Offline end-to-end demo: train, evaluate and use a DePT adapter on a tiny T5 and a synthetic task.
     Quickstart(commands::quickstart::QuickstartArgs),
     /// Inspect and export task data: split sizes, label balance, input lengths, formatted examples.
     Data {
@@ -44,9 +51,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.quiet);
     let result = match cli.command {
+        Command::Train(args) => commands::train::run(&args, cli.quiet),
+        Command::Eval(args) => commands::eval::run(&args),
+        Command::Predict(args) => commands::predict::run(&args),
         Command::Env => commands::env::run(),
         Command::Budget(args) => commands::budget::run(&args),
-        Command::Quickstart(args) => commands::quickstart::run(&args),
+        Command::Quickstart(args) => commands::quickstart::run(&args, cli.quiet),
         Command::Data { command } => commands::data::run(command),
     };
     match result {
@@ -65,6 +75,7 @@ fn init_logging(quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -3,4 +3,7 @@
 pub mod budget;
 pub mod data;
 pub mod env;
+pub mod eval;
+pub mod predict;
 pub mod quickstart;
+pub mod train;

@@ -109,6 +109,28 @@ impl DecomposedPrompt {
         self.vs.set_kind(kind);
     }
 
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Overwrites this adapter's values with another's of the same shape (resuming from a checkpoint).
+    pub fn copy_from(&mut self, other: &DecomposedPrompt) -> Result<(), CoreError> {
+        if other.config != self.config {
+            return Err(CoreError::Shape(format!(
+                "cannot copy an adapter with config {:?} into one with {:?}",
+                other.config, self.config
+            )));
+        }
+        tch::no_grad(|| {
+            self.prompt.copy_(other.prompt());
+            if let (Some((a, b)), Some((oa, ob))) = (&mut self.pair, other.pair()) {
+                a.copy_(oa);
+                b.copy_(ob);
+            }
+        });
+        Ok(())
+    }
+
     pub fn config(&self) -> &DeptConfig {
         &self.config
     }

@@ -57,6 +57,7 @@ pub mod record;
 pub mod score;
 pub mod splits;
 pub mod stats;
+pub mod synthetic;
 pub mod task;
 pub mod tasks;
 pub mod text;

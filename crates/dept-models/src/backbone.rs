@@ -36,7 +36,26 @@ pub trait Backbone {
         attention_mask: &Tensor,
         max_new_tokens: i64,
     ) -> Result<Tensor, ModelError>;
+    /// Casts the frozen weights (fp32 by default; bf16 for CUDA runs).
+    fn set_float_kind(&mut self, kind: tch::Kind) -> Result<(), ModelError>;
     /// Id used to pad generated sequences (and targets before they are masked to `-100`).
     fn pad_token_id(&self) -> i64;
     fn eos_token_id(&self) -> i64;
+}
+
+/// Loads the backbone a Hugging Face folder describes (`model_type` in its `config.json`).
+pub fn load_backbone(
+    dir: &std::path::Path,
+    device: Device,
+) -> Result<Box<dyn Backbone>, ModelError> {
+    let (path, config) = crate::checkpoint::read_config(dir)?;
+    match config.get("model_type").and_then(|v| v.as_str()) {
+        Some("t5") | None => Ok(Box::new(crate::t5::T5::load(dir, device)?)),
+        Some(other) => Err(ModelError::Config {
+            path,
+            message: format!(
+                "model_type {other:?} is not supported yet: T5 (v1, v1.1, Flan) is; GPT-2 and CLIP-T5 are planned"
+            ),
+        }),
+    }
 }

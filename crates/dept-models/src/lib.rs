@@ -12,8 +12,9 @@ pub mod backbone;
 pub mod checkpoint;
 mod error;
 pub mod t5;
+pub mod tiny;
 pub mod tokenizer;
 
-pub use backbone::{Backbone, BackboneOutput};
+pub use backbone::{load_backbone, Backbone, BackboneOutput};
 pub use error::ModelError;
 pub use tokenizer::TextTokenizer;

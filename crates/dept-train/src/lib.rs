@@ -4,12 +4,22 @@
 //! - [`optim`]: AdamW over parameter groups with the official code's update rule, gradient-norm clipping.
 //! - [`schedule`]: linear warm-up then linear decay.
 //! - [`device`]: `cpu | cuda[:N] | auto`.
+//! - [`train`]: a whole run; [`evaluate`] decodes and scores; [`checkpoint`] and [`run_dir`] are its files.
 
+pub mod batch;
+pub mod checkpoint;
 pub mod config;
 pub mod device;
 mod error;
+pub mod evaluate;
+pub mod inference;
 pub mod optim;
+mod plot;
+pub mod run_dir;
 pub mod schedule;
+mod trainer;
 
 pub use config::ExperimentConfig;
 pub use error::TrainError;
+pub use inference::{Evaluation, Inference, InferenceOverrides};
+pub use trainer::{decoder, train, TrainOptions, TrainOutcome};

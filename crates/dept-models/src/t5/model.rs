@@ -62,23 +62,6 @@ impl T5 {
         checkpoint::save_folder(dir, &self.config.to_hf_json(), &self.vs)
     }
 
-    /// Casts the backbone's weights to a floating-point kind (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for
-    /// exactness checks). Inputs must then be embedded with the same kind, which [`Backbone::embed`] does.
-    pub fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
-        match kind {
-            Kind::Float => self.vs.float(),
-            Kind::Double => self.vs.double(),
-            Kind::BFloat16 => self.vs.bfloat16(),
-            Kind::Half => self.vs.half(),
-            other => {
-                return Err(ModelError::Input(format!(
-                    "{other:?} is not a floating-point kind for model weights"
-                )))
-            }
-        }
-        Ok(())
-    }
-
     pub fn config(&self) -> &T5Config {
         &self.config
     }
@@ -233,6 +216,23 @@ impl Backbone for T5 {
             }
             Ok(Tensor::cat(&generated, 1))
         })
+    }
+
+    /// Casts the backbone's weights to a floating-point kind (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for
+    /// exactness checks). Inputs must then be embedded with the same kind, which [`Backbone::embed`] does.
+    fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
+        match kind {
+            Kind::Float => self.vs.float(),
+            Kind::Double => self.vs.double(),
+            Kind::BFloat16 => self.vs.bfloat16(),
+            Kind::Half => self.vs.half(),
+            other => {
+                return Err(ModelError::Input(format!(
+                    "{other:?} is not a floating-point kind for model weights"
+                )))
+            }
+        }
+        Ok(())
     }
 
     fn pad_token_id(&self) -> i64 {

@@ -1,0 +1,109 @@
+//! Tiny random T5 checkpoints in the real Hugging Face folder layout, for tests and the offline quickstart.
+//!
+//! No pretrained weights can be downloaded in CI or on an air-gapped machine, so tests build models with this
+//! and then load them through the same code path as a real checkpoint ([`crate::t5::T5::load`]).
+
+use std::path::Path;
+
+use serde_json::json;
+use tch::Device;
+
+use crate::t5::{T5Config, T5};
+use crate::ModelError;
+
+/// `<pad>`, `</s>`, `<unk>` come first, as in T5's vocabulary (ids 0, 1, 2).
+pub const SPECIAL_TOKENS: [&str; 3] = ["<pad>", "</s>", "<unk>"];
+
+/// Writes `config.json`, `model.safetensors` and a word-level `tokenizer.json` (lower-cased, split on
+/// whitespace and punctuation, `</s>` appended) whose vocabulary is `words` after the special tokens.
+pub fn write_tiny_t5(
+    dir: &Path,
+    words: &[&str],
+    d_model: i64,
+    feed_forward_proj: &str,
+    seed: i64,
+) -> Result<(), ModelError> {
+    let mut vocab: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
+    for word in words {
+        let word = word.to_lowercase();
+        if !vocab.contains(&word) {
+            vocab.push(word);
+        }
+    }
+    let config = T5Config::from_json(
+        &dir.join("config.json"),
+        json!({
+            "vocab_size": vocab.len(), "d_model": d_model, "d_kv": d_model / 4, "d_ff": 2 * d_model,
+            "num_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
+            "relative_attention_max_distance": 32, "dropout_rate": 0.1, "feed_forward_proj": feed_forward_proj,
+            "tie_word_embeddings": feed_forward_proj == "relu", "pad_token_id": 0, "eos_token_id": 1,
+            "decoder_start_token_id": 0
+        }),
+    )?;
+    tch::manual_seed(seed);
+    T5::new_random(&config, Device::Cpu)?.save(dir)?;
+    let tokenizer = word_level_tokenizer(&vocab);
+    let path = dir.join(crate::checkpoint::TOKENIZER_FILE);
+    dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, tokenizer.to_string()))
+        .map_err(|source| ModelError::Io { path, source })
+}
+
+fn word_level_tokenizer(vocab: &[String]) -> serde_json::Value {
+    let ids: serde_json::Map<String, serde_json::Value> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.clone(), json!(i)))
+        .collect();
+    let added: Vec<serde_json::Value> = SPECIAL_TOKENS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                   "normalized": false, "special": true})
+        })
+        .collect();
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+            "special_tokens": {"</s>": {"id": "</s>", "ids": [1], "tokens": ["</s>"]}}
+        },
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": ids, "unk_token": "<unk>"}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backbone, TextTokenizer};
+
+    #[test]
+    fn writes_a_loadable_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        write_tiny_t5(
+            dir.path(),
+            &["the", "cat", "sat", ":", "0", "1"],
+            16,
+            "relu",
+            1,
+        )
+        .unwrap();
+        let t5 = T5::load(dir.path(), Device::Cpu).unwrap();
+        assert_eq!(t5.vocab_size(), 9);
+        let tok = TextTokenizer::from_model_dir(dir.path()).unwrap();
+        assert_eq!(
+            tok.encode("The cat: dog", None).unwrap(),
+            vec![3, 4, 6, 2, 1]
+        );
+        assert_eq!(tok.decode(&[3, 4, 1, 0]).unwrap(), "the cat");
+    }
+}

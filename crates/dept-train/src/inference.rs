@@ -1,0 +1,158 @@
+//! Using a saved adapter: evaluation on a split (`dept eval`) and predictions for new inputs (`dept predict`).
+
+use std::path::{Path, PathBuf};
+
+use dept_core::DecomposedPrompt;
+use dept_data::{Split, TextExample, OFFICIAL_SPLIT_SEED};
+use dept_models::{load_backbone, Backbone, TextTokenizer};
+
+use crate::batch::{encode_examples, Encoded};
+use crate::config::ExperimentConfig;
+use crate::evaluate::score;
+use crate::trainer::decoder;
+use crate::TrainError;
+
+/// What may replace the settings found with the adapter.
+#[derive(Debug, Clone, Default)]
+pub struct InferenceOverrides {
+    pub model: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub task: Option<String>,
+    pub device: Option<String>,
+    pub batch_size: Option<usize>,
+}
+
+/// A backbone with an adapter, set up as the run that trained the adapter was.
+pub struct Inference {
+    pub config: ExperimentConfig,
+    backbone: Box<dyn Backbone>,
+    tokenizer: TextTokenizer,
+    adapter: DecomposedPrompt,
+}
+
+impl Inference {
+    /// Opens `adapter_dir` (e.g. `runs/x/best`). Settings come from the run's `config.yaml` next to it when there
+    /// is one, else from defaults, the adapter's `base_model_name_or_path` and the overrides.
+    pub fn open(adapter_dir: &Path, overrides: &InferenceOverrides) -> Result<Self, TrainError> {
+        let run_config = adapter_dir
+            .parent()
+            .map(|p| p.join("config.yaml"))
+            .filter(|p| p.is_file());
+        let mut config = match &run_config {
+            Some(path) => ExperimentConfig::load(path, &[])?,
+            None => ExperimentConfig {
+                task: overrides.task.clone().unwrap_or_default(),
+                ..ExperimentConfig::default()
+            },
+        };
+        let probe = DecomposedPrompt::load(adapter_dir, tch::Device::Cpu)?;
+        if let Some(model) = &overrides.model {
+            config.model = model.clone();
+        } else if run_config.is_none() {
+            config.model = probe
+                .config()
+                .base_model_name_or_path
+                .clone()
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    TrainError::Run(format!(
+                        "{} does not say which model it was trained on: pass --model",
+                        adapter_dir.display()
+                    ))
+                })?;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(task) = &overrides.task {
+            config.task = task.clone();
+        }
+        if let Some(device) = &overrides.device {
+            config.device = device.clone();
+        }
+        if let Some(n) = overrides.batch_size {
+            config.eval_batch_size = n;
+        }
+        if run_config.is_none() {
+            if let Some(s) = probe.config().max_len {
+                config.max_len = s;
+            }
+        }
+        let device = crate::device::resolve_device(&config.device).map_err(TrainError::Run)?;
+        let backbone = load_backbone(&config.model, device)?;
+        let tokenizer = TextTokenizer::from_model_dir(&config.model)?;
+        let adapter = DecomposedPrompt::load(adapter_dir, device)?;
+        adapter
+            .check_compatible(backbone.hidden_size(), config.max_len)
+            .map_err(|e| {
+                TrainError::Run(format!(
+                    "adapter {} does not fit model {}: {e}",
+                    adapter_dir.display(),
+                    config.model.display()
+                ))
+            })?;
+        Ok(Inference {
+            config,
+            backbone,
+            tokenizer,
+            adapter,
+        })
+    }
+
+    /// Greedy predictions for input texts.
+    pub fn predict(&self, inputs: &[String]) -> Result<Vec<String>, TrainError> {
+        let encoded: Vec<Encoded> = inputs
+            .iter()
+            .map(|text| {
+                Ok(Encoded {
+                    input_ids: self
+                        .tokenizer
+                        .encode(text, Some(self.config.max_len as usize))?,
+                    target_ids: Vec::new(),
+                })
+            })
+            .collect::<Result<_, TrainError>>()?;
+        self.decode(&encoded)
+    }
+
+    /// The task's scores on a split, with the examples and predictions behind them.
+    pub fn evaluate(&self, split: Split) -> Result<Evaluation, TrainError> {
+        if self.config.task.is_empty() {
+            return Err(TrainError::Run(
+                "no task known for this adapter: pass --task".into(),
+            ));
+        }
+        let task = dept_data::task(&self.config.task)?;
+        let examples =
+            dept_data::load_split(task, &self.config.data_dir, split, OFFICIAL_SPLIT_SEED)?;
+        let encoded = encode_examples(
+            &self.tokenizer,
+            &examples,
+            self.config.max_len as usize,
+            self.config.max_target_len,
+        )?;
+        let predictions = self.decode(&encoded)?;
+        let scores = score(task, &predictions, &examples)?;
+        Ok(Evaluation {
+            scores,
+            examples,
+            predictions,
+        })
+    }
+
+    fn decode(&self, encoded: &[Encoded]) -> Result<Vec<String>, TrainError> {
+        decoder(
+            &self.config,
+            self.backbone.as_ref(),
+            &self.adapter,
+            &self.tokenizer,
+        )
+        .predict(encoded)
+    }
+}
+
+pub struct Evaluation {
+    pub scores: Vec<(String, f64)>,
+    pub examples: Vec<TextExample>,
+    pub predictions: Vec<String>,
+}

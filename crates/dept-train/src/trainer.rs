@@ -1,0 +1,632 @@
+//! The training run: data, adapter, optimiser, evaluation on schedule, best and last checkpoints, resume.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use dept_core::{DecomposedPrompt, DeptConfig, PromptInit, PAIR_GROUP};
+use dept_data::{Split, Task, TextExample, OFFICIAL_SPLIT_SEED};
+use dept_models::{load_backbone, Backbone, TextTokenizer};
+use serde_json::{json, Value};
+use tch::{Device, Kind, Tensor};
+
+use crate::batch::{encode_examples, Batch, Encoded};
+use crate::checkpoint::{self, TrainState};
+use crate::config::{ExperimentConfig, Precision, PromptInitKind, Shape};
+use crate::evaluate::{score, Decoder};
+use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::plot::curves_svg;
+use crate::run_dir::{results_csv, MetricsLog, RunDir};
+use crate::schedule::LinearWarmup;
+use crate::TrainError;
+
+/// How `dept train` was asked to behave beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// No progress bar or per-step lines.
+    pub quiet: bool,
+    /// Delete an existing run folder instead of resuming from it.
+    pub overwrite: bool,
+    /// Fail unless there is a checkpoint to resume from (`--resume`).
+    pub require_checkpoint: bool,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub run_dir: PathBuf,
+    pub steps: u64,
+    pub best_step: Option<u64>,
+    pub best_validation: Option<f64>,
+    pub test: Vec<(String, f64)>,
+    pub resumed_from: Option<u64>,
+}
+
+/// Keys that may differ between a checkpoint's config and a resumed run's without changing what is trained.
+const RESUMABLE_CHANGES: &[&str] = &["log_every", "device", "threads", "eval_batch_size"];
+
+/// A task's data, formatted and tokenised.
+struct SplitData {
+    examples: Vec<TextExample>,
+    encoded: Vec<Encoded>,
+}
+
+pub fn train(
+    config: &ExperimentConfig,
+    options: &TrainOptions,
+) -> Result<TrainOutcome, TrainError> {
+    if let Some(threads) = config.threads {
+        tch::set_num_threads(threads);
+    }
+    let device = crate::device::resolve_device(&config.device).map_err(TrainError::Run)?;
+    if config.precision == Precision::Bf16 && device == Device::Cpu {
+        return Err(TrainError::Run(
+            "precision bf16 is for CUDA runs; on CPU use precision: fp32".into(),
+        ));
+    }
+    let task = dept_data::task(&config.task)?;
+    let mut backbone = load_backbone(&config.model, device)?;
+    if config.precision == Precision::Bf16 {
+        backbone.set_float_kind(Kind::BFloat16)?;
+    }
+    let tokenizer = TextTokenizer::from_model_dir(&config.model)?;
+    let d = backbone.hidden_size();
+    let shape = config.shape(d).map_err(|message| TrainError::Config {
+        path: PathBuf::from("config"),
+        message,
+    })?;
+    tracing::info!(
+        "model {} (d = {d}) on {device:?}; task {}; DePT m = {}, r = {}, s = {}",
+        config.model.display(),
+        task.name,
+        shape.m,
+        shape.r,
+        config.max_len
+    );
+
+    let [train_data, validation, test] = load_data(config, task, &tokenizer)?;
+    tracing::info!(
+        "data: train {}, validation {}, test {} examples",
+        train_data.examples.len(),
+        validation.examples.len(),
+        test.examples.len()
+    );
+    if train_data.encoded.is_empty() {
+        return Err(TrainError::Run(format!(
+            "task {} has no training examples in {}",
+            task.name,
+            config.data_dir.display()
+        )));
+    }
+
+    let run = prepare_run_dir(config, shape, options)?;
+    let mut adapter = new_adapter(config, shape, backbone.as_ref(), &tokenizer)?;
+    let mut optimizer = AdamW::new(
+        adapter.param_groups(),
+        AdamWConfig {
+            beta1: config.adam_beta1,
+            beta2: config.adam_beta2,
+            eps: config.adam_eps,
+            weight_decay: config.weight_decay,
+        },
+    );
+    let mut state = TrainState::default();
+    let mut resumed_from = None;
+    let checkpoint_dir = checkpoint::existing(&run.last());
+    if options.require_checkpoint && checkpoint_dir.is_none() {
+        return Err(TrainError::Run(format!(
+            "--resume: no checkpoint in {}; drop --resume to start a new run",
+            run.last().display()
+        )));
+    }
+    if let Some(dir) = checkpoint_dir {
+        state = checkpoint::restore(&dir, &mut adapter, &mut optimizer)?;
+        resumed_from = Some(state.step);
+        tracing::info!("resuming from {} at step {}", dir.display(), state.step);
+    }
+    let mut log = MetricsLog::open(&run.metrics(), state.step)?;
+
+    let params: Vec<Tensor> = adapter
+        .param_groups()
+        .into_iter()
+        .flat_map(|(_, p)| p)
+        .collect();
+    let schedule = LinearWarmup {
+        warmup_steps: config.warmup(),
+        total_steps: config.max_steps,
+    };
+    let progress = Progress::new(config, options, state.step);
+    let mut order = DataOrder::new(train_data.encoded.len(), config.seed);
+    let pad_id = backbone.pad_token_id();
+    let best_metric = task.best_metric.name();
+    let mut window = (Instant::now(), 0usize);
+
+    while state.step < config.max_steps {
+        // Dropout masks depend only on (seed, step): a resumed run draws exactly what the uninterrupted one did.
+        tch::manual_seed(step_seed(config.seed, state.step));
+        optimizer.zero_grad();
+        let mut loss_value = 0.0;
+        let mut examples = 0;
+        for _ in 0..config.grad_accum {
+            let indices = order.next_batch(&mut state, config.batch_size);
+            let items: Vec<&Encoded> = indices.iter().map(|&i| &train_data.encoded[i]).collect();
+            let batch = Batch::new(
+                &items,
+                config.padding,
+                config.max_len as usize,
+                pad_id,
+                device,
+            );
+            let loss = guarded(|| -> Result<Tensor, TrainError> {
+                let embeds = backbone.embed(&batch.input_ids);
+                let (embeds, mask) = adapter.apply(&embeds, &batch.attention_mask)?;
+                let out =
+                    backbone.forward(&embeds, &mask, &batch.labels, config.backbone_dropout)?;
+                let loss = out.loss / config.grad_accum as f64;
+                loss.backward();
+                Ok(loss)
+            })?;
+            loss_value += loss.double_value(&[]);
+            examples += items.len();
+        }
+        if !loss_value.is_finite() {
+            return Err(TrainError::Run(format!(
+                "the loss became {loss_value} at step {}; stopping. The last good checkpoint ({}) is kept. Lower \
+                 lr_prompt / lr_pair, or check the data",
+                state.step + 1,
+                run.last().display()
+            )));
+        }
+        let grad_norm = clip_grad_norm(&params, config.max_grad_norm);
+        let factor = schedule.factor(state.step);
+        let (lr_prompt, lr_pair) = (factor * config.lr_prompt, factor * config.lr_pair);
+        optimizer.step(|group| {
+            if group == PAIR_GROUP {
+                lr_pair
+            } else {
+                lr_prompt
+            }
+        });
+        state.step += 1;
+
+        window.1 += examples;
+        let elapsed = window.0.elapsed().as_secs_f64();
+        let examples_per_s = if elapsed > 0.0 {
+            window.1 as f64 / elapsed
+        } else {
+            0.0
+        };
+        if state.step % config.log_every == 0 {
+            window = (Instant::now(), 0);
+        }
+        log.append(&json!({
+            "step": state.step, "epoch": state.epoch, "loss": loss_value, "lr_prompt": lr_prompt,
+            "lr_pair": lr_pair, "grad_norm": grad_norm, "examples_per_s": round3(examples_per_s),
+            "peak_memory_mb": peak_memory_mb(device),
+        }))?;
+        progress.step(state.step, loss_value, examples_per_s);
+
+        let last_step = state.step == config.max_steps;
+        let mut stop_early = false;
+        if state.step % config.eval_every == 0 || last_step {
+            let predictions = decoder(config, backbone.as_ref(), &adapter, &tokenizer)
+                .predict(&validation.encoded)?;
+            let scores = score(task, &predictions, &validation.examples)?;
+            let value = lookup(&scores, best_metric);
+            log.append(
+                &json!({"step": state.step, "split": "validation", "metrics": to_map(&scores)}),
+            )?;
+            let improved = state.best_metric.is_none_or(|best| value > best);
+            progress.message(&format!(
+                "step {}: validation {}{}",
+                state.step,
+                describe(&scores),
+                if improved { " (best so far)" } else { "" }
+            ));
+            if improved {
+                state.best_metric = Some(value);
+                state.best_step = Some(state.step);
+                state.evals_without_improvement = 0;
+                checkpoint::save(&run.best(), &adapter, None, &state)?;
+            } else {
+                state.evals_without_improvement += 1;
+                stop_early = config
+                    .early_stopping_patience
+                    .is_some_and(|p| state.evals_without_improvement >= p);
+            }
+        }
+        if state.step % config.save_every == 0 || last_step || stop_early {
+            checkpoint::save(&run.last(), &adapter, Some(&optimizer), &state)?;
+        }
+        if stop_early {
+            progress.message(&format!(
+                "early stopping at step {}: {} evaluations without a better {best_metric}",
+                state.step, state.evals_without_improvement
+            ));
+            break;
+        }
+    }
+    progress.finish();
+
+    // Test the best adapter (by the task's first metric), as `load_best_model_at_end` does.
+    let best_dir = checkpoint::existing(&run.best());
+    let test_adapter = match &best_dir {
+        Some(dir) => DecomposedPrompt::load(dir, device)?,
+        None => {
+            let dir = checkpoint::existing(&run.last()).unwrap_or_else(|| run.last());
+            DecomposedPrompt::load(&dir, device)?
+        }
+    };
+    let predictions =
+        decoder(config, backbone.as_ref(), &test_adapter, &tokenizer).predict(&test.encoded)?;
+    let test_scores = score(task, &predictions, &test.examples)?;
+    log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
+    tracing::info!(
+        "test (best step {:?}): {}",
+        state.best_step,
+        describe(&test_scores)
+    );
+
+    let mut columns: Vec<(String, String)> = vec![
+        ("task".into(), task.name.to_string()),
+        (
+            "method".into(),
+            format!("{:?}", config.method).to_lowercase(),
+        ),
+        ("m".into(), shape.m.to_string()),
+        ("r".into(), shape.r.to_string()),
+        ("lr_prompt".into(), config.lr_prompt.to_string()),
+        ("lr_pair".into(), config.lr_pair.to_string()),
+        ("seed".into(), config.seed.to_string()),
+        ("steps".into(), state.step.to_string()),
+        (
+            "best_step".into(),
+            state.best_step.map(|s| s.to_string()).unwrap_or_default(),
+        ),
+        (
+            format!("validation_{best_metric}"),
+            state.best_metric.map(|v| v.to_string()).unwrap_or_default(),
+        ),
+    ];
+    columns.extend(
+        test_scores
+            .iter()
+            .map(|(k, v)| (format!("test_{k}"), v.to_string())),
+    );
+    columns.push(("run_dir".into(), run.root.display().to_string()));
+    run.write_text(&run.results(), &results_csv(&columns))?;
+    run.write_text(&run.plot(), &curves_svg(&log.records(), best_metric))?;
+
+    Ok(TrainOutcome {
+        run_dir: run.root.clone(),
+        steps: state.step,
+        best_step: state.best_step,
+        best_validation: state.best_metric,
+        test: test_scores,
+        resumed_from,
+    })
+}
+
+/// Greedy decoding as the config sets it up.
+pub fn decoder<'a>(
+    config: &ExperimentConfig,
+    backbone: &'a dyn Backbone,
+    adapter: &'a DecomposedPrompt,
+    tokenizer: &'a TextTokenizer,
+) -> Decoder<'a> {
+    Decoder {
+        backbone,
+        adapter,
+        tokenizer,
+        padding: config.padding,
+        max_len: config.max_len as usize,
+        batch_size: config.eval_batch_size,
+        max_new_tokens: config.decode_max_tokens,
+    }
+}
+
+fn load_data(
+    config: &ExperimentConfig,
+    task: &Task,
+    tokenizer: &TextTokenizer,
+) -> Result<[SplitData; 3], TrainError> {
+    let mut splits = Vec::with_capacity(3);
+    for split in [Split::Train, Split::Validation, Split::Test] {
+        let mut examples =
+            dept_data::load_split(task, &config.data_dir, split, OFFICIAL_SPLIT_SEED)?;
+        match split {
+            Split::Train => {
+                if let Some(k) = config.k_shot {
+                    examples = dept_data::k_shot(task, &examples, k, config.seed)?;
+                }
+                if let Some(n) = config.max_train_examples {
+                    examples.truncate(n);
+                }
+            }
+            _ => {
+                if let Some(n) = config.max_eval_examples {
+                    examples.truncate(n);
+                }
+            }
+        }
+        let encoded = encode_examples(
+            tokenizer,
+            &examples,
+            config.max_len as usize,
+            config.max_target_len,
+        )?;
+        splits.push(SplitData { examples, encoded });
+    }
+    let mut it = splits.into_iter();
+    match (it.next(), it.next(), it.next()) {
+        (Some(a), Some(b), Some(c)) => Ok([a, b, c]),
+        _ => Err(TrainError::Run("internal: three splits expected".into())),
+    }
+}
+
+/// Creates the run folder, or checks that an existing one was made by the same experiment before resuming.
+fn prepare_run_dir(
+    config: &ExperimentConfig,
+    shape: Shape,
+    options: &TrainOptions,
+) -> Result<RunDir, TrainError> {
+    let root = config.run_dir(shape);
+    if options.overwrite && root.exists() {
+        std::fs::remove_dir_all(&root).map_err(|source| TrainError::Write {
+            path: root.clone(),
+            source,
+        })?;
+    }
+    let run = RunDir::create(&root)?;
+    let resolved = config.to_yaml();
+    if checkpoint::existing(&run.last()).is_some() {
+        let saved = std::fs::read_to_string(run.config()).unwrap_or_default();
+        let saved: ExperimentConfig =
+            serde_yaml::from_str(&saved).map_err(|e| TrainError::Config {
+                path: run.config(),
+                message: format!("cannot read the saved config of the run being resumed: {e}"),
+            })?;
+        let changed = changed_keys(&saved, config);
+        if !changed.is_empty() {
+            return Err(TrainError::Config {
+                path: run.config(),
+                message: format!(
+                    "{} has a checkpoint from a different experiment ({} changed); resume with the same config, \
+                     or pass --overwrite to start again",
+                    run.root.display(),
+                    changed.join(", ")
+                ),
+            });
+        }
+    }
+    run.write_text(&run.config(), &resolved)?;
+    Ok(run)
+}
+
+fn changed_keys(a: &ExperimentConfig, b: &ExperimentConfig) -> Vec<String> {
+    let (Ok(serde_yaml::Value::Mapping(a)), Ok(serde_yaml::Value::Mapping(b))) =
+        (serde_yaml::to_value(a), serde_yaml::to_value(b))
+    else {
+        return vec!["(unreadable)".into()];
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .filter_map(|(k, _)| k.as_str())
+        .filter(|k| !RESUMABLE_CHANGES.contains(k))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The adapter at its starting point, initialised as the config says (under the run's seed).
+fn new_adapter(
+    config: &ExperimentConfig,
+    shape: Shape,
+    backbone: &dyn Backbone,
+    tokenizer: &TextTokenizer,
+) -> Result<DecomposedPrompt, TrainError> {
+    tch::manual_seed(config.seed as i64);
+    let init = match config.prompt_init {
+        PromptInitKind::Text => PromptInit::Text(config.prompt_init_text.clone()),
+        PromptInitKind::SampledVocab => PromptInit::SampledVocab,
+        PromptInitKind::Random => PromptInit::Random,
+    };
+    let mut dept = DeptConfig::new(shape.m, shape.r, config.max_len, backbone.hidden_size())?
+        .with_alpha(config.lora_alpha)
+        .with_init(&init);
+    dept.base_model_name_or_path = Some(config.model.display().to_string());
+    let device = backbone.device();
+    let rows = match &init {
+        PromptInit::Text(text) => {
+            let ids = dept.text_init_ids(&tokenizer.encode(text, None)?)?;
+            Some(backbone.embed(&Tensor::from_slice(&ids).to_device(device)))
+        }
+        PromptInit::SampledVocab => {
+            let high = backbone.vocab_size().min(5000);
+            let ids = Tensor::randint(high, [shape.m], (Kind::Int64, device));
+            Some(backbone.embed(&ids))
+        }
+        PromptInit::Random => None,
+    };
+    Ok(DecomposedPrompt::new(dept, rows.as_ref(), device)?)
+}
+
+/// Per-epoch shuffles of the training set (torch's `randperm` with seed + epoch), consumed batch by batch.
+struct DataOrder {
+    len: usize,
+    seed: u64,
+    epoch: Option<u64>,
+    permutation: Vec<usize>,
+}
+
+impl DataOrder {
+    fn new(len: usize, seed: u64) -> Self {
+        DataOrder {
+            len,
+            seed,
+            epoch: None,
+            permutation: Vec::new(),
+        }
+    }
+
+    /// The next batch (the last of an epoch may be shorter, as PyTorch's DataLoader), advancing `state`.
+    fn next_batch(&mut self, state: &mut TrainState, batch_size: usize) -> Vec<usize> {
+        if state.cursor >= self.len {
+            state.epoch += 1;
+            state.cursor = 0;
+        }
+        if self.epoch != Some(state.epoch) {
+            self.permutation =
+                dept_data::randperm::torch_randperm(self.len, self.seed.wrapping_add(state.epoch));
+            self.epoch = Some(state.epoch);
+        }
+        let end = (state.cursor + batch_size).min(self.len);
+        let batch = self.permutation[state.cursor..end].to_vec();
+        state.cursor = end;
+        batch
+    }
+}
+
+fn step_seed(seed: u64, step: u64) -> i64 {
+    // SplitMix64 of (seed, step): unrelated streams for neighbouring steps.
+    let mut z = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step.wrapping_add(1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// Runs a libtorch computation, turning its panics (rust-bert unwraps libtorch errors) into errors, with advice
+/// for running out of GPU memory.
+fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown libtorch failure".into());
+            if message.contains("out of memory") {
+                Err(TrainError::Run(format!(
+                    "CUDA ran out of memory. Lower batch_size (and raise grad_accum to keep the effective batch), \
+                     lower max_len, or use precision: bf16. libtorch said: {}",
+                    first_line(&message)
+                )))
+            } else {
+                Err(TrainError::Run(format!(
+                    "libtorch failed: {}",
+                    first_line(&message)
+                )))
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn lookup(scores: &[(String, f64)], name: &str) -> f64 {
+    scores
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or(f64::NAN, |(_, v)| *v)
+}
+
+fn to_map(scores: &[(String, f64)]) -> Value {
+    Value::Object(
+        scores
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(round3(*v))))
+            .collect(),
+    )
+}
+
+fn describe(scores: &[(String, f64)]) -> String {
+    scores
+        .iter()
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Peak resident memory of this process (CPU runs); libtorch exposes no CUDA allocator statistics through tch.
+fn peak_memory_mb(device: Device) -> Option<f64> {
+    if device != Device::Cpu {
+        return None;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kb / 1024.0).round())
+}
+
+/// A progress bar on a terminal; plain log lines every `log_every` steps otherwise; nothing with `--quiet`.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    log_every: u64,
+    max_steps: u64,
+}
+
+impl Progress {
+    fn new(config: &ExperimentConfig, options: &TrainOptions, start: u64) -> Self {
+        let bar = (!options.quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(config.max_steps);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_position(start);
+            bar
+        });
+        Progress {
+            bar,
+            quiet: options.quiet,
+            log_every: config.log_every,
+            max_steps: config.max_steps,
+        }
+    }
+
+    fn step(&self, step: u64, loss: f64, examples_per_s: f64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step);
+                bar.set_message(format!("loss {loss:.4}  {examples_per_s:.1} ex/s"));
+            }
+            None if !self.quiet && (step % self.log_every == 0 || step == self.max_steps) => {
+                tracing::info!(
+                    "step {step}/{}: loss {loss:.4}, {examples_per_s:.1} examples/s",
+                    self.max_steps
+                );
+            }
+            None => {}
+        }
+    }
+
+    fn message(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => tracing::info!("{text}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `dept eval`: score a saved adapter on a split of its task.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use dept_data::Split;
+use dept_train::{Inference, InferenceOverrides};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Adapter folder (adapter_config.json + adapter_model.safetensors), e.g. runs/rte-…/best.
+    #[arg(long)]
+    adapter: PathBuf,
+    /// train | validation | test
+    #[arg(long, default_value = "test")]
+    split: Split,
+    #[command(flatten)]
+    overrides: InferenceArgs,
+    /// Also write every example with its prediction here (JSON lines).
+    #[arg(long)]
+    predictions: Option<PathBuf>,
+}
+
+/// Settings shared by `eval` and `predict`; by default they come from the run folder the adapter is in.
+#[derive(Args)]
+pub struct InferenceArgs {
+    /// Model folder (default: the run's config, else the adapter's base_model_name_or_path).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Data folder (default: the run's config).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Task (default: the run's config).
+    #[arg(long)]
+    task: Option<String>,
+    /// cpu | cuda | cuda:N | auto
+    #[arg(long)]
+    device: Option<String>,
+    /// Decoding batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+}
+
+impl InferenceArgs {
+    pub fn to_overrides(&self) -> InferenceOverrides {
+        InferenceOverrides {
+            model: self.model.clone(),
+            data_dir: self.data_dir.clone(),
+            task: self.task.clone(),
+            device: self.device.clone(),
+            batch_size: self.batch_size,
+        }
+    }
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let inference = Inference::open(&args.adapter, &args.overrides.to_overrides())?;
+    let evaluation = inference.evaluate(args.split)?;
+    if let Some(path) = &args.predictions {
+        let mut out = String::new();
+        for (example, prediction) in evaluation.examples.iter().zip(&evaluation.predictions) {
+            let line = serde_json::json!({
+                "id": example.id, "input": example.input, "target": example.target, "prediction": prediction,
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let metrics: serde_json::Map<String, serde_json::Value> = evaluation
+        .scores
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    let line = serde_json::json!({
+        "adapter": args.adapter.display().to_string(),
+        "task": inference.config.task,
+        "split": args.split.name(),
+        "examples": evaluation.examples.len(),
+        "metrics": metrics,
+    });
+    writeln!(std::io::stdout(), "{line}")?;
+    Ok(())
+}
