@@ -1,0 +1,472 @@
+//! End-to-end runs of the `dept` binary on a tiny random T5 and a synthetic RTE-format task the tests write:
+//! learning, determinism, kill-and-resume bit for bit, best-step selection, eval/predict round trips, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        dept_models::tiny::write_tiny_t5(
+            &root.join("model"),
+            &dept_data::synthetic::vocabulary(),
+            32,
+            "gated-gelu",
+            1,
+        )
+        .unwrap();
+        dept_data::synthetic::write_rte_like(&root.join("data"), 256, 64, 7).unwrap();
+        Fixture { _dir: dir, root }
+    }
+
+    /// A config for a small CPU run into `<root>/<run>`; `extra` holds `key: value` lines that replace the base.
+    fn config(&self, run: &str, extra: &str) -> PathBuf {
+        let quoted = |p: PathBuf| format!("{:?}", p.display().to_string());
+        let mut lines: Vec<(String, String)> = [
+            ("task", "rte".to_string()),
+            ("model", quoted(self.root.join("model"))),
+            ("data_dir", quoted(self.root.join("data"))),
+            ("output_dir", quoted(self.root.join(run))),
+            ("prompt_len", "8".into()),
+            ("rank", "4".into()),
+            ("max_len", "32".into()),
+            ("lr_prompt", "0.3".into()),
+            ("lr_pair", "0.05".into()),
+            ("warmup_steps", "5".into()),
+            ("max_steps", "60".into()),
+            ("batch_size", "16".into()),
+            ("eval_every", "20".into()),
+            ("save_every", "10".into()),
+            ("eval_batch_size", "32".into()),
+            ("decode_max_tokens", "3".into()),
+            ("device", "cpu".into()),
+            ("threads", "1".into()),
+            ("prompt_init", "random".into()),
+            ("backbone_dropout", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            let (key, value) = line.split_once(':').unwrap();
+            match lines.iter_mut().find(|(k, _)| k == key.trim()) {
+                Some(entry) => entry.1 = value.trim().to_string(),
+                None => lines.push((key.trim().to_string(), value.trim().to_string())),
+            }
+        }
+        let yaml: String = lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        let path = self.root.join(format!("{run}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    fn run_dir(&self, run: &str) -> PathBuf {
+        self.root.join(run)
+    }
+}
+
+fn dept(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dept"))
+        .args(args)
+        .env_remove("DEPT_LOG")
+        .output()
+        .expect("run dept")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = dept(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dept {args:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = dept(args);
+    assert!(!out.status.success(), "dept {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn records(run_dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// metrics.jsonl without the fields that measure time and memory, which no two runs share.
+fn deterministic_records(run_dir: &Path) -> Vec<Value> {
+    records(run_dir)
+        .into_iter()
+        .map(|mut r| {
+            if let Some(obj) = r.as_object_mut() {
+                obj.remove("examples_per_s");
+                obj.remove("peak_memory_mb");
+            }
+            r
+        })
+        .collect()
+}
+
+fn losses(run_dir: &Path) -> Vec<f64> {
+    records(run_dir)
+        .iter()
+        .filter_map(|r| r.get("loss").and_then(Value::as_f64))
+        .collect()
+}
+
+fn bytes(path: PathBuf) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn training_learns_and_writes_the_run_folder() {
+    let fx = Fixture::new();
+    let config = fx.config("learn", "backbone_dropout: false\nmax_steps: 100\n");
+    let stdout = ok(&["-q", "train", config.to_str().unwrap()]);
+    assert!(stdout.contains("test (best adapter): accuracy"), "{stdout}");
+    let run = fx.run_dir("learn");
+    for file in [
+        "config.yaml",
+        "metrics.jsonl",
+        "results.csv",
+        "curves.svg",
+        "best/adapter_config.json",
+        "best/adapter_model.safetensors",
+        "last/adapter_model.safetensors",
+        "last/optimizer.safetensors",
+        "last/trainer_state.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let loss = losses(&run);
+    assert_eq!(loss.len(), 100);
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    let (first, last) = (mean(&loss[..10]), mean(&loss[90..]));
+    assert!(
+        last < 0.5 * first,
+        "loss {first:.3} -> {last:.3} did not fall by half"
+    );
+    let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with("task,method,m,r,"));
+    assert!(lines.next().unwrap().starts_with("rte,dept,8,4,"));
+    let first_record = &records(&run)[0];
+    for key in [
+        "step",
+        "loss",
+        "lr_prompt",
+        "lr_pair",
+        "grad_norm",
+        "examples_per_s",
+    ] {
+        assert!(first_record.get(key).is_some(), "metrics.jsonl lacks {key}");
+    }
+    // Linear warm-up over 5 steps: the first update runs at rate 0, the sixth at the full α1.
+    assert_eq!(records(&run)[0]["lr_prompt"].as_f64(), Some(0.0));
+    assert_eq!(
+        records(&run)[5]["lr_prompt"].as_f64(),
+        Some(0.3 * 95.0 / 95.0)
+    );
+}
+
+#[test]
+fn same_config_and_seed_give_the_same_metrics() {
+    let fx = Fixture::new();
+    let a = fx.config("a", "max_steps: 30\n");
+    let b = fx.config("b", "max_steps: 30\n");
+    ok(&["-q", "train", a.to_str().unwrap()]);
+    ok(&["-q", "train", b.to_str().unwrap()]);
+    assert_eq!(
+        deterministic_records(&fx.run_dir("a")),
+        deterministic_records(&fx.run_dir("b"))
+    );
+    assert_eq!(
+        bytes(fx.run_dir("a").join("last/adapter_model.safetensors")),
+        bytes(fx.run_dir("b").join("last/adapter_model.safetensors"))
+    );
+}
+
+/// Starts a run and SIGKILLs it once metrics.jsonl shows `kill_after` steps; false if it ended by itself.
+fn run_and_kill(config: &Path, run_dir: &Path, kill_after: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dept"))
+        .args(["-q", "train", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let steps = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+            .map(|t| t.lines().filter(|l| l.contains("\"loss\"")).count() as u64)
+            .unwrap_or(0);
+        if steps >= kill_after || Instant::now() > deadline {
+            child.kill().unwrap(); // SIGKILL: no destructor, no flush, possibly mid-checkpoint
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_run_killed_and_resumed_ends_bit_for_bit_like_an_uninterrupted_one() {
+    let fx = Fixture::new();
+    let extra = "max_steps: 50\nsave_every: 7\neval_every: 10\n";
+    let whole = fx.config("whole", extra);
+    ok(&["-q", "train", whole.to_str().unwrap()]);
+
+    let pieces = fx.config("pieces", extra);
+    let run = fx.run_dir("pieces");
+    // Kill at several points, some between checkpoints, some likely during a checkpoint or evaluation.
+    let killed = [3, 12, 21, 22, 36]
+        .iter()
+        .filter(|&&kill_after| run_and_kill(&pieces, &run, kill_after))
+        .count();
+    assert!(
+        killed >= 4,
+        "only {killed} of 5 runs were killed before finishing"
+    );
+    let stdout = ok(&["-q", "train", pieces.to_str().unwrap()]);
+    assert!(stdout.contains("resumed from step"), "{stdout}");
+
+    for file in [
+        "last/adapter_model.safetensors",
+        "last/optimizer.safetensors",
+        "best/adapter_model.safetensors",
+    ] {
+        assert_eq!(
+            bytes(fx.run_dir("whole").join(file)),
+            bytes(run.join(file)),
+            "{file} differs after kill and resume"
+        );
+    }
+    assert_eq!(
+        deterministic_records(&fx.run_dir("whole")),
+        deterministic_records(&run)
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains("partial") || n.contains("previous"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_best_adapter_is_the_best_validation_step_and_eval_reproduces_it() {
+    let fx = Fixture::new();
+    let config = fx.config("best", "max_steps: 80\neval_every: 10\n");
+    ok(&["-q", "train", config.to_str().unwrap()]);
+    let run = fx.run_dir("best");
+    let evals: Vec<(u64, f64)> = records(&run)
+        .iter()
+        .filter(|r| r["split"] == "validation")
+        .map(|r| {
+            (
+                r["step"].as_u64().unwrap(),
+                r["metrics"]["accuracy"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(evals.len(), 8);
+    // The first step reaching the highest accuracy.
+    let best = evals
+        .iter()
+        .fold(evals[0], |acc, &e| if e.1 > acc.1 { e } else { acc });
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("best/trainer_state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["step"].as_u64(), Some(best.0));
+
+    let best_dir = run.join("best");
+    let out = ok(&[
+        "eval",
+        "--adapter",
+        best_dir.to_str().unwrap(),
+        "--split",
+        "validation",
+    ]);
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    let accuracy = line["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(
+        (accuracy - best.1).abs() < 1e-9,
+        "eval {accuracy} vs logged {}",
+        best.1
+    );
+    let test = records(&run)
+        .into_iter()
+        .find(|r| r["split"] == "test")
+        .unwrap();
+    let out = ok(&["eval", "--adapter", best_dir.to_str().unwrap()]);
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["split"], "test");
+    assert!(
+        (line["metrics"]["accuracy"].as_f64().unwrap()
+            - test["metrics"]["accuracy"].as_f64().unwrap())
+        .abs()
+            < 1e-3
+    );
+}
+
+#[test]
+fn predict_round_trips_a_saved_adapter() {
+    let fx = Fixture::new();
+    let config = fx.config("predict", "max_steps: 20\n");
+    ok(&["-q", "train", config.to_str().unwrap()]);
+    let best = fx.run_dir("predict").join("best");
+    let predictions_file = fx.root.join("eval-predictions.jsonl");
+    ok(&[
+        "eval",
+        "--adapter",
+        best.to_str().unwrap(),
+        "--split",
+        "validation",
+        "--predictions",
+        predictions_file.to_str().unwrap(),
+    ]);
+    let evaluated: Vec<Value> = std::fs::read_to_string(&predictions_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let inputs: String = evaluated
+        .iter()
+        .map(|e| serde_json::json!({"id": e["id"], "input": e["input"]}).to_string() + "\n")
+        .collect();
+    let input_file = fx.root.join("inputs.jsonl");
+    std::fs::write(&input_file, inputs).unwrap();
+    let out = ok(&[
+        "predict",
+        "--adapter",
+        best.to_str().unwrap(),
+        "--input",
+        input_file.to_str().unwrap(),
+    ]);
+    let predicted: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(predicted.len(), evaluated.len());
+    for (p, e) in predicted.iter().zip(&evaluated) {
+        assert_eq!(p["id"], e["id"]);
+        assert_eq!(p["prediction"], e["prediction"], "{}", e["input"]);
+    }
+    let one = ok(&[
+        "predict",
+        "--adapter",
+        best.to_str().unwrap(),
+        "--text",
+        evaluated[0]["input"].as_str().unwrap(),
+    ]);
+    let one: Value = serde_json::from_str(one.trim()).unwrap();
+    assert_eq!(one["prediction"], evaluated[0]["prediction"]);
+}
+
+#[test]
+fn bad_configs_and_mismatched_adapters_are_refused_with_reasons() {
+    let fx = Fixture::new();
+    let typo = fx.config("typo", "max_step: 10\n");
+    let err = fails(&["train", typo.to_str().unwrap()]);
+    assert!(
+        err.contains("unknown key `max_step`") && err.contains("max_steps"),
+        "{err}"
+    );
+
+    let bad_set = fx.config("bad-set", "");
+    let err = fails(&["train", bad_set.to_str().unwrap(), "--set", "batch_size=0"]);
+    assert!(err.contains("batch_size"), "{err}");
+
+    let err = fails(&["train", bad_set.to_str().unwrap(), "--set", "task=nonsense"]);
+    assert!(err.contains("nonsense"), "{err}");
+
+    let err = fails(&["train", "/nonexistent/config.yaml"]);
+    assert!(err.contains("/nonexistent/config.yaml"), "{err}");
+
+    let err = fails(&["train", bad_set.to_str().unwrap(), "--resume"]);
+    assert!(err.contains("--resume: no checkpoint"), "{err}");
+
+    // An adapter trained for d = 32 on a model with d = 48.
+    let config = fx.config("small", "max_steps: 10\n");
+    ok(&["-q", "train", config.to_str().unwrap()]);
+    let wide = fx.root.join("wide-model");
+    dept_models::tiny::write_tiny_t5(&wide, &dept_data::synthetic::vocabulary(), 48, "relu", 2)
+        .unwrap();
+    let best = fx.run_dir("small").join("best");
+    let err = fails(&[
+        "eval",
+        "--adapter",
+        best.to_str().unwrap(),
+        "--model",
+        wide.to_str().unwrap(),
+    ]);
+    assert!(err.contains("d = 32") && err.contains("d = 48"), "{err}");
+
+    // Resuming a run folder with a changed experiment is refused, naming what changed.
+    let err = fails(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        "lr_pair=0.5",
+        "--set",
+        "max_steps=20",
+    ]);
+    assert!(
+        err.contains("lr_pair") && err.contains("--overwrite"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let fx = Fixture::new();
+    let config = fx.config(
+        "nan",
+        "max_steps: 40\nsave_every: 5\nwarmup_steps: 0\nlr_prompt: 1.0e+38\nlr_pair: 1.0e+38\n",
+    );
+    let err = fails(&["-q", "train", config.to_str().unwrap()]);
+    assert!(err.contains("the loss became"), "{err}");
+    let last = fx.run_dir("nan").join("last");
+    if last.exists() {
+        let adapter = dept_core::DecomposedPrompt::load(&last, tch::Device::Cpu).unwrap();
+        let finite = adapter.prompt().isfinite().all().int64_value(&[]);
+        assert_eq!(finite, 1, "the kept checkpoint must hold finite values");
+    }
+}
+
+#[test]
+fn every_shipped_config_loads() {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut count = 0;
+    let mut stack = vec![configs];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                let config = dept_train::ExperimentConfig::load(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                dept_data::task(&config.task).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                config
+                    .shape(768)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                count += 1;
+            }
+        }
+    }
+    assert!(count >= 20, "only {count} configs found");
+}
