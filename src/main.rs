@@ -36,6 +36,8 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Show the libtorch in use, CUDA devices and CPU threads.
     Env,
+    /// Write a tiny random T5 model folder, to exercise the pipeline on real data without pretrained weights.
+    TinyT5(commands::tiny::TinyArgs),
     /// List the DePT shapes (m, r) that match a PT budget l·d = m·d + (s+d)·r, or solve for one of them.
     Budget(commands::budget::BudgetArgs),
     /// Offline end-to-end demo: train, evaluate and use a DePT adapter on a tiny T5 and a synthetic task.
@@ -48,6 +50,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     let cli = Cli::parse();
     init_logging(cli.quiet);
     let result = match cli.command {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Env => commands::env::run(),
+        Command::TinyT5(args) => commands::tiny::run(&args),
         Command::Budget(args) => commands::budget::run(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args, cli.quiet),
         Command::Data { command } => commands::data::run(command),
@@ -78,4 +82,12 @@ fn init_logging(quiet: bool) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Let `dept … | head` end quietly, as Unix tools do, instead of panicking on a closed pipe.
+fn restore_default_sigpipe() {
+    // SAFETY: resetting a signal disposition to its default at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -6,4 +6,5 @@ pub mod env;
 pub mod eval;
 pub mod predict;
 pub mod quickstart;
+pub mod tiny;
 pub mod train;

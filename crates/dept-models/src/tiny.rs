@@ -30,22 +30,54 @@ pub fn write_tiny_t5(
             vocab.push(word);
         }
     }
-    let config = T5Config::from_json(
-        &dir.join("config.json"),
-        json!({
-            "vocab_size": vocab.len(), "d_model": d_model, "d_kv": d_model / 4, "d_ff": 2 * d_model,
-            "num_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
-            "relative_attention_max_distance": 32, "dropout_rate": 0.1, "feed_forward_proj": feed_forward_proj,
-            "tie_word_embeddings": feed_forward_proj == "relu", "pad_token_id": 0, "eos_token_id": 1,
-            "decoder_start_token_id": 0
-        }),
-    )?;
+    let config = tiny_config(dir, vocab.len() as i64, d_model, feed_forward_proj)?;
     tch::manual_seed(seed);
     T5::new_random(&config, Device::Cpu)?.save(dir)?;
     let tokenizer = word_level_tokenizer(&vocab);
     let path = dir.join(crate::checkpoint::TOKENIZER_FILE);
     dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, tokenizer.to_string()))
         .map_err(|source| ModelError::Io { path, source })
+}
+
+/// A tiny random T5 that uses an existing `tokenizer.json` (e.g. the real T5 vocabulary), so real data can be
+/// pushed through the whole pipeline without pretrained weights. The vocabulary is padded to a multiple of 128,
+/// as T5's 32 128.
+pub fn write_tiny_t5_with_tokenizer(
+    dir: &Path,
+    tokenizer_json: &Path,
+    d_model: i64,
+    feed_forward_proj: &str,
+    seed: i64,
+) -> Result<(), ModelError> {
+    let tokenizer = crate::TextTokenizer::from_file(tokenizer_json)?;
+    let vocab_size = (tokenizer.vocab_size() as i64 + 127) / 128 * 128;
+    let config = tiny_config(dir, vocab_size, d_model, feed_forward_proj)?;
+    tch::manual_seed(seed);
+    T5::new_random(&config, Device::Cpu)?.save(dir)?;
+    let target = dir.join(crate::checkpoint::TOKENIZER_FILE);
+    std::fs::copy(tokenizer_json, &target).map_err(|source| ModelError::Io {
+        path: target,
+        source,
+    })?;
+    Ok(())
+}
+
+fn tiny_config(
+    dir: &Path,
+    vocab_size: i64,
+    d_model: i64,
+    feed_forward_proj: &str,
+) -> Result<T5Config, ModelError> {
+    T5Config::from_json(
+        &dir.join("config.json"),
+        json!({
+            "vocab_size": vocab_size, "d_model": d_model, "d_kv": (d_model / 4).max(1), "d_ff": 2 * d_model,
+            "num_layers": 2, "num_heads": 4, "relative_attention_num_buckets": 8,
+            "relative_attention_max_distance": 32, "dropout_rate": 0.1, "feed_forward_proj": feed_forward_proj,
+            "tie_word_embeddings": feed_forward_proj == "relu", "pad_token_id": 0, "eos_token_id": 1,
+            "decoder_start_token_id": 0
+        }),
+    )
 }
 
 fn word_level_tokenizer(vocab: &[String]) -> serde_json::Value {

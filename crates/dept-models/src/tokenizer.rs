@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{PostProcessor, Tokenizer, TruncationDirection};
 
 use crate::{checkpoint, ModelError};
 
@@ -40,23 +40,27 @@ impl TextTokenizer {
         })
     }
 
-    /// Ids of `text` with special tokens; at most `max_len` ids when given (cut at the end, specials kept).
+    /// Ids of `text` with special tokens; at most `max_len` ids when given (cut at the end, specials kept), as
+    /// `tokenizer(text, max_length=max_len, truncation=True)`.
     pub fn encode(&self, text: &str, max_len: Option<usize>) -> Result<Vec<i64>, ModelError> {
-        let encoding = match max_len {
-            None => self.inner.encode(text, true),
-            Some(max_length) => {
-                let mut t = self.inner.clone();
-                t.with_truncation(Some(TruncationParams {
-                    max_length,
-                    strategy: TruncationStrategy::LongestFirst,
-                    direction: TruncationDirection::Right,
-                    stride: 0,
-                }))
-                .map_err(|e| self.error(e.to_string()))?;
-                t.encode(text, true)
-            }
+        let fail = |e: tokenizers::Error| self.error(format!("cannot encode {text:?}: {e}"));
+        let mut encoding = self.inner.encode(text, false).map_err(fail)?;
+        if let Some(max_len) = max_len {
+            // What the library's own truncation does, without reconfiguring (and so cloning) the tokenizer.
+            let specials = self
+                .inner
+                .get_post_processor()
+                .map_or(0, |p| p.added_tokens(false));
+            encoding.truncate(
+                max_len.saturating_sub(specials),
+                0,
+                TruncationDirection::Right,
+            );
         }
-        .map_err(|e| self.error(format!("cannot encode {text:?}: {e}")))?;
+        let encoding = self
+            .inner
+            .post_process(encoding, None, true)
+            .map_err(fail)?;
         Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
     }
 
