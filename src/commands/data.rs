@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use dept_data::stats::{split_stats, Lengths, PERCENTILES};
 use dept_data::{
-    find_source, load_split, task, SourceFiles, Split, Task, TextExample, OFFICIAL_SPLIT_SEED,
+    find_source, load_split, task, SourceFiles, Split, SplitPolicy, Task, TextExample,
+    OFFICIAL_SPLIT_SEED,
 };
 
 #[derive(Subcommand)]
@@ -27,10 +28,11 @@ pub enum DataCommand {
 pub struct Common {
     /// Task name (`rte`, `boolq`, ... or the official `superglue-boolq`); see `dept data tasks`.
     pub task: String,
-    /// Folder holding one sub-folder per task (`<data-dir>/RTE/train.tsv`, `<data-dir>/CB/val.jsonl`, ...).
+    /// Folder holding one sub-folder per task (`<data-dir>/RTE/train.tsv`, `<data-dir>/CB/val.jsonl`, ...);
+    /// `dept data tasks` lists the folder names each task is looked for under.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
-    /// Seed of the split shuffle; 42 gives the paper's rows.
+    /// Seed of the `torch.randperm` shuffle that re-splits validation/test; 42 gives the paper's rows.
     #[arg(long, default_value_t = OFFICIAL_SPLIT_SEED)]
     pub seed: u64,
 }
@@ -39,7 +41,8 @@ pub struct Common {
 pub struct StatsArgs {
     #[command(flatten)]
     pub common: Common,
-    /// A tokenizer.json to count input tokens with (default: whitespace words).
+    /// A Hugging Face tokenizer.json to count input tokens with, special tokens included (default: count
+    /// whitespace-separated words).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// Report how many inputs are longer than this (the paper truncates inputs to 256 tokens).
@@ -51,10 +54,10 @@ pub struct StatsArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     pub common: Common,
-    /// train, validation or test.
+    /// Which split: train, validation (or val, dev) or test, after the official re-splitting.
     #[arg(long, default_value = "validation")]
     pub split: Split,
-    /// How many examples.
+    /// How many examples to print, from the start of the split (in split order).
     #[arg(short, default_value_t = 3)]
     pub n: usize,
 }
@@ -63,13 +66,14 @@ pub struct ShowArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub common: Common,
-    /// train, validation or test.
+    /// Which split: train, validation (or val, dev) or test, after the official re-splitting.
     #[arg(long)]
     pub split: Split,
-    /// Only the k-shot subset of the training split, drawn with this training seed (`--kshot-seed`).
-    #[arg(long)]
+    /// Export only the class-balanced k-shot subset of K training examples (needs `--split train`), drawn as the
+    /// official `train.py` does with the training seed `--kshot-seed`.
+    #[arg(long, value_name = "K")]
     pub k_shot: Option<usize>,
-    /// Training seed for `--k-shot` (the official `--seed`).
+    /// Training seed for `--k-shot` (the official `--seed`); ignored without `--k-shot`.
     #[arg(long, default_value_t = 42)]
     pub kshot_seed: u64,
     /// Output file (default: standard output).
@@ -138,26 +142,32 @@ fn stats(args: &StatsArgs) -> Result<()> {
         names.join(", "),
         t.best_metric.name()
     );
-    println!("splits    {:?}, shuffle seed {}", t.split_policy, c.seed);
+    println!(
+        "splits    {}; shuffle seed {}",
+        describe_policy(t.split_policy),
+        c.seed
+    );
     for split in Split::ALL {
         let source = t.source_split(split);
         let place = match find_source(t, &c.data_dir, source) {
             Ok(SourceFiles::Original(p)) => p.display().to_string(),
-            Ok(SourceFiles::Parquet(ps)) => {
-                format!("{} parquet shard(s) from {}", ps.len(), ps[0].display())
-            }
+            Ok(SourceFiles::Parquet(ps)) => match ps.first() {
+                Some(first) => format!("{} parquet shard(s) from {}", ps.len(), first.display()),
+                None => "no parquet shards".to_string(),
+            },
             Err(e) => format!("MISSING: {e}"),
         };
         println!("  {split:<10} <- {:<22} {place}", source.hub_name());
     }
     println!();
+    let percentiles: Vec<String> = PERCENTILES.iter().map(|p| format!("p{p}")).collect();
     println!(
-        "{:<11} {:>8}  {:<40} input {} at percentile {:?}, > {}",
+        "{:<11} {:>8}  {:<40} input {} ({}) ; longer than {}",
         "split",
         "examples",
         "targets",
         lengths.unit(),
-        PERCENTILES,
+        percentiles.join("/"),
         args.max_len
     );
     let mut failures = 0;
@@ -171,7 +181,9 @@ fn stats(args: &StatsArgs) -> Result<()> {
             }
         };
         let s = split_stats(&examples, t.labels.is_some(), &lengths, args.max_len)?;
-        let labels = if s.labels.is_empty() {
+        let labels = if s.examples == 0 {
+            "-".to_string()
+        } else if s.labels.is_empty() {
             "free text".to_string()
         } else if s.labels.len() > 6 {
             format!("{} distinct", s.labels.len())
@@ -188,7 +200,7 @@ fn stats(args: &StatsArgs) -> Result<()> {
             .map(|(_, v)| v.to_string())
             .collect();
         println!(
-            "{:<11} {:>8}  {:<40} {} ; {} longer",
+            "{:<11} {:>8}  {:<40} {} ; {}",
             split.name(),
             s.examples,
             labels,
@@ -204,6 +216,28 @@ fn stats(args: &StatsArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The official re-splitting of a task, in words.
+fn describe_policy(policy: SplitPolicy) -> String {
+    match policy {
+        SplitPolicy::HalveValidation => {
+            "train = source train; validation/test = halves of the shuffled source validation"
+                .to_string()
+        }
+        SplitPolicy::HoldoutTrain { test, max_train } => {
+            let cap = max_train.map_or(String::new(), |m| format!(" (first {m})"));
+            format!(
+                "validation = 1000 shuffled source-train rows, train = the rest{cap}; test = source {}",
+                test.hub_name()
+            )
+        }
+        SplitPolicy::Direct { validation, test } => format!(
+            "as shipped: validation = source {}, test = source {}",
+            validation.hub_name(),
+            test.hub_name()
+        ),
+    }
 }
 
 fn show(args: &ShowArgs) -> Result<()> {
@@ -233,13 +267,20 @@ fn show(args: &ShowArgs) -> Result<()> {
 
 fn export(args: &ExportArgs) -> Result<()> {
     let t = task(&args.common.task)?;
+    anyhow::ensure!(
+        args.k_shot.is_none() || args.split == Split::Train,
+        "--k-shot draws from the training split; use it with --split train (got --split {})",
+        args.split
+    );
     let mut examples = load(t, &args.common, args.split)?;
     if let Some(k) = args.k_shot {
-        anyhow::ensure!(
-            args.split == Split::Train,
-            "--k-shot only applies to --split train"
-        );
         examples = dept_data::k_shot(t, &examples, k, args.kshot_seed)?;
+        if examples.len() < k {
+            eprintln!(
+                "warning: --k-shot {k}: only {} examples could be drawn (too few training examples of some class)",
+                examples.len()
+            );
+        }
     }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(

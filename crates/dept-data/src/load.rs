@@ -146,3 +146,58 @@ pub fn load_split(
     let indices = split_indices(task, split, records.len(), seed);
     format_records(task, &records, &indices)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::all_tasks;
+    use crate::tasks::original_candidates;
+
+    const SOURCE_SPLITS: [SourceSplit; 5] = [
+        SourceSplit::Train,
+        SourceSplit::Validation,
+        SourceSplit::Test,
+        SourceSplit::ValidationMatched,
+        SourceSplit::ValidationMismatched,
+    ];
+
+    /// Every task's reader on empty, blank, short and wrongly-typed files: an error naming the file, or a split
+    /// (possibly empty), never a panic.
+    #[test]
+    fn malformed_files_never_panic() {
+        let contents: [&[u8]; 9] = [
+            b"",
+            b"\n\n",
+            b"garbage",
+            b"a\tb\n1\t2",
+            b"{}\n",
+            b"[1]\n",
+            b"{\"label\": 7, \"idx\": -1, \"answers\": 3}\n",
+            b"\"3\",\"text\"\n\"1\"\n",
+            b"\x1f\x8b\x08",
+        ];
+        for task in all_tasks() {
+            for content in contents {
+                let dir = tempfile::tempdir().unwrap();
+                let task_dir = dir.path().join(task.dirs[0]);
+                for split in SOURCE_SPLITS {
+                    for name in original_candidates(task, split) {
+                        let path = task_dir.join(name);
+                        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                        std::fs::write(&path, content).unwrap();
+                    }
+                }
+                for split in Split::ALL {
+                    if let Err(e) = load_split(task, dir.path(), split, 42) {
+                        let message = e.to_string();
+                        assert!(
+                            message.contains(&*task_dir.to_string_lossy()),
+                            "{} {split} on {content:?}: error does not name the file: {message}",
+                            task.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! The official k-shot sampler shuffles the training split with `datasets.Dataset.shuffle(seed=training_seed)`,
 //! which draws exactly this permutation; reproducing it gives the same k-shot rows as the paper's few-shot runs.
-//! `tests/kshot.rs` checks it against numpy (`tests/reference/metrics_reference.py` writes the values).
+//! `tests/metrics.rs` checks it against numpy (`tests/reference/metrics_reference.py` writes the values).
 
 const INIT_A: u32 = 0x43b0_d7e5;
 const MULT_A: u32 = 0x931e_8875;

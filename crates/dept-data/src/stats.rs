@@ -45,9 +45,8 @@ impl Lengths {
                     tokenizer
                         .encode_batch(chunk.to_vec(), true)
                         .map(|encs| encs.iter().map(|e| e.len()).collect::<Vec<_>>())
-                        .map_err(|e| DataError::Tokenizer {
-                            path: Default::default(),
-                            message: e.to_string(),
+                        .map_err(|e| {
+                            DataError::Invalid(format!("tokenizer could not encode inputs: {e}"))
                         })
                 })
                 .collect::<Result<Vec<_>>>()

@@ -35,9 +35,10 @@ fn check(task_name: &str, case: &str) {
     let scores = score(task, &predictions, &examples(&targets, groups.as_deref())).unwrap();
     assert_eq!(scores.len(), task.metrics.len());
     for (name, value) in scores {
-        if let Some(reference) = c.get(name).and_then(|v| v.as_f64()) {
-            close(value, reference, &format!("{task_name} {case} {name}"));
-        }
+        let reference = c[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{case}: no reference value for {name}"));
+        close(value, reference, &format!("{task_name} {case} {name}"));
     }
 }
 
@@ -46,6 +47,9 @@ fn accuracy_f1_matthews_match_sklearn() {
     check("mrpc", "binary");
     check("cola", "binary");
     check("qqp", "binary");
+    check("mrpc", "binary_no_positives");
+    check("mrpc", "binary_constant_predictions");
+    check("cola", "binary_constant_predictions");
 }
 
 #[test]
@@ -58,6 +62,9 @@ fn macro_f1_matches_sklearn() {
 fn pearson_spearman_match_scipy() {
     check("stsb", "stsb");
     check("stsb", "stsb_constant");
+    check("stsb", "stsb_nan");
+    check("stsb", "stsb_inf");
+    check("stsb", "stsb_python_floats");
 }
 
 #[test]

@@ -6,6 +6,9 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use super::check_pairs;
+use crate::error::{DataError, Result};
+
 /// The official SQuAD v1.1 `normalize_answer` (also T5's `normalize_squad`).
 pub fn normalize_answer(text: &str) -> String {
     static ARTICLES: OnceLock<Regex> = OnceLock::new();
@@ -43,10 +46,15 @@ fn token_f1(prediction: &str, gold: &str) -> f64 {
     2.0 * precision * recall / (precision + recall)
 }
 
-/// Mean over questions of (max EM over golds, max F1 over golds), as fractions.
-pub fn squad_em_f1(predictions: &[&str], golds: &[Vec<String>]) -> (f64, f64) {
-    if golds.is_empty() {
-        return (0.0, 0.0);
+/// Mean over questions of (max EM over golds, max F1 over golds), as fractions, as the SQuAD v1.1 script and
+/// the official `qa_metrics` compute them. No questions, or a question without any gold answer (Python's `max` of
+/// nothing raises there), is an error.
+pub fn squad_em_f1(predictions: &[&str], golds: &[Vec<String>]) -> Result<(f64, f64)> {
+    check_pairs("squad", predictions.len(), golds.len())?;
+    if let Some(i) = golds.iter().position(Vec::is_empty) {
+        return Err(DataError::Invalid(format!(
+            "squad: question {i} has no gold answer"
+        )));
     }
     let (mut em, mut f1) = (0.0, 0.0);
     for (p, gs) in predictions.iter().zip(golds) {
@@ -58,5 +66,5 @@ pub fn squad_em_f1(predictions: &[&str], golds: &[Vec<String>]) -> (f64, f64) {
             .fold(0.0, f64::max);
         f1 += gs.iter().map(|g| token_f1(&p, g)).fold(0.0, f64::max);
     }
-    (em / golds.len() as f64, f1 / golds.len() as f64)
+    Ok((em / golds.len() as f64, f1 / golds.len() as f64))
 }

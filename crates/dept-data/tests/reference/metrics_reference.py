@@ -1,6 +1,5 @@
 """Writes metrics_golden.json: metric values from scikit-learn / scipy / the SQuAD v1.1 normalisation, numpy
-permutations (what datasets.Dataset.shuffle(seed) applies) and STS-B target strings, for tests/metrics.rs and
-tests/kshot.rs.
+permutations (what datasets.Dataset.shuffle(seed) applies) and STS-B target strings, for tests/metrics.rs.
 
 Pinned (see requirements.txt): python 3.11.7, numpy==2.4.6, scipy==1.17.1, scikit-learn==1.9.1.
 Run:  python crates/dept-data/tests/reference/metrics_reference.py
@@ -25,7 +24,8 @@ def f1_with_invalid(preds, targets):
 
 
 def macro_f1(preds, targets):
-    # As the official code calls it: string labels, labels=range(3) as ints.
+    # The official code passes labels=range(3) (ints) with string labels; scikit-learn gives the same value as with
+    # the string class names used here.
     return 100 * sklearn.metrics.fbeta_score(targets, preds, beta=1, labels=["0", "1", "2"], average="macro", zero_division=0)
 
 
@@ -95,7 +95,14 @@ cases["ternary"] = {"targets": tern_t, "predictions": tern_p,
                     "accuracy": 100 * float(np.mean(np.array(tern_p) == np.array(tern_t)))}
 # A class that never appears in predictions or targets (zero division -> 0).
 cases["ternary_missing_class"] = {"targets": ["0", "1", "0", "1"], "predictions": ["0", "0", "1", "1"],
-                                  "f1_multiclass": macro_f1(["0", "0", "1", "1"], ["0", "1", "0", "1"])}
+                                  "f1_multiclass": macro_f1(["0", "0", "1", "1"], ["0", "1", "0", "1"]),
+                                  "accuracy": 50.0}
+# Edge cases the official code defines by convention: no positives (F1 0), constant predictions (Matthews 0).
+for name, t, p in [("binary_no_positives", ["0"] * 6, ["0"] * 6),
+                   ("binary_constant_predictions", ["0", "1", "1", "0", "1"], ["1"] * 5)]:
+    cases[name] = {"targets": t, "predictions": p,
+                   "accuracy": 100 * float(np.mean(np.array(p) == np.array(t))),
+                   "f1": f1_with_invalid(p, t), "matthews_correlation": matthews(p, t)}
 
 sts_t = [str(np.round(x, 1)) for x in rng.uniform(0, 5, 150)]
 sts_p = [str(np.round(x, 1)) for x in rng.uniform(0, 5, 150)]
@@ -105,7 +112,14 @@ sts_p[3] = sts_p[4]  # ties
 cases["stsb"] = {"targets": sts_t, "predictions": sts_p,
                  "pearson": corr(scipy.stats.pearsonr, sts_p, sts_t),
                  "spearmanr": corr(scipy.stats.spearmanr, sts_p, sts_t)}
-cases["stsb_constant"] = {"targets": sts_t[:10], "predictions": ["2.0"] * 10, "pearson": 0.0, "spearmanr": 0.0}
+# Constant predictions, NaN / infinite predictions (scipy NaN -> 0, but spearmanr ranks inf) and Python float() syntax.
+for name, p in [("stsb_constant", ["2.0"] * 10),
+                ("stsb_nan", ["nan", "1.0", "2.5", "0.5", "4.0", "3.0", "1.5", "2.0", "4.5", "3.5"]),
+                ("stsb_inf", ["inf", "1.0", "2.5", "0.5", "4.0", "3.0", "1.5", "2.0", "4.5", "3.5"]),
+                ("stsb_python_floats", ["1_5", " 2.5 ", "+3", ".5", "1e0", "abc", "4.", "-0", "2_0.5", "5"])]:
+    cases[name] = {"targets": sts_t[:10], "predictions": p,
+                   "pearson": corr(scipy.stats.pearsonr, p, sts_t[:10]),
+                   "spearmanr": corr(scipy.stats.spearmanr, p, sts_t[:10])}
 
 multirc_groups = [f"{i // 5}-{i % 3}" for i in range(60)]
 multirc_t = [str(x) for x in rng.integers(0, 2, 60)]
