@@ -36,6 +36,11 @@ enum Command {
     Predict(commands::predict::PredictArgs),
     /// Show the libtorch in use, CUDA devices and CPU threads.
     Env,
+    /// Benchmarks that print ratios measured side by side in one run.
+    Bench {
+        #[command(subcommand)]
+        command: commands::bench::BenchCommand,
+    },
     /// Write a tiny random T5 model folder, to exercise the pipeline on real data without pretrained weights.
     TinyT5(commands::tiny::TinyArgs),
     /// List the DePT shapes (m, r) that match a PT budget l·d = m·d + (s+d)·r, or solve for one of them.
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Env => commands::env::run(),
+        Command::Bench { command } => commands::bench::run(&command),
         Command::TinyT5(args) => commands::tiny::run(&args),
         Command::Budget(args) => commands::budget::run(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args, cli.quiet),

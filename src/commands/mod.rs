@@ -1,5 +1,6 @@
 //! One module per `dept` subcommand; each turns parsed arguments into calls to the library crates.
 
+pub mod bench;
 pub mod budget;
 pub mod data;
 pub mod env;

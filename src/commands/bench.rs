@@ -1,0 +1,162 @@
+//! `dept bench padding`: the time of a DePT training step with the official padding to `s` against padding to
+//! the longest input of each batch, measured side by side in one run on the same batches.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{ensure, Result};
+use clap::{Args, Subcommand};
+use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
+use dept_models::t5::{T5Config, T5};
+use dept_models::{load_backbone, Backbone};
+use tch::{Device, Kind, Tensor};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Training-step time, padding to s (official) vs padding to the longest input (ours).
+    Padding(PaddingArgs),
+}
+
+#[derive(Args)]
+pub struct PaddingArgs {
+    /// A Hugging Face T5 folder; without it, a random T5 of t5-small's shape (d 512, 6 layers, 8 heads).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// s: the official code pads every input to this length.
+    #[arg(long, default_value_t = 256)]
+    max_len: i64,
+    #[arg(long, default_value_t = 60)]
+    prompt_len: i64,
+    #[arg(long, default_value_t = 30)]
+    rank: i64,
+    #[arg(long, default_value_t = 8)]
+    batch_size: i64,
+    /// Input lengths are drawn uniformly from [min_input, max_input] tokens (RTE inputs are mostly 40–120).
+    #[arg(long, default_value_t = 32)]
+    min_input: i64,
+    #[arg(long, default_value_t = 128)]
+    max_input: i64,
+    /// Timed steps per padding (after one untimed warm-up step each).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn run(command: &BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Padding(args) => padding(args),
+    }
+}
+
+fn padding(args: &PaddingArgs) -> Result<()> {
+    ensure!(
+        0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len,
+        "need 0 < min_input ≤ max_input ≤ max_len"
+    );
+    let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
+    tch::manual_seed(0);
+    let backbone: Box<dyn Backbone> = match &args.model {
+        Some(dir) => load_backbone(dir, device)?,
+        None => Box::new(T5::new_random(&t5_small_shape()?, device)?),
+    };
+    let config = DeptConfig::new(
+        args.prompt_len,
+        args.rank,
+        args.max_len,
+        backbone.hidden_size(),
+    )?
+    .with_init(&PromptInit::Random);
+    let adapter = DecomposedPrompt::new(config, None, device)?;
+
+    // The same batches for both paddings: ids and lengths drawn once.
+    let batches: Vec<(Vec<i64>, Tensor, Tensor)> = (0..=args.steps)
+        .map(|_| {
+            let lengths: Vec<i64> = (0..args.batch_size)
+                .map(|_| {
+                    args.min_input
+                        + Tensor::randint(
+                            args.max_input - args.min_input + 1,
+                            [1],
+                            (Kind::Int64, Device::Cpu),
+                        )
+                        .int64_value(&[0])
+                })
+                .collect();
+            let ids = Tensor::randint_low(
+                2,
+                backbone.vocab_size(),
+                [args.batch_size, args.max_len],
+                (Kind::Int64, Device::Cpu),
+            );
+            let labels = Tensor::randint_low(
+                2,
+                backbone.vocab_size(),
+                [args.batch_size, 3],
+                (Kind::Int64, Device::Cpu),
+            );
+            (lengths, ids, labels)
+        })
+        .collect();
+
+    let mut results = Vec::new();
+    for (name, to_longest) in [
+        ("official: pad to s", false),
+        ("dept-rs: pad to longest", true),
+    ] {
+        let mut seconds = 0.0;
+        let mut loss_sum = 0.0;
+        for (i, (lengths, ids, labels)) in batches.iter().enumerate() {
+            let width = if to_longest {
+                *lengths.iter().max().unwrap_or(&args.max_len)
+            } else {
+                args.max_len
+            };
+            let positions = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0);
+            let lens = Tensor::from_slice(lengths).unsqueeze(1);
+            let mask = positions.lt_tensor(&lens).to_kind(Kind::Int64);
+            let ids = (ids.narrow(1, 0, width) * &mask).to_device(device);
+            let mask = mask.to_device(device);
+            let labels = labels.to_device(device);
+            let start = Instant::now();
+            let (embeds, mask) = adapter.apply(&backbone.embed(&ids), &mask)?;
+            let loss = backbone.forward(&embeds, &mask, &labels, false)?.loss;
+            loss.backward();
+            let value = loss.double_value(&[]); // waits for the device
+            if i > 0 {
+                seconds += start.elapsed().as_secs_f64();
+                loss_sum += value;
+            }
+        }
+        let per_step = seconds / args.steps as f64;
+        println!(
+            "{name:<26} {:>9.1} ms/step   mean loss {:.6}",
+            per_step * 1e3,
+            loss_sum / args.steps as f64
+        );
+        results.push((per_step, loss_sum));
+    }
+    let (official, ours) = (results[0].0, results[1].0);
+    println!(
+        "speed-up {:.2}x (same batches, {} per step, inputs {}–{} tokens, s = {}, device {device:?})",
+        official / ours,
+        args.batch_size,
+        args.min_input,
+        args.max_input,
+        args.max_len
+    );
+    let relative = (results[0].1 - results[1].1).abs() / results[0].1.abs().max(1e-12);
+    println!("loss difference between the paddings: {relative:.2e} relative (float rounding only)");
+    Ok(())
+}
+
+fn t5_small_shape() -> Result<T5Config> {
+    let json = serde_json::json!({
+        "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8,
+        "feed_forward_proj": "relu", "tie_word_embeddings": true
+    });
+    Ok(T5Config::from_json(
+        std::path::Path::new("<t5-small shape>"),
+        json,
+    )?)
+}
