@@ -70,17 +70,17 @@ pub fn run(args: &QuickstartArgs, quiet: bool) -> Result<()> {
         },
     )?;
 
-    let first_loss = first_and_last_loss(&outcome.run_dir.join("metrics.jsonl"))?;
+    let loss = loss_at_start_and_end(&outcome.run_dir.join("metrics.jsonl"))?;
     println!(
         "training loss {:.4} -> {:.4} over {} steps; best validation accuracy {:.1} at step {}",
-        first_loss.0,
-        first_loss.1,
+        loss.0,
+        loss.1,
         outcome.steps,
         outcome.best_validation.unwrap_or(f64::NAN),
         outcome.best_step.unwrap_or(0)
     );
     anyhow::ensure!(
-        first_loss.1 < first_loss.0,
+        loss.1 < loss.0,
         "the training loss did not decrease: training is broken"
     );
 
@@ -104,7 +104,7 @@ pub fn run(args: &QuickstartArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn first_and_last_loss(metrics: &std::path::Path) -> Result<(f64, f64)> {
+fn loss_at_start_and_end(metrics: &std::path::Path) -> Result<(f64, f64)> {
     let text = std::fs::read_to_string(metrics)?;
     let losses: Vec<f64> = text
         .lines()

@@ -92,6 +92,20 @@ impl DeptConfig {
         Ok(config)
     }
 
+    /// Reads and validates `<dir>/adapter_config.json`.
+    pub fn load(dir: &std::path::Path) -> Result<Self, CoreError> {
+        let path = dir.join(ADAPTER_CONFIG_FILE);
+        let bad = |message: String| CoreError::File {
+            path: path.clone(),
+            message,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+        let config: DeptConfig = serde_json::from_str(&text)
+            .map_err(|e| bad(format!("not a DePT/PT adapter config: {e}")))?;
+        config.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(config)
+    }
+
     pub fn with_init(mut self, init: &PromptInit) -> Self {
         self.init = InitFields::from(init);
         self

@@ -256,18 +256,7 @@ impl DecomposedPrompt {
     /// Reads an adapter folder written by [`save`](Self::save), the official DePT code or PEFT (safetensors only).
     pub fn load(dir: &Path, device: Device) -> Result<Self, CoreError> {
         let config_path = dir.join(ADAPTER_CONFIG_FILE);
-        let text = std::fs::read_to_string(&config_path).map_err(|e| CoreError::File {
-            path: config_path.clone(),
-            message: format!("cannot read: {e}"),
-        })?;
-        let config: DeptConfig = serde_json::from_str(&text).map_err(|e| CoreError::File {
-            path: config_path.clone(),
-            message: format!("not a DePT/PT adapter config: {e}"),
-        })?;
-        config.validate().map_err(|e| CoreError::File {
-            path: config_path.clone(),
-            message: e.to_string(),
-        })?;
+        let config = DeptConfig::load(dir)?;
         let weights = dir.join(ADAPTER_WEIGHTS_FILE);
         if !weights.is_file() {
             let message = if dir.join("adapter_model.bin").exists() {

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dept_core::DecomposedPrompt;
+use dept_core::{DecomposedPrompt, DeptConfig};
 use dept_data::{Split, TextExample, OFFICIAL_SPLIT_SEED};
 use dept_models::{load_backbone, Backbone, TextTokenizer};
 
@@ -45,12 +45,11 @@ impl Inference {
                 ..ExperimentConfig::default()
             },
         };
-        let probe = DecomposedPrompt::load(adapter_dir, tch::Device::Cpu)?;
+        let adapter_config = DeptConfig::load(adapter_dir)?;
         if let Some(model) = &overrides.model {
             config.model = model.clone();
         } else if run_config.is_none() {
-            config.model = probe
-                .config()
+            config.model = adapter_config
                 .base_model_name_or_path
                 .clone()
                 .map(PathBuf::from)
@@ -74,7 +73,7 @@ impl Inference {
             config.eval_batch_size = n;
         }
         if run_config.is_none() {
-            if let Some(s) = probe.config().max_len {
+            if let Some(s) = adapter_config.max_len {
                 config.max_len = s;
             }
         }
