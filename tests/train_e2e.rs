@@ -431,6 +431,44 @@ fn bad_configs_and_mismatched_adapters_are_refused_with_reasons() {
 }
 
 #[test]
+fn a_pretrained_adapter_initialises_a_new_run() {
+    let fx = Fixture::new();
+    let source = fx.config("source", "max_steps: 20\n");
+    ok(&["-q", "train", source.to_str().unwrap()]);
+    let best = fx.run_dir("source").join("best");
+    // Learning rates 0: the new run's adapter must stay exactly the pretrained one.
+    let transfer = fx.config(
+        "transfer",
+        &format!(
+            "max_steps: 2\neval_every: 2\nlr_prompt: 0.0\nlr_pair: 0.0\ninit_adapter: {:?}\n",
+            best.display().to_string()
+        ),
+    );
+    ok(&["-q", "train", transfer.to_str().unwrap()]);
+    let load = |dir: PathBuf| dept_core::DecomposedPrompt::load(&dir, tch::Device::Cpu).unwrap();
+    let (a, b) = (
+        load(best.clone()),
+        load(fx.run_dir("transfer").join("last")),
+    );
+    assert!(a.prompt().equal(b.prompt()));
+    assert!(a.pair().unwrap().0.equal(b.pair().unwrap().0));
+    assert!(a.pair().unwrap().1.equal(b.pair().unwrap().1));
+
+    let mismatched = fx.config(
+        "mismatched",
+        &format!(
+            "max_steps: 2\nprompt_len: 9\ninit_adapter: {:?}\n",
+            best.display().to_string()
+        ),
+    );
+    let err = fails(&["-q", "train", mismatched.to_str().unwrap()]);
+    assert!(
+        err.contains("init_adapter") && err.contains("m = 8") && err.contains("m = 9"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let fx = Fixture::new();
     let config = fx.config(

@@ -113,12 +113,15 @@ impl DecomposedPrompt {
         self.vs.device()
     }
 
-    /// Overwrites this adapter's values with another's of the same shape (resuming from a checkpoint).
+    /// Overwrites this adapter's values with another's of the same shape (m, r, s, d): resuming from a
+    /// checkpoint, or starting from a pretrained adapter (transfer, the official `--peft_model_id`).
     pub fn copy_from(&mut self, other: &DecomposedPrompt) -> Result<(), CoreError> {
-        if other.config != self.config {
+        let shape = |c: &DeptConfig| (c.prompt_len, c.r, c.max_len.filter(|_| c.r > 0), c.hidden);
+        if shape(&other.config) != shape(&self.config) {
+            let (m, r, s, d) = shape(&other.config);
+            let (m2, r2, s2, d2) = shape(&self.config);
             return Err(CoreError::Shape(format!(
-                "cannot copy an adapter with config {:?} into one with {:?}",
-                other.config, self.config
+                "the adapter has m = {m}, r = {r}, s = {s:?}, d = {d}; expected m = {m2}, r = {r2}, s = {s2:?},                  d = {d2}"
             )));
         }
         tch::no_grad(|| {

@@ -68,6 +68,8 @@ pub struct ExperimentConfig {
     pub lora_alpha: f64,
     pub prompt_init: PromptInitKind,
     pub prompt_init_text: String,
+    /// Start from a saved adapter folder instead (transfer, the official `--peft_model_id`); m, r, s, d must match.
+    pub init_adapter: Option<PathBuf>,
 
     /// α1: learning rate of the soft prompt.
     pub lr_prompt: f64,
@@ -128,6 +130,7 @@ impl Default for ExperimentConfig {
             lora_alpha: 8.0,
             prompt_init: PromptInitKind::Text,
             prompt_init_text: dept_core::DEFAULT_INIT_TEXT.to_string(),
+            init_adapter: None,
             lr_prompt: 3e-1,
             lr_pair: 1e-4,
             adam_beta1: 0.9,

@@ -447,7 +447,18 @@ fn new_adapter(
         }
         PromptInit::Random => None,
     };
-    Ok(DecomposedPrompt::new(dept, rows.as_ref(), device)?)
+    let mut adapter = DecomposedPrompt::new(dept, rows.as_ref(), device)?;
+    if let Some(dir) = &config.init_adapter {
+        let pretrained = DecomposedPrompt::load(dir, device)?;
+        adapter
+            .copy_from(&pretrained)
+            .map_err(|e| TrainError::Config {
+                path: dir.clone(),
+                message: format!("init_adapter does not fit this experiment: {e}"),
+            })?;
+        tracing::info!("adapter initialised from {}", dir.display());
+    }
+    Ok(adapter)
 }
 
 /// Per-epoch shuffles of the training set (torch's `randperm` with seed + epoch), consumed batch by batch.
