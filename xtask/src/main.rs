@@ -81,7 +81,9 @@ fn test(extra: &[String]) -> Result<(), Failure> {
 fn quickstart() -> Result<(), Failure> {
     let root = repo_root();
     libtorch::ensure(&root)?;
-    // `cargo run` rather than a path under target/, so a CARGO_TARGET_DIR of the user's is honoured.
+    // Build with cargo's progress shown (the first build takes minutes), then `cargo run` rather than a path under
+    // target/, so a CARGO_TARGET_DIR of the user's is honoured.
+    cargo(&root, &["build", "--package", "dept"])?;
     cargo(&root, &["run", "--quiet", "--package", "dept", "--", "env"])?;
     cargo(
         &root,
