@@ -286,6 +286,14 @@ impl ExperimentConfig {
             ("decode_max_tokens", self.decode_max_tokens > 0),
             ("log_every", self.log_every > 0),
         ];
+        let optional_positive = [
+            ("max_train_examples", self.max_train_examples),
+            ("max_eval_examples", self.max_eval_examples),
+            ("k_shot", self.k_shot),
+        ];
+        if let Some((key, _)) = optional_positive.iter().find(|(_, v)| *v == Some(0)) {
+            return Err(format!("`{key}` must be positive when set"));
+        }
         if let Some((key, _)) = positive.iter().find(|(_, ok)| !ok) {
             return Err(format!("`{key}` must be positive"));
         }

@@ -71,10 +71,9 @@ pub fn train(
     }
     let tokenizer = TextTokenizer::from_model_dir(&config.model)?;
     let d = backbone.hidden_size();
-    let shape = config.shape(d).map_err(|message| TrainError::Config {
-        path: PathBuf::from("config"),
-        message,
-    })?;
+    let shape = config
+        .shape(d)
+        .map_err(|message| TrainError::Run(format!("experiment config: {message}")))?;
     tracing::info!(
         "model {} (d = {d}) on {device:?}; task {}; DePT m = {}, r = {}, s = {}",
         config.model.display(),
@@ -91,12 +90,19 @@ pub fn train(
         validation.examples.len(),
         test.examples.len()
     );
-    if train_data.encoded.is_empty() {
-        return Err(TrainError::Run(format!(
-            "task {} has no training examples in {}",
-            task.name,
-            config.data_dir.display()
-        )));
+    for (split, data) in [
+        ("training", &train_data),
+        ("validation", &validation),
+        ("test", &test),
+    ] {
+        if data.encoded.is_empty() {
+            return Err(TrainError::Run(format!(
+                "task {} has no {split} examples in {} (check `dept data stats {}`)",
+                task.name,
+                config.data_dir.display(),
+                task.name
+            )));
+        }
     }
 
     let run = prepare_run_dir(config, shape, options)?;
