@@ -93,7 +93,8 @@ pub struct ExperimentConfig {
     /// Stop after this many evaluations without a new best (unset: never).
     pub early_stopping_patience: Option<u32>,
     pub max_target_len: usize,
-    /// Greedy decoding length at evaluation (official: 20).
+    /// New tokens greedy decoding may produce at evaluation. The official `generation_max_length: 20` counts
+    /// T5's decoder start token, so it allows 19 new tokens.
     pub decode_max_tokens: i64,
     pub padding: Padding,
     pub seed: u64,
@@ -148,7 +149,7 @@ impl Default for ExperimentConfig {
             eval_batch_size: 32,
             early_stopping_patience: None,
             max_target_len: 128,
-            decode_max_tokens: 20,
+            decode_max_tokens: 19,
             padding: Padding::Longest,
             seed: 42,
             k_shot: None,
