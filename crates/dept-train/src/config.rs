@@ -422,7 +422,7 @@ mod tests {
         );
         assert_eq!(
             (c.max_len, c.warmup(), c.eval_every, c.decode_max_tokens),
-            (256, 500, 1000, 20)
+            (256, 500, 1000, 19)
         );
         assert_eq!(c.shape(768).unwrap(), Shape { m: 60, r: 30 });
         assert_eq!(c.padding, Padding::Longest);
