@@ -92,6 +92,8 @@ pub struct ExperimentConfig {
     pub eval_batch_size: usize,
     /// Stop after this many evaluations without a new best (unset: never).
     pub early_stopping_patience: Option<u32>,
+    /// Targets are cut to this many tokens (`</s>` included). The official code cuts answers of tasks without a
+    /// label list (MRQA, SQuAD, ReCoRD) at `generation_max_length` = 20; label targets are far shorter.
     pub max_target_len: usize,
     /// New tokens greedy decoding may produce at evaluation. The official `generation_max_length: 20` counts
     /// T5's decoder start token, so it allows 19 new tokens.
@@ -148,7 +150,7 @@ impl Default for ExperimentConfig {
             save_every: 1000,
             eval_batch_size: 32,
             early_stopping_patience: None,
-            max_target_len: 128,
+            max_target_len: 20,
             decode_max_tokens: 19,
             padding: Padding::Longest,
             seed: 42,
