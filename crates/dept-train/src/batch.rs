@@ -75,10 +75,6 @@ impl Batch {
             labels,
         }
     }
-
-    pub fn size(&self) -> i64 {
-        self.input_ids.size()[0]
-    }
 }
 
 fn padded<'a>(rows: impl Iterator<Item = &'a Vec<i64>>, len: usize, pad: i64) -> Vec<i64> {

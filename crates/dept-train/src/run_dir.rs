@@ -44,13 +44,17 @@ impl RunDir {
 
     /// Writes a small text file atomically.
     pub fn write_text(&self, path: &Path, text: &str) -> Result<(), TrainError> {
-        write_atomically(path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(|source| {
-            TrainError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
-        })
+        write_text(path, text)
     }
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
+    write_atomically(path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(|source| {
+        TrainError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// `metrics.jsonl`: one JSON object a line, appended and flushed as training goes.
@@ -79,12 +83,7 @@ impl MetricsLog {
         if !text.is_empty() {
             text.push('\n');
         }
-        write_atomically(path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(|source| {
-            TrainError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        write_text(path, &text)?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
