@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 
 use dept_core::{DecomposedPrompt, DeptConfig};
 use dept_data::{Split, TextExample, OFFICIAL_SPLIT_SEED};
-use dept_models::{load_backbone, Backbone, TextTokenizer};
+use dept_models::{Backbone, TextTokenizer};
 
 use crate::batch::{encode_examples, Encoded};
 use crate::config::ExperimentConfig;
 use crate::evaluate::score;
-use crate::trainer::decoder;
+use crate::trainer::{decoder, open_model};
 use crate::TrainError;
 
 /// What may replace the settings found with the adapter.
@@ -77,9 +77,7 @@ impl Inference {
                 config.max_len = s;
             }
         }
-        let device = crate::device::resolve_device(&config.device).map_err(TrainError::Run)?;
-        let backbone = load_backbone(&config.model, device)?;
-        let tokenizer = TextTokenizer::from_model_dir(&config.model)?;
+        let (device, backbone, tokenizer) = open_model(&config)?;
         let adapter = DecomposedPrompt::load(adapter_dir, device)?;
         adapter
             .check_compatible(backbone.hidden_size(), config.max_len)

@@ -55,21 +55,8 @@ pub fn train(
     config: &ExperimentConfig,
     options: &TrainOptions,
 ) -> Result<TrainOutcome, TrainError> {
-    if let Some(threads) = config.threads {
-        tch::set_num_threads(threads);
-    }
-    let device = crate::device::resolve_device(&config.device).map_err(TrainError::Run)?;
-    if config.precision == Precision::Bf16 && device == Device::Cpu {
-        return Err(TrainError::Run(
-            "precision bf16 is for CUDA runs; on CPU use precision: fp32".into(),
-        ));
-    }
     let task = dept_data::task(&config.task)?;
-    let mut backbone = load_backbone(&config.model, device)?;
-    if config.precision == Precision::Bf16 {
-        backbone.set_float_kind(Kind::BFloat16)?;
-    }
-    let tokenizer = TextTokenizer::from_model_dir(&config.model)?;
+    let (device, backbone, tokenizer) = open_model(config)?;
     let d = backbone.hidden_size();
     let shape = config
         .shape(d)
@@ -311,6 +298,28 @@ pub fn train(
         test: test_scores,
         resumed_from,
     })
+}
+
+/// The device, backbone (at the configured precision) and tokenizer a config names; training and inference
+/// both open their model here so they run it the same way.
+pub(crate) fn open_model(
+    config: &ExperimentConfig,
+) -> Result<(Device, Box<dyn Backbone>, TextTokenizer), TrainError> {
+    if let Some(threads) = config.threads {
+        tch::set_num_threads(threads);
+    }
+    let device = crate::device::resolve_device(&config.device).map_err(TrainError::Run)?;
+    if config.precision == Precision::Bf16 && device == Device::Cpu {
+        return Err(TrainError::Run(
+            "precision bf16 is for CUDA runs; on CPU use precision: fp32".into(),
+        ));
+    }
+    let mut backbone = load_backbone(&config.model, device)?;
+    if config.precision == Precision::Bf16 {
+        backbone.set_float_kind(Kind::BFloat16)?;
+    }
+    let tokenizer = TextTokenizer::from_model_dir(&config.model)?;
+    Ok((device, backbone, tokenizer))
 }
 
 /// Greedy decoding as the config sets it up.
