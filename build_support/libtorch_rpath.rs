@@ -1,9 +1,14 @@
 //! Shared by the build scripts of every crate whose binaries or tests link libtorch.
 //!
 //! torch-sys reports the libtorch lib folder it linked against (`DEP_TCH_LIBTORCH_LIB`, visible to crates that
-//! depend on torch-sys directly). We bake its canonical path into the binaries as an rpath so that `dept`, the
-//! tests and the examples run with an empty environment: no `LD_LIBRARY_PATH`. The path is canonicalised because
-//! `LIBTORCH` usually points at the checkout's `.libtorch` link, which `cargo xtask setup` may re-point later.
+//! depend on torch-sys directly). Two things are added to the link of this crate's binaries and tests:
+//!
+//! - an rpath to that folder's canonical path, so that `dept`, the tests and the examples run with an empty
+//!   environment (no `LD_LIBRARY_PATH`). The path is canonicalised because `LIBTORCH` usually points at the
+//!   checkout's `.libtorch` link, which `cargo xtask setup` may re-point later.
+//! - `libtorch_cuda` and `libc10_cuda`, forced in with `--no-as-needed` when the libtorch has them. No Rust code
+//!   calls into them directly, so the linker's default `--as-needed` drops them, and libtorch then registers no
+//!   CUDA backend at run time: the binary would see no GPU. `cargo xtask test` checks that they stay needed.
 
 use std::path::Path;
 
@@ -15,7 +20,8 @@ pub fn emit() {
         );
         return;
     };
-    let probe = Path::new(&lib_dir).join(if cfg!(target_os = "macos") {
+    let lib_dir = Path::new(&lib_dir);
+    let probe = lib_dir.join(if cfg!(target_os = "macos") {
         "libtorch_cpu.dylib"
     } else {
         "libtorch_cpu.so"
@@ -24,6 +30,20 @@ pub fn emit() {
         .canonicalize()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
-        .unwrap_or_else(|| Path::new(&lib_dir).to_path_buf());
+        .unwrap_or_else(|| lib_dir.to_path_buf());
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", real_dir.display());
+
+    if cfg!(target_os = "linux") {
+        let cuda_libs: Vec<&str> = ["torch_cuda", "c10_cuda"]
+            .into_iter()
+            .filter(|name| real_dir.join(format!("lib{name}.so")).exists())
+            .collect();
+        if !cuda_libs.is_empty() {
+            println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+            for name in cuda_libs {
+                println!("cargo:rustc-link-arg=-l{name}");
+            }
+            println!("cargo:rustc-link-arg=-Wl,--as-needed");
+        }
+    }
 }

@@ -1,11 +1,14 @@
-//! libtorch for tch 0.17: the PyPI `torch` 2.4.1 wheel, installed once per user into a virtual environment.
+//! libtorch for tch 0.24: the PyPI `torch` 2.11.0 wheel, installed once per user into a virtual environment.
 //!
 //! Layout (`DEPT_HOME`, else `$XDG_CACHE_HOME/dept`, else `~/.cache/dept`):
-//!   torch-2.4.1/                      complete install (a venv); only ever created by a rename
-//!   torch-2.4.1.partial-<pid>/        an install in progress (or killed: removed by the next run)
-//!   torch-2.4.1.lock                  held by the process installing
-//! The checkout's `.libtorch` link points at `torch-2.4.1/lib/python3.X/site-packages/torch`, which
+//!   torch-2.11.0/                     complete install (a venv); only ever created by a rename
+//!   torch-2.11.0.partial-<pid>/       an install in progress (or killed: removed by the next run)
+//!   torch-2.11.0.lock                 held by the process installing
+//! The checkout's `.libtorch` link points at `torch-2.11.0/lib/python3.X/site-packages/torch`, which
 //! `.cargo/config.toml` hands to torch-sys as `LIBTORCH`.
+//!
+//! A machine that already has PyTorch 2.11 needs none of this: `LIBTORCH` pointed at that `torch` folder wins, is
+//! checked (files and version) and nothing is installed.
 
 use std::fs;
 use std::io::Write;
@@ -14,23 +17,26 @@ use std::process::Command;
 
 use crate::process::{output, run, Failure};
 
-/// The torch release whose libtorch tch 0.17 (pinned by rust-bert 0.23) is written against.
-pub const TORCH_VERSION: &str = "2.4.1";
-/// torch 2.4.1 publishes Linux wheels for CPython 3.8 to 3.12.
-const PYTHON_MINORS: std::ops::RangeInclusive<u32> = 8..=12;
+/// The torch release whose libtorch tch 0.24 is written against (rust-bert reaches it through crates/tch-compat).
+pub const TORCH_VERSION: &str = "2.11.0";
+/// torch 2.11.0 publishes Linux wheels for CPython 3.10 to 3.14.
+const PYTHON_MINORS: std::ops::RangeInclusive<u32> = 10..=14;
 
 /// Makes sure libtorch is installed and linked into this checkout; returns the libtorch folder in use.
 pub fn ensure(repo_root: &Path) -> Result<PathBuf, Failure> {
     let link = repo_root.join(".libtorch");
     if let Some(user_dir) = user_provided(&link) {
-        check_libtorch_dir(&user_dir).map_err(|why| {
-            Failure::new(format!(
-                "LIBTORCH is set to {} but {why}; unset it to let xtask install libtorch {TORCH_VERSION}",
-                user_dir.display()
-            ))
-        })?;
+        check_libtorch_dir(&user_dir)
+            .and_then(|()| check_version(&user_dir))
+            .map_err(|why| {
+                Failure::new(format!(
+                    "LIBTORCH is set to {} but {why}; point it at a libtorch {TORCH_VERSION} (e.g. the `torch` \
+                     folder of a PyTorch {TORCH_VERSION} install) or unset it to let xtask install one",
+                    user_dir.display()
+                ))
+            })?;
         eprintln!(
-            "xtask: using your LIBTORCH={} (set LIBTORCH_CXX11_ABI=1 if it is a cxx11-ABI build from pytorch.org)",
+            "xtask: using your LIBTORCH={} (libtorch {TORCH_VERSION}; nothing installed)",
             user_dir.display()
         );
         return Ok(user_dir);
@@ -70,6 +76,44 @@ fn check_libtorch_dir(dir: &Path) -> Result<(), String> {
         return Err(format!("{} has no include/ folder", dir.display()));
     }
     Ok(())
+}
+
+/// tch 0.24 is generated from libtorch 2.11's operator list: another release fails to link or, worse, at run time.
+fn check_version(dir: &Path) -> Result<(), String> {
+    match libtorch_version(dir) {
+        Some(version) if release_of(&version) == TORCH_VERSION => Ok(()),
+        Some(version) => Err(format!(
+            "it is libtorch {version}, and this workspace's tch 0.24 needs {TORCH_VERSION}"
+        )),
+        None => Err(format!(
+            "its version cannot be read (no build-version or version.py beside {}/lib)",
+            dir.display()
+        )),
+    }
+}
+
+/// `2.11.0+cu130` -> `2.11.0`.
+fn release_of(version: &str) -> &str {
+    version.split('+').next().unwrap_or(version).trim()
+}
+
+/// The version of a libtorch folder: `build-version` in pytorch.org archives, `version.py` in PyPI wheels.
+pub fn libtorch_version(dir: &Path) -> Option<String> {
+    if let Ok(v) = fs::read_to_string(dir.join("build-version")) {
+        return Some(v.trim().to_string());
+    }
+    let py = fs::read_to_string(dir.join("version.py")).ok()?;
+    py.lines()
+        .find_map(|l| l.strip_prefix("__version__"))
+        .map(|rest| {
+            rest.trim_start_matches([' ', '=', ':'])
+                .trim_start_matches("str")
+                .trim_start_matches([' ', '='])
+                .trim()
+                .trim_matches('\'')
+                .trim_matches('"')
+                .to_string()
+        })
 }
 
 fn install_home() -> Result<PathBuf, Failure> {
@@ -116,7 +160,7 @@ fn install_into(home: &Path, install: &Path) -> Result<(), Failure> {
         std::process::id()
     ));
     eprintln!(
-        "xtask: installing libtorch {TORCH_VERSION} (PyPI torch wheel with its CUDA libraries, ~2.8 GB download, \
+        "xtask: installing libtorch {TORCH_VERSION} (PyPI torch wheel with its CUDA 13 libraries, ~3 GB download, \
          ~5 GB on disk) into {}; this happens once per user",
         install.display()
     );
@@ -163,7 +207,7 @@ fn install_into(home: &Path, install: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Checks python3 (a version torch 2.4.1 has wheels for) and a C++ compiler; returns the python to use.
+/// Checks python3 (a version torch 2.11.0 has wheels for) and a C++ compiler; returns the python to use.
 fn check_prerequisites() -> Result<String, Failure> {
     let python = std::env::var("DEPT_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let version = output(
@@ -175,7 +219,7 @@ fn check_prerequisites() -> Result<String, Failure> {
     )
     .ok_or_else(|| {
         Failure::new(format!(
-            "`{python}` was not found; libtorch comes from the PyPI torch wheel, which needs Python 3.8-3.12 \
+            "`{python}` was not found; libtorch comes from the PyPI torch wheel, which needs Python 3.10-3.14 \
              (Debian/Ubuntu: `apt-get install python3 python3-venv`; or set DEPT_PYTHON to a python)"
         ))
     })?;
@@ -185,7 +229,7 @@ fn check_prerequisites() -> Result<String, Failure> {
     };
     if !minor.is_some_and(|m| PYTHON_MINORS.contains(&m)) {
         return Err(Failure::new(format!(
-            "`{python}` is Python {}, but torch {TORCH_VERSION} has wheels only for Python 3.8-3.12; \
+            "`{python}` is Python {}, but torch {TORCH_VERSION} has wheels only for Python 3.10-3.14; \
              set DEPT_PYTHON to such a python",
             version.replace(' ', ".")
         )));

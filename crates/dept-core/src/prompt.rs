@@ -121,7 +121,8 @@ impl DecomposedPrompt {
             let (m, r, s, d) = shape(&other.config);
             let (m2, r2, s2, d2) = shape(&self.config);
             return Err(CoreError::Shape(format!(
-                "the adapter has m = {m}, r = {r}, s = {s:?}, d = {d}; expected m = {m2}, r = {r2}, s = {s2:?},                  d = {d2}"
+                "the adapter has m = {m}, r = {r}, s = {s:?}, d = {d}; expected m = {m2}, r = {r2}, s = {s2:?}, \
+                 d = {d2}"
             )));
         }
         tch::no_grad(|| {

@@ -7,6 +7,9 @@ pub enum TrainError {
     Config { path: PathBuf, message: String },
     #[error("{0}")]
     Run(String),
+    /// libtorch could not allocate memory; the message says what to change.
+    #[error("{0}")]
+    OutOfMemory(String),
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]

@@ -6,6 +6,7 @@ use dept_models::{Backbone, TextTokenizer};
 
 use crate::batch::{length_grouped, Batch, Encoded};
 use crate::config::Padding;
+use crate::guard::guarded;
 use crate::TrainError;
 
 /// Everything decoding needs besides the data.
@@ -32,12 +33,14 @@ impl Decoder<'_> {
                 self.backbone.pad_token_id(),
                 self.backbone.device(),
             );
-            let generated = tch::no_grad(|| -> Result<_, TrainError> {
-                let embeds = self.backbone.embed(&batch.input_ids);
-                let (embeds, mask) = self.adapter.apply(&embeds, &batch.attention_mask)?;
-                Ok(self
-                    .backbone
-                    .generate_greedy(&embeds, &mask, self.max_new_tokens)?)
+            let generated = guarded(|| {
+                tch::no_grad(|| -> Result<_, TrainError> {
+                    let embeds = self.backbone.embed(&batch.input_ids);
+                    let (embeds, mask) = self.adapter.apply(&embeds, &batch.attention_mask)?;
+                    Ok(self
+                        .backbone
+                        .generate_greedy(&embeds, &mask, self.max_new_tokens)?)
+                })
             })?;
             let rows = Vec::<Vec<i64>>::try_from(&generated.to_device(tch::Device::Cpu))?;
             for (&i, ids) in group.iter().zip(rows) {

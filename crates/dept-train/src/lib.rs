@@ -3,7 +3,8 @@
 //! - [`config`]: the YAML experiment config (defaults from the paper and the official code).
 //! - [`optim`]: AdamW over parameter groups with the official code's update rule, gradient-norm clipping.
 //! - [`schedule`]: linear warm-up then linear decay.
-//! - [`device`]: `cpu | cuda[:N] | auto`.
+//! - [`device`]: `cpu | cuda[:N] | auto`; [`memory`]: peak memory (CUDA allocator or process);
+//!   [`guard`]: libtorch failures (out of memory above all) as errors with advice.
 //! - [`train`]: a whole run; [`evaluate`] decodes and scores; [`checkpoint`] and [`run_dir`] are its files.
 
 pub mod batch;
@@ -12,7 +13,9 @@ pub mod config;
 pub mod device;
 mod error;
 pub mod evaluate;
+pub mod guard;
 pub mod inference;
+pub mod memory;
 pub mod optim;
 mod plot;
 pub mod run_dir;

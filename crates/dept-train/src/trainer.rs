@@ -14,6 +14,8 @@ use crate::batch::{encode_examples, Batch, Encoded};
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, Precision, PromptInitKind, Shape};
 use crate::evaluate::{score, Decoder};
+use crate::guard::guarded;
+use crate::memory::peak_memory;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::plot::curves_svg;
 use crate::run_dir::{results_csv, MetricsLog, RunDir};
@@ -181,6 +183,7 @@ pub fn train(
             }
         });
         state.step += 1;
+        let peak = peak_memory(device);
 
         window.1 += examples;
         let elapsed = window.0.elapsed().as_secs_f64();
@@ -195,7 +198,7 @@ pub fn train(
         log.append(&json!({
             "step": state.step, "epoch": state.epoch, "loss": loss_value, "lr_prompt": lr_prompt,
             "lr_pair": lr_pair, "grad_norm": grad_norm, "examples_per_s": round3(examples_per_s),
-            "peak_memory_mb": peak_memory_mb(device),
+            "peak_memory_mb": peak.map(|p| p.mib().round()), "peak_memory_kind": peak.map(|p| p.kind.as_str()),
         }))?;
         progress.step(state.step, loss_value, examples_per_s);
 
@@ -310,9 +313,9 @@ pub(crate) fn open_model(
     }
     let device = crate::device::resolve_device(&config.device).map_err(TrainError::Run)?;
     if config.precision == Precision::Bf16 && device == Device::Cpu {
-        return Err(TrainError::Run(
-            "precision bf16 is for CUDA runs; on CPU use precision: fp32".into(),
-        ));
+        tracing::warn!(
+            "precision bf16 on CPU: it is meant for CUDA; most CPUs run bf16 matrix work slower than fp32"
+        );
     }
     let mut backbone = load_backbone(&config.model, device)?;
     if config.precision == Precision::Bf16 {
@@ -522,37 +525,6 @@ fn step_seed(seed: u64, step: u64) -> i64 {
     ((z ^ (z >> 31)) >> 1) as i64
 }
 
-/// Runs a libtorch computation, turning its panics (rust-bert unwraps libtorch errors) into errors, with advice
-/// for running out of GPU memory.
-fn guarded<T>(f: impl FnOnce() -> Result<T, TrainError>) -> Result<T, TrainError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(result) => result,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown libtorch failure".into());
-            if message.contains("out of memory") {
-                Err(TrainError::Run(format!(
-                    "CUDA ran out of memory. Lower batch_size (and raise grad_accum to keep the effective batch), \
-                     lower max_len, or use precision: bf16. libtorch said: {}",
-                    first_line(&message)
-                )))
-            } else {
-                Err(TrainError::Run(format!(
-                    "libtorch failed: {}",
-                    first_line(&message)
-                )))
-            }
-        }
-    }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
-}
-
 fn lookup(scores: &[(String, f64)], name: &str) -> f64 {
     scores
         .iter()
@@ -579,23 +551,6 @@ fn describe(scores: &[(String, f64)]) -> String {
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
-}
-
-/// Peak resident memory of this process (CPU runs); libtorch exposes no CUDA allocator statistics through tch.
-fn peak_memory_mb(device: Device) -> Option<f64> {
-    if device != Device::Cpu {
-        return None;
-    }
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some((kb / 1024.0).round())
 }
 
 /// A progress bar on a terminal; plain log lines every `log_every` steps otherwise; nothing with `--quiet`.

@@ -145,7 +145,12 @@ impl Backbone for T5 {
             None,
             train,
         );
-        let logits = out.decoder_output;
+        // A bf16 backbone's logits are upcast so that the softmax and the loss are computed in fp32, as autocast
+        // does for cross-entropy.
+        let logits = match out.decoder_output.kind() {
+            Kind::BFloat16 | Kind::Half => out.decoder_output.to_kind(Kind::Float),
+            _ => out.decoder_output,
+        };
         let loss = logits
             .view([-1, self.config.vocab_size])
             .cross_entropy_loss::<Tensor>(&labels.view([-1]), None, Reduction::Mean, -100, 0.0);
