@@ -34,8 +34,10 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Predictions of a saved adapter for new inputs, as JSON lines.
     Predict(commands::predict::PredictArgs),
-    /// Show the libtorch in use, CUDA devices and CPU threads.
+    /// Show the libtorch in use, CUDA devices (name, memory) and CPU threads.
     Env,
+    /// Check a device against the CPU on a tiny random T5: loss, adapter gradients, greedy decodes.
+    Selftest(commands::selftest::SelftestArgs),
     /// Benchmarks that print ratios measured side by side in one run.
     Bench {
         #[command(subcommand)]
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Env => commands::env::run(),
+        Command::Selftest(args) => commands::selftest::run(&args),
         Command::Bench { command } => commands::bench::run(&command),
         Command::TinyT5(args) => commands::tiny::run(&args),
         Command::Budget(args) => commands::budget::run(&args),

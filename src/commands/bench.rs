@@ -1,5 +1,8 @@
-//! `dept bench padding`: the time of a DePT training step with the official padding to `s` against padding to
-//! the longest input of each batch, measured side by side in one run on the same batches.
+//! `dept bench`: measurements printed side by side from one run.
+//!
+//! - `padding`: a DePT training step with the official padding to `s` against padding to the longest input.
+//! - `efficiency`: training-step time, peak memory and inference samples/s of PT against DePT at equal parameter
+//!   count, on random-weight T5 shapes (timings do not depend on the weights).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,6 +18,8 @@ use tch::{Device, Kind, Tensor};
 pub enum BenchCommand {
     /// Training-step time, padding to s (official) vs padding to the longest input (ours).
     Padding(PaddingArgs),
+    /// Step time, peak memory and inference samples/s: PT (l) against DePT (m, r) on T5 shapes.
+    Efficiency(super::efficiency::EfficiencyArgs),
 }
 
 #[derive(Args)]
@@ -46,6 +51,7 @@ pub struct PaddingArgs {
 pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Padding(args) => padding(args),
+        BenchCommand::Efficiency(args) => super::efficiency::run(args),
     }
 }
 
@@ -58,7 +64,7 @@ fn padding(args: &PaddingArgs) -> Result<()> {
     tch::manual_seed(0);
     let backbone: Box<dyn Backbone> = match &args.model {
         Some(dir) => load_backbone(dir, device)?,
-        None => Box::new(T5::new_random(&t5_small_shape()?, device)?),
+        None => Box::new(T5::new_random(&t5_shape("t5-small")?, device)?),
     };
     let config = DeptConfig::new(
         args.prompt_len,
@@ -150,13 +156,20 @@ fn padding(args: &PaddingArgs) -> Result<()> {
     Ok(())
 }
 
-fn t5_small_shape() -> Result<T5Config> {
+/// The architecture of a released T5 v1 checkpoint (relu, tied embeddings), for random-weight benchmarks.
+pub fn t5_shape(name: &str) -> Result<T5Config> {
+    let (d_model, d_ff, num_layers, num_heads) = match name {
+        "t5-small" => (512, 2048, 6, 8),
+        "t5-base" => (768, 3072, 12, 12),
+        "t5-large" => (1024, 4096, 24, 16),
+        other => anyhow::bail!("unknown shape {other:?}: expected t5-small, t5-base or t5-large"),
+    };
     let json = serde_json::json!({
-        "vocab_size": 32128, "d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8,
-        "feed_forward_proj": "relu", "tie_word_embeddings": true
+        "vocab_size": 32128, "d_model": d_model, "d_kv": 64, "d_ff": d_ff, "num_layers": num_layers,
+        "num_heads": num_heads, "feed_forward_proj": "relu", "tie_word_embeddings": true
     });
     Ok(T5Config::from_json(
-        std::path::Path::new("<t5-small shape>"),
+        std::path::Path::new(&format!("<{name} shape>")),
         json,
     )?)
 }

@@ -28,13 +28,22 @@ pub fn run() -> Result<()> {
         let name = names
             .get(i as usize)
             .map_or("(name unavailable)", String::as_str);
-        println!("  cuda:{i}        {name}");
+        let memory = dept_train::memory::cuda_memory_info(tch::Device::Cuda(i as usize))
+            .map_or_else(
+                || "memory unknown".to_string(),
+                |(free, total)| format!("{:.1} GiB, {:.1} GiB free", gib(total), gib(free)),
+            );
+        println!("  cuda:{i}        {name}  ({memory})");
     }
     if available {
         println!("cudnn           {}", Cuda::cudnn_is_available());
     }
     println!("cpu threads     {}", tch::get_num_threads());
     Ok(())
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0 * 1024.0)
 }
 
 /// The folder of the libtorch_cpu library this process actually loaded (not the one it was built against).
@@ -66,7 +75,7 @@ fn libtorch_version(lib_dir: &Path) -> Option<String> {
         })
 }
 
-/// Device names from the CUDA driver API; tch 0.17 has no call for them. Empty when no driver is present.
+/// Device names from the CUDA driver API; tch has no call for them. Empty when no driver is present.
 mod cuda_driver {
     use std::ffi::{c_char, c_int, c_void, CStr};
 

@@ -3,9 +3,11 @@
 pub mod bench;
 pub mod budget;
 pub mod data;
+pub mod efficiency;
 pub mod env;
 pub mod eval;
 pub mod predict;
 pub mod quickstart;
+pub mod selftest;
 pub mod tiny;
 pub mod train;

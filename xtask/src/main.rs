@@ -1,13 +1,15 @@
 //! `cargo xtask <command>`: the project's own tasks.
 //!
 //! xtask links no libtorch and has no dependencies, so it builds on a machine where libtorch does not exist yet.
-//! It installs libtorch (from the PyPI torch wheel matching tch 0.17) once per user, points the checkout's
+//! It installs libtorch (from the PyPI torch wheel matching tch 0.24) once per user, points the checkout's
 //! `.libtorch` link at it (see `.cargo/config.toml`), and then runs cargo and the `dept` binary.
 
+mod elf;
+mod gpu_bundle;
 mod libtorch;
 mod process;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use process::{cargo, Failure};
@@ -16,11 +18,17 @@ const USAGE: &str = "\
 cargo xtask <command> [args]
 
 Commands:
-  setup        Install libtorch 2.4 (PyPI torch wheel, CPU+CUDA) once per user and link it to this checkout.
-               Honours LIBTORCH if you set it yourself; DEPT_HOME moves the per-user install folder.
-  test [ARGS]  setup, then `cargo fmt --check`, clippy with warnings denied, and every workspace test.
-               ARGS go to `cargo test` (e.g. `cargo xtask test -- budget`).
+  setup        Install libtorch 2.11 (PyPI torch wheel, CPU+CUDA 13) once per user and link it to this checkout.
+               Honours LIBTORCH if you set it yourself (a PyTorch 2.11 `torch` folder: nothing is installed);
+               DEPT_HOME moves the per-user install folder.
+  test [ARGS]  setup, then `cargo fmt --check`, clippy with warnings denied, every workspace test, a check that
+               `dept` links libtorch's CUDA libraries, and the GPU bundle built and its script tested (no GPU
+               needed). ARGS go to `cargo test` (e.g. `cargo xtask test -- budget`).
   quickstart   setup, then `dept env` and a tiny offline DePT training demo (no downloads, no GPU needed).
+  gpu-bundle [--shared DIR]
+               Pack a stripped release `dept`, RTE rows, T5's tokenizer and run.sh (at most 60 MiB) into
+               target/gpu-bundle/dept-gpu-check: copy it to a machine with an NVIDIA GPU and PyTorch 2.11 and run
+               `bash run.sh` there. DIR (default ../shared, or DEPT_SHARED_DIR) holds data/ and tokenizers/.
   help         This text.
 
 After `cargo xtask setup`, plain `cargo build`, `cargo test` and `cargo run -p dept` work with nothing exported.";
@@ -31,6 +39,9 @@ fn main() -> ExitCode {
         Some("setup") => libtorch::ensure(&repo_root()).map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("quickstart") => quickstart(),
+        Some("gpu-bundle") => shared_dir(&args[1..])
+            .and_then(|shared| gpu_bundle::build(&repo_root(), &shared))
+            .map(|_| ()),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -58,7 +69,7 @@ fn repo_root() -> PathBuf {
 
 fn test(extra: &[String]) -> Result<(), Failure> {
     let root = repo_root();
-    libtorch::ensure(&root)?;
+    let torch_dir = libtorch::ensure(&root)?;
     process::require_cargo_component("fmt", "rustfmt")?;
     process::require_cargo_component("clippy", "clippy")?;
     cargo(&root, &["fmt", "--all", "--", "--check"])?;
@@ -75,7 +86,57 @@ fn test(extra: &[String]) -> Result<(), Failure> {
     )?;
     let mut test_args = vec!["test", "--workspace"];
     test_args.extend(extra.iter().map(String::as_str));
-    cargo(&root, &test_args)
+    cargo(&root, &test_args)?;
+    check_cuda_linked(
+        &gpu_bundle::target_dir(&root).join("debug").join("dept"),
+        &torch_dir,
+    )?;
+    let bundle = gpu_bundle::build(&root, &shared_dir(&[])?)?;
+    check_cuda_linked(&bundle.join("dept"), &torch_dir)?;
+    gpu_bundle::check_script_without_gpu(&bundle, &torch_dir)
+}
+
+/// The linker drops libtorch_cuda / libc10_cuda unless forced (build_support/libtorch_rpath.rs); without them a
+/// binary registers no CUDA backend and sees no GPU, so the built binary must ask for them.
+fn check_cuda_linked(binary: &Path, torch_dir: &Path) -> Result<(), Failure> {
+    let wanted: Vec<&str> = ["libtorch_cuda.so", "libc10_cuda.so"]
+        .into_iter()
+        .filter(|lib| torch_dir.join("lib").join(lib).exists())
+        .collect();
+    if wanted.is_empty() {
+        eprintln!(
+            "xtask: {} is a CPU-only libtorch: no CUDA libraries to check in {}",
+            torch_dir.display(),
+            binary.display()
+        );
+        return Ok(());
+    }
+    let needed = elf::needed_libraries(binary).map_err(Failure::new)?;
+    let missing: Vec<&&str> = wanted
+        .iter()
+        .filter(|lib| !needed.iter().any(|n| n == *lib))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Failure::new(format!(
+            "{} does not list {missing:?} as needed (it needs {needed:?}): it would see no GPU",
+            binary.display()
+        )));
+    }
+    eprintln!("xtask: {} needs {}", binary.display(), wanted.join(" and "));
+    Ok(())
+}
+
+/// `--shared DIR`, else DEPT_SHARED_DIR, else the `shared` folder beside the checkout (as the tests look for it).
+fn shared_dir(args: &[String]) -> Result<PathBuf, Failure> {
+    match args {
+        [] => Ok(std::env::var_os("DEPT_SHARED_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join("..").join("shared"))),
+        [flag, dir] if flag == "--shared" => Ok(PathBuf::from(dir)),
+        other => Err(Failure::new(format!(
+            "gpu-bundle takes only `--shared DIR`, got {other:?}"
+        ))),
+    }
 }
 
 fn quickstart() -> Result<(), Failure> {
