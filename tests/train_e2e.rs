@@ -179,6 +179,47 @@ fn training_learns_and_writes_the_run_folder() {
     );
 }
 
+/// `precision: bf16` keeps the backbone in bf16 and everything that is trained or saved in fp32. It is meant for
+/// CUDA; libtorch runs bf16 on the CPU too, which lets this path be tested on machines without a GPU.
+#[test]
+fn bf16_trains_the_backbone_in_bf16_and_keeps_the_adapter_and_optimiser_in_fp32() {
+    let fx = Fixture::new();
+    let fp32 = fx.config("fp32", "backbone_dropout: false\nmax_steps: 40\n");
+    let bf16 = fx.config(
+        "bf16",
+        "backbone_dropout: false\nmax_steps: 40\nprecision: bf16\n",
+    );
+    ok(&["-q", "train", fp32.to_str().unwrap()]);
+    ok(&["-q", "train", bf16.to_str().unwrap()]);
+    let run = fx.run_dir("bf16");
+    for file in [
+        "last/adapter_model.safetensors",
+        "last/optimizer.safetensors",
+        "best/adapter_model.safetensors",
+    ] {
+        for (name, tensor) in tch::Tensor::read_safetensors(run.join(file)).unwrap() {
+            let kind = tensor.kind();
+            assert!(
+                kind == tch::Kind::Float || kind == tch::Kind::Int64,
+                "{file}: {name} is {kind:?}"
+            );
+        }
+    }
+    let (low, full) = (losses(&run), losses(&fx.run_dir("fp32")));
+    assert!(low.iter().all(|l| l.is_finite()), "{low:?}");
+    // The first step sees the same adapter and batch: only the backbone's rounding differs (8-bit mantissa).
+    let first = (low[0] - full[0]).abs() / full[0];
+    assert!(
+        first > 0.0 && first < 0.05,
+        "bf16 {} vs fp32 {}",
+        low[0],
+        full[0]
+    );
+    // And it learns like fp32 does.
+    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
+    assert!(mean(&low[30..]) < 0.7 * mean(&low[..10]), "{low:?}");
+}
+
 #[test]
 fn same_config_and_seed_give_the_same_metrics() {
     let fx = Fixture::new();
