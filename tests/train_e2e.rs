@@ -434,6 +434,38 @@ fn bad_configs_and_mismatched_adapters_are_refused_with_reasons() {
     let err = fails(&["train", bad_set.to_str().unwrap(), "--set", "task=nonsense"]);
     assert!(err.contains("nonsense"), "{err}");
 
+    // A value of the wrong type is reported with its key.
+    let err = fails(&["train", bad_set.to_str().unwrap(), "--set", "lr_prompt=abc"]);
+    assert!(err.contains("`lr_prompt`") && err.contains("abc"), "{err}");
+    // A bad shape is refused before the model or the data is read (so no model folder is needed to see it).
+    let err = fails(&[
+        "train",
+        bad_set.to_str().unwrap(),
+        "--set",
+        "prompt_len=-5",
+        "--set",
+        "model=/nonexistent/model",
+    ]);
+    assert!(
+        err.contains("`prompt_len` must be at least 0, got -5"),
+        "{err}"
+    );
+    // A missing model folder: the OS error once, with the file it could not read.
+    let err = fails(&[
+        "train",
+        bad_set.to_str().unwrap(),
+        "--set",
+        "model=/nonexistent/model",
+    ]);
+    assert!(err.contains("/nonexistent/model/config.json"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    // A missing data file is found before tokenising anything.
+    let empty = fx.root.join("empty-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    let data = format!("data_dir={}", empty.display());
+    let err = fails(&["train", bad_set.to_str().unwrap(), "--set", &data]);
+    assert!(err.contains("empty-data"), "{err}");
+
     let err = fails(&["train", "/nonexistent/config.yaml"]);
     assert!(err.contains("/nonexistent/config.yaml"), "{err}");
 
@@ -469,6 +501,51 @@ fn bad_configs_and_mismatched_adapters_are_refused_with_reasons() {
         err.contains("lr_pair") && err.contains("--overwrite"),
         "{err}"
     );
+}
+
+/// `--overwrite` and `dept quickstart --dir` delete only folders dept made (the run marker); a run never writes
+/// into someone else's non-empty folder.
+#[test]
+fn only_dept_folders_are_ever_deleted() {
+    let fx = Fixture::new();
+    let home = fx.root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("notes.txt"), "keep me").unwrap();
+    let config = fx.config("into-home", "max_steps: 2\n");
+    let output = format!("output_dir={}", home.display());
+    let err = fails(&[
+        "train",
+        config.to_str().unwrap(),
+        "--set",
+        &output,
+        "--overwrite",
+    ]);
+    assert!(
+        err.contains("refusing to delete") && err.contains("home"),
+        "{err}"
+    );
+    let err = fails(&["train", config.to_str().unwrap(), "--set", &output]);
+    assert!(err.contains("not a dept run folder"), "{err}");
+    let err = fails(&[
+        "quickstart",
+        "--dir",
+        home.to_str().unwrap(),
+        "--steps",
+        "1",
+    ]);
+    assert!(err.contains("refusing to delete"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(home.join("notes.txt")).unwrap(),
+        "keep me"
+    );
+
+    // A run folder dept made is replaced by --overwrite.
+    ok(&["-q", "train", config.to_str().unwrap()]);
+    let run = fx.run_dir("into-home");
+    assert!(run.join(".dept-run").is_file());
+    std::fs::write(run.join("stale.txt"), "from before").unwrap();
+    ok(&["-q", "train", config.to_str().unwrap(), "--overwrite"]);
+    assert!(!run.join("stale.txt").exists() && run.join("last").is_dir());
 }
 
 #[test]
@@ -512,17 +589,36 @@ fn a_pretrained_adapter_initialises_a_new_run() {
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let fx = Fixture::new();
+    // A checkpoint after every step, so that one certainly exists when the loss stops being finite.
     let config = fx.config(
         "nan",
-        "max_steps: 40\nsave_every: 5\nwarmup_steps: 0\nlr_prompt: 1.0e+38\nlr_pair: 1.0e+38\n",
+        "max_steps: 40\nsave_every: 1\nwarmup_steps: 0\nlr_prompt: 1.0e+38\nlr_pair: 1.0e+38\n",
     );
     let err = fails(&["-q", "train", config.to_str().unwrap()]);
     assert!(err.contains("the loss became"), "{err}");
+    let failed_at: u64 = err
+        .split("at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no step in: {err}"));
     let last = fx.run_dir("nan").join("last");
-    if last.exists() {
-        let adapter = dept_core::DecomposedPrompt::load(&last, tch::Device::Cpu).unwrap();
-        let finite = adapter.prompt().isfinite().all().int64_value(&[]);
-        assert_eq!(finite, 1, "the kept checkpoint must hold finite values");
+    assert!(
+        last.join("adapter_model.safetensors").is_file(),
+        "no checkpoint kept"
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(last.join("trainer_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["step"].as_u64(), Some(failed_at - 1), "{state}");
+    let adapter = dept_core::DecomposedPrompt::load(&last, tch::Device::Cpu).unwrap();
+    let (a, b) = adapter.pair().unwrap();
+    for tensor in [adapter.prompt(), a, b] {
+        assert_eq!(
+            tensor.isfinite().all().int64_value(&[]),
+            1,
+            "the kept checkpoint must hold finite values"
+        );
     }
 }
 

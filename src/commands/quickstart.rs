@@ -4,14 +4,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use dept_data::Split;
 use dept_train::{train, ExperimentConfig, Inference, InferenceOverrides, TrainOptions};
 
 #[derive(Args)]
 pub struct QuickstartArgs {
-    /// Folder for the tiny model, the data and the run (replaced if it exists).
+    /// Folder for the tiny model, the data and the run (replaced if an earlier quickstart made it; any other
+    /// existing folder is refused).
     #[arg(long, default_value = "runs/quickstart")]
     dir: PathBuf,
     /// Optimiser steps.
@@ -22,10 +23,9 @@ pub struct QuickstartArgs {
 }
 
 pub fn run(args: &QuickstartArgs, quiet: bool) -> Result<()> {
-    if args.dir.exists() {
-        std::fs::remove_dir_all(&args.dir)
-            .with_context(|| format!("removing the previous {}", args.dir.display()))?;
-    }
+    // Only a folder an earlier quickstart made (it carries the run marker) is replaced.
+    dept_train::run_dir::remove_marked(&args.dir)?;
+    dept_train::run_dir::create_marked(&args.dir)?;
     let model = args.dir.join("tiny-t5");
     let data = args.dir.join("data");
     let run_dir = args.dir.join("run");

@@ -91,7 +91,17 @@ fn test(extra: &[String]) -> Result<(), Failure> {
         &gpu_bundle::target_dir(&root).join("debug").join("dept"),
         &torch_dir,
     )?;
-    let bundle = gpu_bundle::build(&root, &shared_dir(&[])?)?;
+    let shared = shared_dir(&[])?;
+    let require_shared = std::env::var_os("DEPT_REQUIRE_SHARED").is_some_and(|v| v == "1");
+    if !shared.join("data").is_dir() && !require_shared {
+        eprintln!(
+            "xtask: skipping the GPU bundle check: {} is absent (it carries the RTE rows and T5 vocabulary the \
+             bundle packs; CI has it and sets DEPT_REQUIRE_SHARED=1)",
+            shared.display()
+        );
+        return Ok(());
+    }
+    let bundle = gpu_bundle::build(&root, &shared)?;
     check_cuda_linked(&bundle.join("dept"), &torch_dir)?;
     gpu_bundle::check_script_without_gpu(&bundle, &torch_dir)
 }

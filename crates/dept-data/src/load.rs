@@ -12,7 +12,7 @@ use crate::error::{DataError, Result};
 use crate::example::TextExample;
 use crate::readers::parquet::read_parquet;
 use crate::record::Record;
-use crate::splits::split_indices;
+use crate::splits::subsampled_indices;
 use crate::task::{SourceSplit, Split, Task};
 use crate::tasks::{original_candidates, read_original};
 
@@ -142,8 +142,20 @@ pub fn load_split(
     split: Split,
     seed: u64,
 ) -> Result<Vec<TextExample>> {
+    load_split_subsampled(task, data_dir, split, seed, None)
+}
+
+/// [`load_split`] with the official `--max_*_samples` cap (`n_obs` source rows, chosen by
+/// [`subsampled_indices`] before formatting).
+pub fn load_split_subsampled(
+    task: &Task,
+    data_dir: &Path,
+    split: Split,
+    seed: u64,
+    n_obs: Option<usize>,
+) -> Result<Vec<TextExample>> {
     let records = read_source(task, data_dir, task.source_split(split))?;
-    let indices = split_indices(task, split, records.len(), seed);
+    let indices = subsampled_indices(task, split, records.len(), seed, n_obs);
     format_records(task, &records, &indices)
 }
 

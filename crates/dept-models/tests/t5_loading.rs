@@ -212,18 +212,47 @@ fn generate_stops_at_max_new_tokens_and_pads_after_eos() {
     let t5 = saved_model(dir.path(), "gated-gelu", false);
     let ids = Tensor::from_slice2(&[[3_i64, 4, 5, 1], [7, 1, 0, 0]]);
     let mask = ids.ne(0).to_kind(Kind::Int64);
-    let out = t5.generate_greedy(&t5.embed(&ids), &mask, 5).unwrap();
-    assert_eq!(out.size()[0], 2);
-    assert!(out.size()[1] <= 5);
-    for row in Vec::<Vec<i64>>::try_from(&out).unwrap() {
-        if let Some(eos) = row.iter().position(|&t| t == 1) {
-            assert!(row[eos + 1..].iter().all(|&t| t == 0), "{row:?}");
-        }
+    let embeds = t5.embed(&ids);
+
+    // Force row 0, and only row 0, to emit </s> (id 1) first: read each row's first decoder state h through an
+    // identity head, then give </s> the head row w = h0 minus its projection on h1 (so w·h1 = 0), scaled up.
+    let mut head = t5.var_store().variables()["lm_head.weight"].shallow_clone();
+    let d = head.size()[1];
+    let original = head.copy();
+    tch::no_grad(|| {
+        let _ = head.zero_();
+        head.narrow(0, 0, d)
+            .copy_(&Tensor::eye(d, (Kind::Float, Device::Cpu)));
+    });
+    let start = Tensor::zeros([2, 1], (Kind::Int64, Device::Cpu));
+    let h = t5.forward(&embeds, &mask, &start, false).unwrap().logits;
+    let h = h.narrow(2, 0, d).squeeze_dim(1).to_kind(Kind::Double);
+    let (h0, h1) = (h.get(0), h.get(1));
+    let w = &h0 - &h1 * (h0.dot(&h1) / h1.dot(&h1));
+    tch::no_grad(|| {
+        head.copy_(&original);
+        head.get(1).copy_(&(w * 1e4).to_kind(Kind::Float));
+    });
+
+    let out = t5.generate_greedy(&embeds, &mask, 5).unwrap();
+    let rows = Vec::<Vec<i64>>::try_from(&out).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0].len() <= 5);
+    assert_eq!(rows[0][0], 1, "row 0 must end at once: {rows:?}");
+    assert!(
+        rows[0][1..].iter().all(|&t| t == 0),
+        "pads after </s>: {rows:?}"
+    );
+    assert_ne!(rows[1][0], 1, "row 1 must go on: {rows:?}");
+    assert!(
+        rows[1].len() >= 2,
+        "decoding stopped with row 1 unfinished: {rows:?}"
+    );
+    if let Some(eos) = rows[1].iter().position(|&t| t == 1) {
+        assert!(rows[1][eos + 1..].iter().all(|&t| t == 0), "{rows:?}");
     }
     assert_eq!(
-        t5.generate_greedy(&t5.embed(&ids), &mask, 0)
-            .unwrap()
-            .size(),
+        t5.generate_greedy(&embeds, &mask, 0).unwrap().size(),
         [2, 0]
     );
 }

@@ -102,7 +102,8 @@ pub struct ExperimentConfig {
     pub seed: u64,
     /// Few-shot: train on k examples (official class-balanced draw with `seed`).
     pub k_shot: Option<usize>,
-    /// Cut splits for quick runs (unset: all).
+    /// The official `--max_train_samples` / `--max_eval_samples`: a seeded sample of n rows (seed 42, as the
+    /// official code), taken before k-shot selection (unset: all).
     pub max_train_examples: Option<usize>,
     pub max_eval_examples: Option<usize>,
     /// Train with the backbone's dropout on, as the official code.
@@ -206,8 +207,8 @@ impl ExperimentConfig {
                 .map_err(|e| bad(format!("--set {item:?}: value is not YAML: {e}")))?;
             map.insert(Value::String(key.to_string()), parsed);
         }
-        let config: ExperimentConfig =
-            serde_yaml::from_value(Value::Mapping(map)).map_err(|e| bad(format!("{e}")))?;
+        let config: ExperimentConfig = serde_yaml::from_value(Value::Mapping(map.clone()))
+            .map_err(|e| bad(name_the_key(&map, &e)))?;
         config.validate().map_err(bad)?;
         Ok(config)
     }
@@ -297,6 +298,18 @@ impl ExperimentConfig {
         if let Some((key, _)) = optional_positive.iter().find(|(_, v)| *v == Some(0)) {
             return Err(format!("`{key}` must be positive when set"));
         }
+        // Shape keys are checked here, before the model or any data is read; the budget arithmetic needs d and
+        // comes later.
+        let shape_keys = [
+            ("prompt_len", self.prompt_len, 0),
+            ("rank", self.rank, 0),
+            ("budget", self.budget, 1),
+        ];
+        for (key, value, least) in shape_keys {
+            if let Some(v) = value.filter(|v| *v < least) {
+                return Err(format!("`{key}` must be at least {least}, got {v}"));
+            }
+        }
         if let Some((key, _)) = positive.iter().find(|(_, ok)| !ok) {
             return Err(format!("`{key}` must be positive"));
         }
@@ -351,6 +364,22 @@ impl ExperimentConfig {
             "{}-{method}-m{}-r{}-s{}",
             self.task, shape.m, shape.r, self.seed
         ))
+    }
+}
+
+/// serde_yaml does not say which key a type error is about ("invalid type: string \"abc\", expected f64"): find
+/// the key whose value alone fails to deserialise (every other key has a default) and name it.
+fn name_the_key(map: &Mapping, error: &serde_yaml::Error) -> String {
+    let failing = map.iter().find_map(|(key, value)| {
+        let mut alone = Mapping::new();
+        alone.insert(key.clone(), value.clone());
+        serde_yaml::from_value::<ExperimentConfig>(Value::Mapping(alone))
+            .err()
+            .and(key.as_str())
+    });
+    match failing {
+        Some(key) => format!("`{key}`: {error}"),
+        None => error.to_string(),
     }
 }
 

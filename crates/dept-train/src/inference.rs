@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use dept_core::{DecomposedPrompt, DeptConfig};
-use dept_data::{Split, TextExample, OFFICIAL_SPLIT_SEED};
+use dept_data::{Split, TextExample};
 use dept_models::{Backbone, TextTokenizer};
 
 use crate::batch::{encode_examples, Encoded};
@@ -120,8 +120,7 @@ impl Inference {
             ));
         }
         let task = dept_data::task(&self.config.task)?;
-        let examples =
-            dept_data::load_split(task, &self.config.data_dir, split, OFFICIAL_SPLIT_SEED)?;
+        let examples = crate::trainer::split_examples(&self.config, task, split)?;
         let encoded = encode_examples(
             &self.tokenizer,
             &examples,

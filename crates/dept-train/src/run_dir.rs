@@ -8,16 +8,19 @@ use serde_json::Value;
 
 use crate::TrainError;
 
+/// A file in every folder this project creates for a run (or the quickstart), so that `--overwrite` and the
+/// quickstart delete only folders they made: never a home folder or a data folder named by mistake.
+pub const RUN_MARKER: &str = ".dept-run";
+
 pub struct RunDir {
     pub root: PathBuf,
 }
 
 impl RunDir {
+    /// Creates (or reopens) a run folder. An existing folder must be empty or one of ours: a run never writes its
+    /// files among someone else's.
     pub fn create(root: &Path) -> Result<Self, TrainError> {
-        std::fs::create_dir_all(root).map_err(|source| TrainError::Write {
-            path: root.to_path_buf(),
-            source,
-        })?;
+        create_marked(root)?;
         Ok(RunDir {
             root: root.to_path_buf(),
         })
@@ -46,6 +49,68 @@ impl RunDir {
     pub fn write_text(&self, path: &Path, text: &str) -> Result<(), TrainError> {
         write_text(path, text)
     }
+}
+
+/// Creates `dir` with the run marker, or checks that an existing `dir` is empty or already marked.
+pub fn create_marked(dir: &Path) -> Result<(), TrainError> {
+    if dir.exists() && !is_ours(dir)? {
+        return Err(TrainError::Run(format!(
+            "{} exists and is not a dept run folder (it has files and no {RUN_MARKER} marker); choose another \
+             output folder, or empty that one yourself",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| TrainError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let marker = dir.join(RUN_MARKER);
+    if !marker.exists() {
+        write_text(
+            &marker,
+            "This folder was created by dept; `dept train --overwrite` and `dept quickstart` may delete it.\n",
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes a folder this project created (it carries the run marker), or an empty one; refuses anything else,
+/// naming the folder, and never follows a symbolic link.
+pub fn remove_marked(dir: &Path) -> Result<(), TrainError> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(TrainError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    };
+    if !meta.is_dir() || !is_ours(dir)? {
+        return Err(TrainError::Run(format!(
+            "refusing to delete {}: it is not a folder dept created (no {RUN_MARKER} marker){}; delete it yourself \
+             if that is what you want, or choose another folder",
+            dir.display(),
+            if meta.file_type().is_symlink() { ", it is a symbolic link" } else { "" }
+        )));
+    }
+    std::fs::remove_dir_all(dir).map_err(|source| TrainError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Empty, or carrying the marker.
+fn is_ours(dir: &Path) -> Result<bool, TrainError> {
+    let io = |source| TrainError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if dir.join(RUN_MARKER).is_file() {
+        return Ok(true);
+    }
+    Ok(std::fs::read_dir(dir).map_err(io)?.next().is_none())
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
@@ -151,6 +216,42 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "{\"step\":1}\n{\"step\":2}\n{\"step\":3}\n"
         );
+    }
+
+    #[test]
+    fn only_marked_or_empty_folders_are_deleted_or_written_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("home");
+        std::fs::create_dir_all(&theirs).unwrap();
+        std::fs::write(theirs.join("thesis.tex"), "years of work").unwrap();
+        let err = remove_marked(&theirs).unwrap_err().to_string();
+        assert!(
+            err.contains("refusing to delete") && err.contains("home"),
+            "{err}"
+        );
+        assert!(theirs.join("thesis.tex").exists());
+        let err = RunDir::create(&theirs).err().unwrap().to_string();
+        assert!(err.contains("not a dept run folder"), "{err}");
+        assert!(!theirs.join(RUN_MARKER).exists());
+
+        // A symbolic link to one of our folders is refused too: only the folder itself may go.
+        let ours = dir.path().join("run");
+        RunDir::create(&ours).unwrap();
+        std::fs::write(ours.join("metrics.jsonl"), "{}").unwrap();
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&ours, &link).unwrap();
+            assert!(remove_marked(&link).is_err());
+            assert!(ours.join("metrics.jsonl").exists());
+        }
+        // Ours (marked) and empty folders go; a missing one is nothing to do.
+        remove_marked(&ours).unwrap();
+        assert!(!ours.exists());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        remove_marked(&empty).unwrap();
+        remove_marked(&empty).unwrap();
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub fn train(
         config.max_len
     );
 
+    // Everything that can be checked cheaply is checked before the data is read and tokenised.
+    DeptConfig::new(shape.m, shape.r, config.max_len, d)?;
+    for split in Split::ALL {
+        dept_data::find_source(task, &config.data_dir, task.source_split(split))?;
+    }
     let [train_data, validation, test] = load_data(config, task, &tokenizer)?;
     tracing::info!(
         "data: train {}, validation {}, test {} examples",
@@ -350,23 +355,7 @@ fn load_data(
 ) -> Result<[SplitData; 3], TrainError> {
     let mut splits = Vec::with_capacity(3);
     for split in [Split::Train, Split::Validation, Split::Test] {
-        let mut examples =
-            dept_data::load_split(task, &config.data_dir, split, OFFICIAL_SPLIT_SEED)?;
-        match split {
-            Split::Train => {
-                if let Some(k) = config.k_shot {
-                    examples = dept_data::k_shot(task, &examples, k, config.seed)?;
-                }
-                if let Some(n) = config.max_train_examples {
-                    examples.truncate(n);
-                }
-            }
-            _ => {
-                if let Some(n) = config.max_eval_examples {
-                    examples.truncate(n);
-                }
-            }
-        }
+        let examples = split_examples(config, task, split)?;
         let encoded = encode_examples(
             tokenizer,
             &examples,
@@ -382,6 +371,26 @@ fn load_data(
     }
 }
 
+/// The examples of a split as the run sees them: the official split, cut by `max_train_examples` /
+/// `max_eval_examples` to seeded rows (seed 42, not the first rows), then (training only) the k-shot draw, in the
+/// official code's order. Evaluation of a saved adapter uses the same rows.
+pub(crate) fn split_examples(
+    config: &ExperimentConfig,
+    task: &Task,
+    split: Split,
+) -> Result<Vec<TextExample>, TrainError> {
+    let cap = match split {
+        Split::Train => config.max_train_examples,
+        _ => config.max_eval_examples,
+    };
+    let examples =
+        dept_data::load_split_subsampled(task, &config.data_dir, split, OFFICIAL_SPLIT_SEED, cap)?;
+    match (split, config.k_shot) {
+        (Split::Train, Some(k)) => Ok(dept_data::k_shot(task, &examples, k, config.seed)?),
+        _ => Ok(examples),
+    }
+}
+
 /// Creates the run folder, or checks that an existing one was made by the same experiment before resuming.
 fn prepare_run_dir(
     config: &ExperimentConfig,
@@ -389,11 +398,8 @@ fn prepare_run_dir(
     options: &TrainOptions,
 ) -> Result<RunDir, TrainError> {
     let root = config.run_dir(shape);
-    if options.overwrite && root.exists() {
-        std::fs::remove_dir_all(&root).map_err(|source| TrainError::Write {
-            path: root.clone(),
-            source,
-        })?;
+    if options.overwrite {
+        crate::run_dir::remove_marked(&root)?;
     }
     let run = RunDir::create(&root)?;
     let resolved = config.to_yaml();

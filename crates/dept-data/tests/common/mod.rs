@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-/// `DEPT_SHARED_DIR/data`, else `<workspace>/../shared/data`; `None` (with a printed message) when absent.
+/// `DEPT_SHARED_DIR/data`, else `<workspace>/../shared/data`; `None` (with a printed message) when absent, a
+/// failure when absent and `DEPT_REQUIRE_SHARED=1` (as CI sets it).
 pub fn data_dir() -> Option<PathBuf> {
     let shared = std::env::var_os("DEPT_SHARED_DIR")
         .map(PathBuf::from)
@@ -11,6 +12,12 @@ pub fn data_dir() -> Option<PathBuf> {
     let data = shared.join("data");
     if data.is_dir() {
         Some(data)
+    } else if std::env::var_os("DEPT_REQUIRE_SHARED").is_some_and(|v| v == "1") {
+        // CI sets this: there the real files must be checked, not skipped.
+        panic!(
+            "real data not found at {} and DEPT_REQUIRE_SHARED=1 (set DEPT_SHARED_DIR)",
+            data.display()
+        );
     } else {
         println!(
             "skipping: real data not found at {} (set DEPT_SHARED_DIR)",
