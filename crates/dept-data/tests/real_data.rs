@@ -231,3 +231,28 @@ fn k_shot_is_class_balanced_and_seeded() {
     let cb_train = load_split(cb, &dir, Split::Train, 42).unwrap();
     assert_eq!(dept_data::k_shot(cb, &cb_train, 16, 42).unwrap().len(), 16);
 }
+
+/// The rows the official code selects (`kshot_reference.py` ran its draw with the real `datasets` shuffle on the
+/// same files): RTE and CB (three classes, so the last-slot rule matters), k ∈ {4, 16, 32}, three seeds.
+#[test]
+fn k_shot_selects_the_official_rows() {
+    let Some(dir) = common::data_dir() else {
+        return;
+    };
+    let golden = common::golden("kshot_golden.json");
+    let cases = golden["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 18);
+    for case in cases {
+        let name = case["task"].as_str().unwrap();
+        let (k, seed) = (case["k"].as_u64().unwrap(), case["seed"].as_u64().unwrap());
+        let t = task(name).unwrap();
+        let train = load_split(t, &dir, Split::Train, OFFICIAL_SPLIT_SEED).unwrap();
+        let position = |id: &str| train.iter().position(|e| e.id == id).unwrap();
+        let rows: Vec<usize> = dept_data::k_shot(t, &train, k as usize, seed)
+            .unwrap()
+            .iter()
+            .map(|e| position(&e.id))
+            .collect();
+        assert_eq!(rows, common::numbers(&case["rows"]), "{name} k {k} seed {seed}");
+    }
+}
