@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "dept",
     version,
-    about = "Decomposed Prompt Tuning (DePT) for T5, GPT-2 and CLIP-T5",
+    about = "Decomposed Prompt Tuning (DePT) on T5 backbones",
     long_about = "Decomposed Prompt Tuning (Shi & Lipani, ICLR 2024): a short soft prompt plus a low-rank update of \
                   the frozen input embeddings, trained with two learning rates.\n\n\
                   Models are Hugging Face folders (config.json, model.safetensors, tokenizer.json); adapters are \

@@ -108,16 +108,27 @@ fn with_dropout_the_paddings_agree_in_distribution_not_bit_for_bit() {
         tch::manual_seed(seed);
         let mask = ids.ne(0).to_kind(Kind::Int64);
         let (embeds, mask) = adapter.apply(&t5.embed(ids), &mask).expect("apply");
-        tch::no_grad(|| t5.forward(&embeds, &mask, &labels, true).expect("forward").loss)
-            .double_value(&[])
+        tch::no_grad(|| {
+            t5.forward(&embeds, &mask, &labels, true)
+                .expect("forward")
+                .loss
+        })
+        .double_value(&[])
     };
     let (official_ids, dynamic_ids) = (padded(&inputs, 0, Some(s)), padded(&inputs, 0, None));
     let n = 300;
     let official: Vec<f64> = (0..n).map(|seed| loss(&official_ids, seed)).collect();
     let dynamic: Vec<f64> = (0..n).map(|seed| loss(&dynamic_ids, seed)).collect();
 
-    let differing = official.iter().zip(&dynamic).filter(|(a, b)| a != b).count();
-    assert!(differing > n as usize * 9 / 10, "only {differing} of {n} seeds differ");
+    let differing = official
+        .iter()
+        .zip(&dynamic)
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        differing > n as usize * 9 / 10,
+        "only {differing} of {n} seeds differ"
+    );
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
     let variance = |xs: &[f64]| {
         let m = mean(xs);
@@ -132,5 +143,8 @@ fn with_dropout_the_paddings_agree_in_distribution_not_bit_for_bit() {
         mean(&dynamic)
     );
     assert!(standard_error > 0.0);
-    assert!(gap < 4.0 * standard_error, "gap {gap} vs standard error {standard_error}");
+    assert!(
+        gap < 4.0 * standard_error,
+        "gap {gap} vs standard error {standard_error}"
+    );
 }

@@ -405,6 +405,13 @@ fn predict_round_trips_a_saved_adapter() {
     for (p, e) in predicted.iter().zip(&evaluated) {
         assert_eq!(p["id"], e["id"]);
         assert_eq!(p["prediction"], e["prediction"], "{}", e["input"]);
+        // RTE's label ids get their class name beside them; anything else gets none.
+        let expected = match p["prediction"].as_str() {
+            Some("0") => Some("entailment"),
+            Some("1") => Some("not_entailment"),
+            _ => None,
+        };
+        assert_eq!(p["label"].as_str(), expected, "{p}");
     }
     let one = ok(&[
         "predict",

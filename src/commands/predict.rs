@@ -29,9 +29,14 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let inference = Inference::open(&args.adapter, &args.overrides.to_overrides())?;
     let inputs: Vec<String> = rows.iter().map(|(_, input)| input.clone()).collect();
     let predictions = inference.predict(&inputs)?;
+    // Classification targets are label ids ("0"); the class name goes beside them for a person to read.
+    let task = dept_data::task(&inference.config.task).ok();
     let mut stdout = std::io::stdout().lock();
     for ((id, input), prediction) in rows.iter().zip(predictions) {
-        let line = serde_json::json!({"id": id, "input": input, "prediction": prediction});
+        let mut line = serde_json::json!({"id": id, "input": input, "prediction": prediction});
+        if let Some(name) = task.and_then(|t| t.label_name(&prediction)) {
+            line["label"] = serde_json::json!(name);
+        }
         if writeln!(stdout, "{line}").is_err() {
             break; // closed pipe (e.g. `| head`)
         }

@@ -171,6 +171,27 @@ pub struct Task {
 }
 
 impl Task {
+    /// The class name behind a classification target (`"1"` → `"not_entailment"` for RTE), as the hub dataset's
+    /// `ClassLabel` names it; `None` for free-text tasks, STS-B scores, and targets outside the label set.
+    pub fn label_name(&self, target: &str) -> Option<&'static str> {
+        let names: &[&str] = match self.name {
+            "mnli" => &["entailment", "neutral", "contradiction"],
+            "qnli" | "rte" => &["entailment", "not_entailment"],
+            "qqp" => &["not_duplicate", "duplicate"],
+            "sst2" | "yelp_polarity" => &["negative", "positive"],
+            "mrpc" => &["not_equivalent", "equivalent"],
+            "cola" => &["unacceptable", "acceptable"],
+            "cb" => &["entailment", "contradiction", "neutral"],
+            "boolq" | "wic" | "wsc" | "multirc" => &["False", "True"],
+            "scitail" => &["entailment", "neutral"],
+            "paws" => &["not_paraphrase", "paraphrase"],
+            "winogrande" => &["option1", "option2"],
+            _ => return None,
+        };
+        let index = self.labels?.iter().position(|l| *l == target)?;
+        names.get(index).copied()
+    }
+
     /// Formats one hub-schema row into its text-to-text example(s) (ReCoRD yields one per gold answer).
     /// `row_index` is the row's position in its source split, used as id when the row has no id of its own.
     pub fn format(&self, record: &Record, row_index: usize) -> Result<Vec<TextExample>> {
@@ -223,4 +244,34 @@ pub fn task(name: &str) -> Result<&'static Task> {
 /// Every task in the registry.
 pub fn all_tasks() -> &'static [Task] {
     &crate::tasks::ALL
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::task;
+
+    #[test]
+    fn label_ids_have_the_hub_class_names() {
+        let name = |t: &str, target: &str| task(t).unwrap().label_name(target);
+        assert_eq!(name("rte", "0"), Some("entailment"));
+        assert_eq!(name("rte", "1"), Some("not_entailment"));
+        assert_eq!(name("mnli", "2"), Some("contradiction"));
+        assert_eq!(name("cb", "1"), Some("contradiction"));
+        assert_eq!(name("cola", "1"), Some("acceptable"));
+        assert_eq!(name("boolq", "1"), Some("True"));
+        assert_eq!(name("winogrande", "0"), Some("option1"));
+        // Not a label, a score, or free text: no name.
+        assert_eq!(name("rte", "2"), None);
+        assert_eq!(name("rte", "yes"), None);
+        assert_eq!(name("stsb", "3.8"), None);
+        assert_eq!(name("squad", "Denver Broncos"), None);
+        // Every classification task with labels names each of them.
+        for t in crate::task::all_tasks() {
+            if let (Some(labels), false) = (t.labels, t.name == "stsb") {
+                for l in labels {
+                    assert!(t.label_name(l).is_some(), "{} {l}", t.name);
+                }
+            }
+        }
+    }
 }

@@ -253,6 +253,10 @@ fn k_shot_selects_the_official_rows() {
             .iter()
             .map(|e| position(&e.id))
             .collect();
-        assert_eq!(rows, common::numbers(&case["rows"]), "{name} k {k} seed {seed}");
+        assert_eq!(
+            rows,
+            common::numbers(&case["rows"]),
+            "{name} k {k} seed {seed}"
+        );
     }
 }
