@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use dept_core::DecomposedPrompt;
 use dept_models::t5::T5;
-use dept_models::Backbone;
+use dept_models::{Backbone, PromptedModel};
 use tch::{Device, Kind, Tensor};
 
 struct Outcome {
@@ -24,15 +24,15 @@ fn run(t5: &T5, adapter: &DecomposedPrompt, ids: &Tensor, labels: &Tensor) -> Ou
         }
     });
     let mask = ids.ne(0).to_kind(Kind::Int64);
-    let (embeds, mask) = adapter.apply(&t5.embed(ids), &mask).expect("apply");
-    let loss = t5
-        .forward(&embeds, &mask, labels, false)
+    let model = PromptedModel::new(t5, adapter);
+    let loss = model
+        .forward_t(ids, &mask, labels, false)
         .expect("forward")
         .loss;
     loss.backward();
     let (a, b) = adapter.pair().expect("pair");
     Outcome {
-        encoder_positions: embeds.size()[1],
+        encoder_positions: adapter.config().prompt_len + ids.size()[1],
         loss: to_vec(&loss),
         grads: [adapter.prompt(), a, b]
             .iter()
@@ -107,9 +107,10 @@ fn with_dropout_the_paddings_agree_in_distribution_not_bit_for_bit() {
     let loss = |ids: &Tensor, seed: i64| {
         tch::manual_seed(seed);
         let mask = ids.ne(0).to_kind(Kind::Int64);
-        let (embeds, mask) = adapter.apply(&t5.embed(ids), &mask).expect("apply");
+        let model = PromptedModel::new(&t5, &adapter);
         tch::no_grad(|| {
-            t5.forward(&embeds, &mask, &labels, true)
+            model
+                .forward_t(ids, &mask, &labels, true)
                 .expect("forward")
                 .loss
         })

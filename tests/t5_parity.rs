@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use dept_core::{DecomposedPrompt, PAIR_GROUP};
 use dept_models::t5::T5;
-use dept_models::Backbone;
+use dept_models::PromptedModel;
 use dept_train::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use dept_train::schedule::LinearWarmup;
 use tch::{Device, Kind, Tensor};
@@ -43,14 +43,14 @@ fn case(layout: &str) -> Case {
 }
 
 impl Case {
+    fn model(&self) -> PromptedModel<'_> {
+        PromptedModel::new(&self.t5, &self.adapter)
+    }
+
     fn loss_and_logits(&self) -> (Tensor, Tensor) {
-        let (embeds, mask) = self
-            .adapter
-            .apply(&self.t5.embed(&self.ids), &self.mask)
-            .expect("apply");
         let out = self
-            .t5
-            .forward(&embeds, &mask, &self.labels, false)
+            .model()
+            .forward_t(&self.ids, &self.mask, &self.labels, false)
             .expect("forward");
         (out.loss, out.logits)
     }
@@ -92,13 +92,10 @@ fn forward_and_gradients_match(layout: &str) {
 fn greedy_decodes_match(layout: &str) {
     let c = case(layout);
     let max_new = c.golden["max_new_tokens"].as_i64().unwrap();
-    let (embeds, mask) = c
-        .adapter
-        .apply(&c.t5.embed(&c.ids), &c.mask)
-        .expect("apply");
-    let generated =
-        c.t5.generate_greedy(&embeds, &mask, max_new)
-            .expect("generate");
+    let generated = c
+        .model()
+        .generate(&c.ids, &c.mask, max_new)
+        .expect("generate");
     let generated: Vec<Vec<i64>> = Vec::<Vec<i64>>::try_from(&generated).expect("ids");
     assert_eq!(generated, int_rows(&c.golden, "greedy"), "{layout} greedy");
 }

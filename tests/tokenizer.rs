@@ -66,6 +66,66 @@ fn matches_transformers_on_the_real_vocabularies() {
     }
 }
 
+/// The gold strings the official code scores against: target ids (truncated to max_length with `</s>` kept), then
+/// `batch_decode(skip_special_tokens=True)` with transformers 4.26.1's default clean-up, as
+/// tests/reference/decode_reference.py wrote them (real NewsQA answers and sentences, `<unk>`, contractions).
+#[test]
+fn gold_strings_are_the_official_decodes() {
+    let Some(dir) = shared_tokenizers() else {
+        return;
+    };
+    let tok = TextTokenizer::from_file(&dir.join("t5").join("tokenizer.json")).unwrap();
+    let golden = read_json(&reference_dir().join("decode_golden.json"));
+    let cases = golden["cases"].as_array().unwrap();
+    assert!(cases.len() > 100);
+    let mut cleaned_differently = 0;
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let max_len = case["max_length"].as_u64().unwrap() as usize;
+        let ids: Vec<i64> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            tok.encode(text, Some(max_len)).unwrap(),
+            ids,
+            "{text:?} at {max_len}"
+        );
+        let official = case["gold_default"].as_str().unwrap();
+        let plain = case["gold_no_cleanup"].as_str().unwrap();
+        assert_eq!(
+            tok.decode_for_scoring(&ids, true).unwrap().trim(),
+            official,
+            "{text:?}"
+        );
+        assert_eq!(
+            tok.decode_for_scoring(&ids, false).unwrap().trim(),
+            plain,
+            "{text:?}"
+        );
+        cleaned_differently += usize::from(official != plain);
+    }
+    assert!(
+        cleaned_differently >= 20,
+        "only {cleaned_differently} cases exercise the clean-up"
+    );
+    for case in golden["decode_cases"].as_array().unwrap() {
+        let ids: Vec<i64> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            tok.decode_for_scoring(&ids, true).unwrap().trim(),
+            case["decoded_default"].as_str().unwrap().trim(),
+            "{ids:?}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_tokenizer_is_named() {
     let err = TextTokenizer::from_file(std::path::Path::new("/nonexistent/tokenizer.json"))

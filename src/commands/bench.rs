@@ -11,7 +11,7 @@ use anyhow::{ensure, Result};
 use clap::{Args, Subcommand};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_models::t5::{T5Config, T5};
-use dept_models::{load_backbone, Backbone};
+use dept_models::{load_backbone, Backbone, PromptedModel};
 use tch::{Device, Kind, Tensor};
 
 #[derive(Subcommand)]
@@ -125,8 +125,9 @@ fn padding(args: &PaddingArgs) -> Result<()> {
             let mask = mask.to_device(device);
             let labels = labels.to_device(device);
             let start = Instant::now();
-            let (embeds, mask) = adapter.apply(&backbone.embed(&ids), &mask)?;
-            let loss = backbone.forward(&embeds, &mask, &labels, false)?.loss;
+            let loss = PromptedModel::new(backbone.as_ref(), &adapter)
+                .forward_t(&ids, &mask, &labels, false)?
+                .loss;
             loss.backward();
             let value = loss.double_value(&[]); // waits for the device
             if i > 0 {

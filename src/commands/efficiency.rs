@@ -10,7 +10,7 @@ use anyhow::{ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit, PAIR_GROUP};
 use dept_models::t5::T5;
-use dept_models::Backbone;
+use dept_models::{Backbone, PromptedModel};
 use dept_train::guard::guarded;
 use dept_train::memory::{peak_memory, reset_peak, PeakMemory};
 use dept_train::optim::{clip_grad_norm, AdamW, AdamWConfig};
@@ -262,6 +262,7 @@ fn measure(
         .flat_map(|(_, p)| p)
         .collect();
     let mut optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
+    let model = PromptedModel::new(backbone, &adapter);
     let on_device: Vec<(Tensor, Tensor, Tensor)> = batches
         .items
         .iter()
@@ -280,8 +281,7 @@ fn measure(
         let start = Instant::now();
         guarded(|| {
             optimizer.zero_grad();
-            let (embeds, mask) = adapter.apply(&backbone.embed(ids), mask)?;
-            let loss = backbone.forward(&embeds, &mask, labels, true)?.loss;
+            let loss = model.forward_t(ids, mask, labels, true)?.loss;
             loss.backward();
             clip_grad_norm(&params, 1.0);
             optimizer.step(|group| if group == PAIR_GROUP { 1e-4 } else { 0.3 });
@@ -305,13 +305,10 @@ fn measure(
         {
             let start = Instant::now();
             guarded(|| {
-                tch::no_grad(|| {
-                    let (embeds, mask) = adapter.apply(&backbone.embed(ids), mask)?;
-                    let generated = backbone.generate_greedy(&embeds, &mask, args.decode_tokens)?;
-                    synchronize(device);
-                    drop(generated);
-                    Ok(())
-                })
+                let generated = model.generate(ids, mask, args.decode_tokens)?;
+                synchronize(device);
+                drop(generated);
+                Ok(())
             })?;
             seconds += start.elapsed().as_secs_f64();
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig};
-use dept_models::{load_backbone, Backbone};
+use dept_models::{load_backbone, Backbone, PromptedModel};
 use dept_train::guard::guarded;
 use tch::{Device, Kind, Tensor};
 
@@ -159,18 +159,13 @@ fn run_on(
         batch.mask.to_device(device),
         batch.labels.to_device(device),
     );
+    let model = PromptedModel::new(backbone, &adapter);
     let loss = guarded(|| {
-        let (embeds, full_mask) = adapter.apply(&backbone.embed(&ids), &mask)?;
-        let loss = backbone.forward(&embeds, &full_mask, &labels, false)?.loss;
+        let loss = model.forward_t(&ids, &mask, &labels, false)?.loss;
         loss.backward();
         Ok(loss.detach())
     })?;
-    let decoded = guarded(|| {
-        tch::no_grad(|| {
-            let (embeds, full_mask) = adapter.apply(&backbone.embed(&ids), &mask)?;
-            Ok(backbone.generate_greedy(&embeds, &full_mask, Batch::DECODE_TOKENS)?)
-        })
-    })?;
+    let decoded = guarded(|| Ok(model.generate(&ids, &mask, Batch::DECODE_TOKENS)?))?;
     let (a, b) = adapter
         .pair()
         .context("a DePT adapter with r > 0 has A and B")?;

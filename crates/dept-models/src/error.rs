@@ -16,6 +16,9 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{0}")]
     Input(String),
+    /// The adapter refused its input (too long for its `A`, wrong width).
+    #[error(transparent)]
+    Adapter(#[from] dept_core::CoreError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
 }

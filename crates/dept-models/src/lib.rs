@@ -3,7 +3,8 @@
 //! A backbone knows nothing of tasks or of the adapter: it embeds token ids, runs on input embeddings plus an
 //! attention mask (which is where a [`dept_core`] adapter plugs in), returns loss and logits, and decodes greedily.
 //!
-//! - [`Backbone`]: the interface the trainer drives for any model.
+//! - [`Backbone`]: the interface every model implements.
+//! - [`PromptedModel`]: a backbone with a DePT adapter in front, the one path every caller runs.
 //! - [`t5::T5`]: T5 v1 (ReLU, tied embeddings) and v1.1 / Flan (gated-GELU, untied) over rust-bert.
 //! - [`checkpoint`]: the Hugging Face folder layout (`config.json`, `model.safetensors`, `tokenizer.json`).
 //! - [`TextTokenizer`]: `tokenizer.json` encoding and decoding as the official training code does it.
@@ -11,10 +12,12 @@
 pub mod backbone;
 pub mod checkpoint;
 mod error;
+pub mod prompted;
 pub mod t5;
 pub mod tiny;
 pub mod tokenizer;
 
 pub use backbone::{load_backbone, Backbone, BackboneOutput};
 pub use error::ModelError;
-pub use tokenizer::TextTokenizer;
+pub use prompted::PromptedModel;
+pub use tokenizer::{clean_up_tokenization_spaces, TextTokenizer};

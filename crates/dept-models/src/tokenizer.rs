@@ -75,6 +75,18 @@ impl TextTokenizer {
             .map_err(|e| self.error(format!("cannot decode {ids:?}: {e}")))
     }
 
+    /// [`decode`](Self::decode), then, with `cleanup`, [`clean_up_tokenization_spaces`]: the strings the official
+    /// code scores, since its `batch_decode` (transformers 4.26.1) cleans up by default, for predictions and for
+    /// the gold labels alike.
+    pub fn decode_for_scoring(&self, ids: &[i64], cleanup: bool) -> Result<String, ModelError> {
+        let text = self.decode(ids)?;
+        Ok(if cleanup {
+            clean_up_tokenization_spaces(&text)
+        } else {
+            text
+        })
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
@@ -89,4 +101,26 @@ impl TextTokenizer {
             message,
         }
     }
+}
+
+/// transformers' `clean_up_tokenization` (4.26.1, `tokenization_utils_base.py`), which `decode` and `batch_decode`
+/// apply by default there: spaces before `.`, `?`, `!`, `,` and English contractions are removed, in this order.
+/// T5 answers are stored with punctuation padded by spaces (`pad_punctuation`), so this changes them: `don ' t`
+/// becomes `don't`, `U . S .` becomes `U. S.`, and the SQuAD normalisation then scores different tokens.
+pub fn clean_up_tokenization_spaces(text: &str) -> String {
+    const REPLACEMENTS: [(&str, &str); 10] = [
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ];
+    REPLACEMENTS
+        .iter()
+        .fold(text.to_string(), |text, (from, to)| text.replace(from, to))
 }

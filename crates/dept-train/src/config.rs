@@ -19,13 +19,24 @@ pub enum Method {
     Pt,
 }
 
-/// How batches are padded. `longest` (default) pads each batch to its longest input and gives the same numbers
-/// as `max_length`, the official code's padding of every input to `max_len`, for less work.
+/// How batches are padded. `longest` (default) pads each batch to its longest input and, without dropout, gives the
+/// same numbers as `max_length`, the official code's padding of every input to `max_len`, for less work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Padding {
     Longest,
     MaxLength,
+}
+
+/// What predictions are scored against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreAgainst {
+    /// The official code's gold: the target's token ids (cut to `max_target_len`, `</s>` kept) decoded back, so
+    /// long answers are cut and characters outside the vocabulary (`<unk>`) are dropped.
+    DecodedLabels,
+    /// The target text itself (for MRQA, the first gold answer as the data holds it).
+    TargetText,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +109,12 @@ pub struct ExperimentConfig {
     /// New tokens greedy decoding may produce at evaluation. The official `generation_max_length: 20` counts
     /// T5's decoder start token, so it allows 19 new tokens.
     pub decode_max_tokens: i64,
+    /// `decoded_labels` (default, as the official code) or `target_text`.
+    pub score_against: ScoreAgainst,
+    /// Decoded predictions and labels get transformers' `clean_up_tokenization` (spaces before `.`, `,`, `?`, `!`
+    /// and contractions removed), as `batch_decode` did by default in transformers 4.26.1, which the official runs
+    /// used. `false` scores the decoded text as the tokenizer gives it.
+    pub decode_cleanup: bool,
     pub padding: Padding,
     pub seed: u64,
     /// Few-shot: train on k examples (official class-balanced draw with `seed`).
@@ -153,6 +170,8 @@ impl Default for ExperimentConfig {
             early_stopping_patience: None,
             max_target_len: 20,
             decode_max_tokens: 19,
+            score_against: ScoreAgainst::DecodedLabels,
+            decode_cleanup: true,
             padding: Padding::Longest,
             seed: 42,
             k_shot: None,

@@ -2,10 +2,10 @@
 
 use dept_core::DecomposedPrompt;
 use dept_data::{Task, TextExample};
-use dept_models::{Backbone, TextTokenizer};
+use dept_models::{Backbone, PromptedModel, TextTokenizer};
 
 use crate::batch::{length_grouped, Batch, Encoded};
-use crate::config::Padding;
+use crate::config::{ExperimentConfig, Padding, ScoreAgainst};
 use crate::guard::guarded;
 use crate::TrainError;
 
@@ -18,6 +18,8 @@ pub struct Decoder<'a> {
     pub max_len: usize,
     pub batch_size: usize,
     pub max_new_tokens: i64,
+    /// transformers' clean-up of decoded text (see `ExperimentConfig::decode_cleanup`).
+    pub cleanup: bool,
 }
 
 impl Decoder<'_> {
@@ -33,32 +35,94 @@ impl Decoder<'_> {
                 self.backbone.pad_token_id(),
                 self.backbone.device(),
             );
+            let model = PromptedModel::new(self.backbone, self.adapter);
             let generated = guarded(|| {
-                tch::no_grad(|| -> Result<_, TrainError> {
-                    let embeds = self.backbone.embed(&batch.input_ids);
-                    let (embeds, mask) = self.adapter.apply(&embeds, &batch.attention_mask)?;
-                    Ok(self
-                        .backbone
-                        .generate_greedy(&embeds, &mask, self.max_new_tokens)?)
-                })
+                Ok(model.generate(&batch.input_ids, &batch.attention_mask, self.max_new_tokens)?)
             })?;
             let rows = Vec::<Vec<i64>>::try_from(&generated.to_device(tch::Device::Cpu))?;
             for (&i, ids) in group.iter().zip(rows) {
-                predictions[i] = self.tokenizer.decode(&ids)?.trim().to_string();
+                predictions[i] = self
+                    .tokenizer
+                    .decode_for_scoring(&ids, self.cleanup)?
+                    .trim()
+                    .to_string();
             }
         }
         Ok(predictions)
     }
 }
 
-/// The task's metrics for `predictions` (percent, the task's metric order).
+/// The task's metrics for `predictions` (percent, the task's metric order), against the gold the config names:
+/// by default the decoded label ids, as the official code scores them.
 pub fn score(
+    config: &ExperimentConfig,
     task: &Task,
+    tokenizer: &TextTokenizer,
     predictions: &[String],
     examples: &[TextExample],
+    encoded: &[Encoded],
 ) -> Result<Vec<(String, f64)>, TrainError> {
-    Ok(dept_data::score(task, predictions, examples)?
+    let scores = match config.score_against {
+        ScoreAgainst::TargetText => dept_data::score(task, predictions, examples)?,
+        ScoreAgainst::DecodedLabels => {
+            let gold = examples
+                .iter()
+                .zip(encoded)
+                .map(|(example, encoded)| {
+                    Ok(TextExample {
+                        target: tokenizer
+                            .decode_for_scoring(&encoded.target_ids, config.decode_cleanup)?
+                            .trim()
+                            .to_string(),
+                        ..example.clone()
+                    })
+                })
+                .collect::<Result<Vec<_>, TrainError>>()?;
+            dept_data::score(task, predictions, &gold)?
+        }
+    };
+    Ok(scores
         .into_iter()
         .map(|(name, value)| (name.to_string(), value))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::encode_examples;
+
+    /// MRQA answers are scored as the official code scores them: against the decoded label ids, so words outside
+    /// the vocabulary (`<unk>`) are gone and answers longer than `max_target_len` are cut.
+    #[test]
+    fn answers_are_scored_against_the_decoded_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let words = ["the", "red", "fox", "jumps", "over", "a", "lazy", "dog"];
+        dept_models::tiny::write_tiny_t5(dir.path(), &words, 8, "relu", 1).unwrap();
+        let tokenizer = TextTokenizer::from_model_dir(dir.path()).unwrap();
+        let task = dept_data::task("newsqa").unwrap();
+        let example = |id: &str, target: &str| TextExample {
+            id: id.into(),
+            input: "question: what context: the red fox".into(),
+            target: target.into(),
+            extra: Default::default(),
+        };
+        // "zebra" is not in the vocabulary; the second answer is longer than 4 tokens (</s> included).
+        let examples = [
+            example("a", "the zebra fox"),
+            example("b", "the red fox jumps over"),
+        ];
+        let mut config = ExperimentConfig {
+            max_target_len: 4,
+            ..Default::default()
+        };
+        let encoded = encode_examples(&tokenizer, &examples, 32, config.max_target_len).unwrap();
+        let predictions = vec!["the fox".to_string(), "the red fox".to_string()];
+        let em = |config: &ExperimentConfig| {
+            score(config, task, &tokenizer, &predictions, &examples, &encoded).unwrap()[0].1
+        };
+        assert_eq!(em(&config), 100.0);
+        config.score_against = ScoreAgainst::TargetText;
+        assert_eq!(em(&config), 0.0);
+    }
 }

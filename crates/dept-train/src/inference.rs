@@ -128,7 +128,14 @@ impl Inference {
             self.config.max_target_len,
         )?;
         let predictions = self.decode(&encoded)?;
-        let scores = score(task, &predictions, &examples)?;
+        let scores = score(
+            &self.config,
+            task,
+            &self.tokenizer,
+            &predictions,
+            &examples,
+            &encoded,
+        )?;
         Ok(Evaluation {
             scores,
             examples,

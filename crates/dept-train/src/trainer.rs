@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit, PAIR_GROUP};
 use dept_data::{Split, Task, TextExample, OFFICIAL_SPLIT_SEED};
-use dept_models::{load_backbone, Backbone, TextTokenizer};
+use dept_models::{load_backbone, Backbone, PromptedModel, TextTokenizer};
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
@@ -158,10 +158,12 @@ pub fn train(
                 device,
             );
             let loss = guarded(|| -> Result<Tensor, TrainError> {
-                let embeds = backbone.embed(&batch.input_ids);
-                let (embeds, mask) = adapter.apply(&embeds, &batch.attention_mask)?;
-                let out =
-                    backbone.forward(&embeds, &mask, &batch.labels, config.backbone_dropout)?;
+                let out = PromptedModel::new(backbone.as_ref(), &adapter).forward_t(
+                    &batch.input_ids,
+                    &batch.attention_mask,
+                    &batch.labels,
+                    config.backbone_dropout,
+                )?;
                 let loss = out.loss / config.grad_accum as f64;
                 loss.backward();
                 Ok(loss)
@@ -212,7 +214,14 @@ pub fn train(
         if state.step % config.eval_every == 0 || last_step {
             let predictions = decoder(config, backbone.as_ref(), &adapter, &tokenizer)
                 .predict(&validation.encoded)?;
-            let scores = score(task, &predictions, &validation.examples)?;
+            let scores = score(
+                config,
+                task,
+                &tokenizer,
+                &predictions,
+                &validation.examples,
+                &validation.encoded,
+            )?;
             let value = lookup(&scores, best_metric);
             log.append(
                 &json!({"step": state.step, "split": "validation", "metrics": to_map(&scores)}),
@@ -260,7 +269,14 @@ pub fn train(
     };
     let predictions =
         decoder(config, backbone.as_ref(), &test_adapter, &tokenizer).predict(&test.encoded)?;
-    let test_scores = score(task, &predictions, &test.examples)?;
+    let test_scores = score(
+        config,
+        task,
+        &tokenizer,
+        &predictions,
+        &test.examples,
+        &test.encoded,
+    )?;
     log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
     tracing::info!(
         "test (best step {:?}): {}",
@@ -345,6 +361,7 @@ pub fn decoder<'a>(
         max_len: config.max_len as usize,
         batch_size: config.eval_batch_size,
         max_new_tokens: config.decode_max_tokens,
+        cleanup: config.decode_cleanup,
     }
 }
 
