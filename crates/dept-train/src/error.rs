@@ -10,6 +10,23 @@ pub enum TrainError {
     /// libtorch could not allocate memory; the message says what to change.
     #[error("{0}")]
     OutOfMemory(String),
+    /// The training loss stopped being finite; the step was not applied and `kept` holds the last checkpoint.
+    #[error(
+        "the loss became {loss} at step {step}; stopping. The last good checkpoint ({}) is kept. Lower lr_prompt / \
+         lr_pair, or check the data",
+        kept.display()
+    )]
+    NonFiniteLoss { loss: f64, step: u64, kept: PathBuf },
+    /// A split the run needs has no examples.
+    #[error(
+        "task {task} has no {split} examples in {} (check `dept data stats {task}`)",
+        data_dir.display()
+    )]
+    EmptySplit {
+        task: String,
+        split: dept_data::Split,
+        data_dir: PathBuf,
+    },
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error("cannot write {path}: {source}")]

@@ -53,112 +53,256 @@ struct SplitData {
     encoded: Vec<Encoded>,
 }
 
+/// Runs a whole experiment: set-up (or resume), optimiser steps with evaluation and checkpoints on schedule, then
+/// the test split on the best adapter.
 pub fn train(
     config: &ExperimentConfig,
     options: &TrainOptions,
 ) -> Result<TrainOutcome, TrainError> {
-    let task = dept_data::task(&config.task)?;
-    let (device, backbone, tokenizer) = open_model(config)?;
-    let d = backbone.hidden_size();
-    let shape = config
-        .shape(d)
-        .map_err(|message| TrainError::Run(format!("experiment config: {message}")))?;
-    tracing::info!(
-        "model {} (d = {d}) on {device:?}; task {}; DePT m = {}, r = {}, s = {}",
-        config.model.display(),
-        task.name,
-        shape.m,
-        shape.r,
-        config.max_len
-    );
-
-    // Everything that can be checked cheaply is checked before the data is read and tokenised.
-    DeptConfig::new(shape.m, shape.r, config.max_len, d)?;
-    for split in Split::ALL {
-        dept_data::find_source(task, &config.data_dir, task.source_split(split))?;
+    let mut trainer = Trainer::new(config, options)?;
+    while !trainer.done() {
+        let step = trainer.step()?;
+        if trainer.after_step(&step)? == Continue::Stop {
+            break;
+        }
     }
-    let [train_data, validation, test] = load_data(config, task, &tokenizer)?;
-    tracing::info!(
-        "data: train {}, validation {}, test {} examples",
-        train_data.examples.len(),
-        validation.examples.len(),
-        test.examples.len()
-    );
-    for (split, data) in [
-        ("training", &train_data),
-        ("validation", &validation),
-        ("test", &test),
-    ] {
-        if data.encoded.is_empty() {
-            return Err(TrainError::Run(format!(
-                "task {} has no {split} examples in {} (check `dept data stats {}`)",
-                task.name,
-                config.data_dir.display(),
-                task.name
-            )));
+    trainer.finish()
+}
+
+/// When to evaluate, when to save, which evaluation is best and when to stop early: the run's bookkeeping, kept
+/// apart from tensors so that it can be tested on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Cadence {
+    pub max_steps: u64,
+    pub eval_every: u64,
+    pub save_every: u64,
+    pub early_stopping_patience: Option<u32>,
+}
+
+/// What an evaluation did to the run's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Better than every earlier evaluation (the first always is): `best/` is replaced.
+    pub improved: bool,
+    /// `early_stopping_patience` evaluations in a row without improvement.
+    pub stop_early: bool,
+}
+
+impl Cadence {
+    fn of(config: &ExperimentConfig) -> Self {
+        Cadence {
+            max_steps: config.max_steps,
+            eval_every: config.eval_every,
+            save_every: config.save_every,
+            early_stopping_patience: config.early_stopping_patience,
         }
     }
 
-    let run = prepare_run_dir(config, shape, options)?;
-    let mut adapter = new_adapter(config, shape, backbone.as_ref(), &tokenizer)?;
-    let mut optimizer = AdamW::new(
-        adapter.param_groups(),
-        AdamWConfig {
-            beta1: config.adam_beta1,
-            beta2: config.adam_beta2,
-            eps: config.adam_eps,
-            weight_decay: config.weight_decay,
-        },
-    );
-    let mut state = TrainState::default();
-    let mut resumed_from = None;
-    let checkpoint_dir = checkpoint::existing(&run.last());
-    if options.require_checkpoint && checkpoint_dir.is_none() {
-        return Err(TrainError::Run(format!(
-            "--resume: no checkpoint in {}; drop --resume to start a new run",
-            run.last().display()
-        )));
+    /// Evaluation after `step` optimiser steps: every `eval_every`, and at the last step.
+    pub fn evaluates_at(&self, step: u64) -> bool {
+        step % self.eval_every == 0 || step == self.max_steps
     }
-    if let Some(dir) = checkpoint_dir {
-        state = checkpoint::restore(&dir, &mut adapter, &mut optimizer)?;
-        resumed_from = Some(state.step);
-        tracing::info!("resuming from {} at step {}", dir.display(), state.step);
+
+    /// A `last/` checkpoint after `step`: every `save_every`, at the last step, and when stopping early.
+    pub fn saves_at(&self, step: u64, stopping: bool) -> bool {
+        step % self.save_every == 0 || step == self.max_steps || stopping
     }
-    let mut log = MetricsLog::open(&run.metrics(), state.step)?;
 
-    let params: Vec<Tensor> = adapter
-        .param_groups()
-        .into_iter()
-        .flat_map(|(_, p)| p)
-        .collect();
-    let schedule = LinearWarmup {
-        warmup_steps: config.warmup(),
-        total_steps: config.max_steps,
-    };
-    let progress = Progress::new(config, options, state.step);
-    let mut order = DataOrder::new(train_data.encoded.len(), config.seed);
-    let pad_id = backbone.pad_token_id();
-    let best_metric = task.best_metric.name();
-    let mut window = (Instant::now(), 0usize);
+    /// Records an evaluation of the best metric (higher is better; ties keep the earlier step, as the HF Trainer's
+    /// `load_best_model_at_end` does) into `state`.
+    pub fn record(&self, state: &mut TrainState, value: f64) -> Verdict {
+        let improved = state.best_metric.is_none_or(|best| value > best);
+        if improved {
+            state.best_metric = Some(value);
+            state.best_step = Some(state.step);
+            state.evals_without_improvement = 0;
+        } else {
+            state.evals_without_improvement += 1;
+        }
+        Verdict {
+            improved,
+            stop_early: !improved
+                && self
+                    .early_stopping_patience
+                    .is_some_and(|p| state.evals_without_improvement >= p),
+        }
+    }
+}
 
-    while state.step < config.max_steps {
+/// Whether the run goes on after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Continue {
+    Go,
+    Stop,
+}
+
+/// What one optimiser step measured.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    pub loss: f64,
+    pub grad_norm: f64,
+    pub lr_prompt: f64,
+    pub lr_pair: f64,
+    pub examples: usize,
+}
+
+/// A training run in small steps: [`Trainer::new`] (model, data, run folder, adapter, resume), [`Trainer::step`]
+/// (one optimiser step over `grad_accum` batches), [`Trainer::after_step`] (log, evaluate, checkpoint on
+/// schedule) and [`Trainer::finish`] (test on the best adapter, results row, plot).
+pub struct Trainer<'a> {
+    config: &'a ExperimentConfig,
+    task: &'static Task,
+    shape: Shape,
+    device: Device,
+    backbone: Box<dyn Backbone>,
+    tokenizer: TextTokenizer,
+    train_data: SplitData,
+    validation: SplitData,
+    test: SplitData,
+    run: RunDir,
+    adapter: DecomposedPrompt,
+    optimizer: AdamW,
+    params: Vec<Tensor>,
+    schedule: LinearWarmup,
+    cadence: Cadence,
+    order: DataOrder,
+    state: TrainState,
+    resumed_from: Option<u64>,
+    log: MetricsLog,
+    progress: Progress,
+    window: (Instant, usize),
+}
+
+impl<'a> Trainer<'a> {
+    /// Everything before the first step. What can be checked cheaply (shape, data files) is checked before the
+    /// data is read and tokenised; an existing checkpoint in the run folder is resumed.
+    pub fn new(config: &'a ExperimentConfig, options: &TrainOptions) -> Result<Self, TrainError> {
+        let task = dept_data::task(&config.task)?;
+        let (device, backbone, tokenizer) = open_model(config)?;
+        let d = backbone.hidden_size();
+        let shape = config
+            .shape(d)
+            .map_err(|message| TrainError::Run(format!("experiment config: {message}")))?;
+        tracing::info!(
+            "model {} (d = {d}) on {device:?}; task {}; DePT m = {}, r = {}, s = {}",
+            config.model.display(),
+            task.name,
+            shape.m,
+            shape.r,
+            config.max_len
+        );
+        DeptConfig::new(shape.m, shape.r, config.max_len, d)?;
+        for split in Split::ALL {
+            dept_data::find_source(task, &config.data_dir, task.source_split(split))?;
+        }
+        let [train_data, validation, test] = load_data(config, task, &tokenizer)?;
+        tracing::info!(
+            "data: train {}, validation {}, test {} examples",
+            train_data.examples.len(),
+            validation.examples.len(),
+            test.examples.len()
+        );
+        for (split, data) in [
+            (Split::Train, &train_data),
+            (Split::Validation, &validation),
+            (Split::Test, &test),
+        ] {
+            if data.encoded.is_empty() {
+                return Err(TrainError::EmptySplit {
+                    task: task.name.to_string(),
+                    split,
+                    data_dir: config.data_dir.clone(),
+                });
+            }
+        }
+
+        let run = prepare_run_dir(config, shape, options)?;
+        let mut adapter = new_adapter(config, shape, backbone.as_ref(), &tokenizer)?;
+        let mut optimizer = AdamW::new(
+            adapter.param_groups(),
+            AdamWConfig {
+                beta1: config.adam_beta1,
+                beta2: config.adam_beta2,
+                eps: config.adam_eps,
+                weight_decay: config.weight_decay,
+            },
+        );
+        let mut state = TrainState::default();
+        let mut resumed_from = None;
+        let checkpoint_dir = checkpoint::existing(&run.last());
+        if options.require_checkpoint && checkpoint_dir.is_none() {
+            return Err(TrainError::Run(format!(
+                "--resume: no checkpoint in {}; drop --resume to start a new run",
+                run.last().display()
+            )));
+        }
+        if let Some(dir) = checkpoint_dir {
+            state = checkpoint::restore(&dir, &mut adapter, &mut optimizer)?;
+            resumed_from = Some(state.step);
+            tracing::info!("resuming from {} at step {}", dir.display(), state.step);
+        }
+        let log = MetricsLog::open(&run.metrics(), state.step)?;
+        let params = adapter
+            .param_groups()
+            .into_iter()
+            .flat_map(|(_, p)| p)
+            .collect();
+        Ok(Trainer {
+            config,
+            task,
+            shape,
+            device,
+            schedule: LinearWarmup {
+                warmup_steps: config.warmup(),
+                total_steps: config.max_steps,
+            },
+            cadence: Cadence::of(config),
+            order: DataOrder::new(train_data.encoded.len(), config.seed),
+            progress: Progress::new(config, options, state.step),
+            backbone,
+            tokenizer,
+            train_data,
+            validation,
+            test,
+            run,
+            adapter,
+            optimizer,
+            params,
+            state,
+            resumed_from,
+            log,
+            window: (Instant::now(), 0),
+        })
+    }
+
+    pub fn done(&self) -> bool {
+        self.state.step >= self.config.max_steps
+    }
+
+    /// One optimiser step: `grad_accum` batches forward and backward, then clipping and the two-rate AdamW step.
+    /// A non-finite loss stops the run before the step is applied, so `last/` keeps finite values.
+    pub fn step(&mut self) -> Result<StepReport, TrainError> {
+        let config = self.config;
         // Dropout masks depend only on (seed, step): a resumed run draws exactly what the uninterrupted one did.
-        tch::manual_seed(step_seed(config.seed, state.step));
-        optimizer.zero_grad();
-        let mut loss_value = 0.0;
-        let mut examples = 0;
+        tch::manual_seed(step_seed(config.seed, self.state.step));
+        self.optimizer.zero_grad();
+        let model = PromptedModel::new(self.backbone.as_ref(), &self.adapter);
+        let (mut loss_sum, mut examples) = (0.0, 0);
         for _ in 0..config.grad_accum {
-            let indices = order.next_batch(&mut state, config.batch_size);
-            let items: Vec<&Encoded> = indices.iter().map(|&i| &train_data.encoded[i]).collect();
+            let indices = self.order.next_batch(&mut self.state, config.batch_size);
+            let items: Vec<&Encoded> = indices
+                .iter()
+                .map(|&i| &self.train_data.encoded[i])
+                .collect();
             let batch = Batch::new(
                 &items,
                 config.padding,
                 config.max_len as usize,
-                pad_id,
-                device,
+                self.backbone.pad_token_id(),
+                self.device,
             );
-            let loss = guarded(|| -> Result<Tensor, TrainError> {
-                let out = PromptedModel::new(backbone.as_ref(), &adapter).forward_t(
+            let loss = guarded(|| {
+                let out = model.forward_t(
                     &batch.input_ids,
                     &batch.attention_mask,
                     &batch.labels,
@@ -168,160 +312,192 @@ pub fn train(
                 loss.backward();
                 Ok(loss)
             })?;
-            loss_value += loss.double_value(&[]);
+            loss_sum += loss.double_value(&[]);
             examples += items.len();
         }
-        if !loss_value.is_finite() {
-            return Err(TrainError::Run(format!(
-                "the loss became {loss_value} at step {}; stopping. The last good checkpoint ({}) is kept. Lower \
-                 lr_prompt / lr_pair, or check the data",
-                state.step + 1,
-                run.last().display()
-            )));
+        if !loss_sum.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                loss: loss_sum,
+                step: self.state.step + 1,
+                kept: self.run.last(),
+            });
         }
-        let grad_norm = clip_grad_norm(&params, config.max_grad_norm);
-        let factor = schedule.factor(state.step);
+        let grad_norm = clip_grad_norm(&self.params, config.max_grad_norm);
+        let factor = self.schedule.factor(self.state.step);
         let (lr_prompt, lr_pair) = (factor * config.lr_prompt, factor * config.lr_pair);
-        optimizer.step(|group| {
+        self.optimizer.step(|group| {
             if group == PAIR_GROUP {
                 lr_pair
             } else {
                 lr_prompt
             }
         });
-        state.step += 1;
-        let peak = peak_memory(device);
+        self.state.step += 1;
+        Ok(StepReport {
+            loss: loss_sum,
+            grad_norm,
+            lr_prompt,
+            lr_pair,
+            examples,
+        })
+    }
 
-        window.1 += examples;
-        let elapsed = window.0.elapsed().as_secs_f64();
+    /// Logs the step, then evaluates and checkpoints when the cadence says so.
+    pub fn after_step(&mut self, report: &StepReport) -> Result<Continue, TrainError> {
+        self.log_step(report)?;
+        let step = self.state.step;
+        let verdict = if self.cadence.evaluates_at(step) {
+            Some(self.evaluate()?)
+        } else {
+            None
+        };
+        let stop_early = verdict.is_some_and(|v| v.stop_early);
+        if verdict.is_some_and(|v| v.improved) {
+            checkpoint::save(&self.run.best(), &self.adapter, None, &self.state)?;
+        }
+        if self.cadence.saves_at(step, stop_early) {
+            checkpoint::save(
+                &self.run.last(),
+                &self.adapter,
+                Some(&self.optimizer),
+                &self.state,
+            )?;
+        }
+        if stop_early {
+            self.progress.message(&format!(
+                "early stopping at step {step}: {} evaluations without a better {}",
+                self.state.evals_without_improvement,
+                self.task.best_metric.name()
+            ));
+            return Ok(Continue::Stop);
+        }
+        Ok(Continue::Go)
+    }
+
+    fn log_step(&mut self, report: &StepReport) -> Result<(), TrainError> {
+        let peak = peak_memory(self.device);
+        self.window.1 += report.examples;
+        let elapsed = self.window.0.elapsed().as_secs_f64();
         let examples_per_s = if elapsed > 0.0 {
-            window.1 as f64 / elapsed
+            self.window.1 as f64 / elapsed
         } else {
             0.0
         };
-        if state.step % config.log_every == 0 {
-            window = (Instant::now(), 0);
+        if self.state.step % self.config.log_every == 0 {
+            self.window = (Instant::now(), 0);
         }
-        log.append(&json!({
-            "step": state.step, "epoch": state.epoch, "loss": loss_value, "lr_prompt": lr_prompt,
-            "lr_pair": lr_pair, "grad_norm": grad_norm, "examples_per_s": round3(examples_per_s),
+        self.log.append(&json!({
+            "step": self.state.step, "epoch": self.state.epoch, "loss": report.loss,
+            "lr_prompt": report.lr_prompt, "lr_pair": report.lr_pair, "grad_norm": report.grad_norm,
+            "examples_per_s": round3(examples_per_s),
             "peak_memory_mb": peak.map(|p| p.mib().round()), "peak_memory_kind": peak.map(|p| p.kind.as_str()),
         }))?;
-        progress.step(state.step, loss_value, examples_per_s);
-
-        let last_step = state.step == config.max_steps;
-        let mut stop_early = false;
-        if state.step % config.eval_every == 0 || last_step {
-            let predictions = decoder(config, backbone.as_ref(), &adapter, &tokenizer)
-                .predict(&validation.encoded)?;
-            let scores = score(
-                config,
-                task,
-                &tokenizer,
-                &predictions,
-                &validation.examples,
-                &validation.encoded,
-            )?;
-            let value = lookup(&scores, best_metric);
-            log.append(
-                &json!({"step": state.step, "split": "validation", "metrics": to_map(&scores)}),
-            )?;
-            let improved = state.best_metric.is_none_or(|best| value > best);
-            progress.message(&format!(
-                "step {}: validation {}{}",
-                state.step,
-                describe(&scores),
-                if improved { " (best so far)" } else { "" }
-            ));
-            if improved {
-                state.best_metric = Some(value);
-                state.best_step = Some(state.step);
-                state.evals_without_improvement = 0;
-                checkpoint::save(&run.best(), &adapter, None, &state)?;
-            } else {
-                state.evals_without_improvement += 1;
-                stop_early = config
-                    .early_stopping_patience
-                    .is_some_and(|p| state.evals_without_improvement >= p);
-            }
-        }
-        if state.step % config.save_every == 0 || last_step || stop_early {
-            checkpoint::save(&run.last(), &adapter, Some(&optimizer), &state)?;
-        }
-        if stop_early {
-            progress.message(&format!(
-                "early stopping at step {}: {} evaluations without a better {best_metric}",
-                state.step, state.evals_without_improvement
-            ));
-            break;
-        }
+        self.progress
+            .step(self.state.step, report.loss, examples_per_s);
+        Ok(())
     }
-    progress.finish();
 
-    // Test the best adapter (by the task's first metric), as `load_best_model_at_end` does.
-    let best_dir = checkpoint::existing(&run.best());
-    let test_adapter = match &best_dir {
-        Some(dir) => DecomposedPrompt::load(dir, device)?,
-        None => {
-            let dir = checkpoint::existing(&run.last()).unwrap_or_else(|| run.last());
-            DecomposedPrompt::load(&dir, device)?
-        }
-    };
-    let predictions =
-        decoder(config, backbone.as_ref(), &test_adapter, &tokenizer).predict(&test.encoded)?;
-    let test_scores = score(
-        config,
-        task,
-        &tokenizer,
-        &predictions,
-        &test.examples,
-        &test.encoded,
-    )?;
-    log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
-    tracing::info!(
-        "test (best step {:?}): {}",
-        state.best_step,
-        describe(&test_scores)
-    );
+    /// Greedy decoding on the validation split, scored and logged, recorded against the best so far.
+    fn evaluate(&mut self) -> Result<Verdict, TrainError> {
+        let scores = self.score_split(&self.adapter, &self.validation)?;
+        let value = lookup(&scores, self.task.best_metric.name());
+        self.log.append(
+            &json!({"step": self.state.step, "split": "validation", "metrics": to_map(&scores)}),
+        )?;
+        let verdict = self.cadence.record(&mut self.state, value);
+        self.progress.message(&format!(
+            "step {}: validation {}{}",
+            self.state.step,
+            describe(&scores),
+            if verdict.improved {
+                " (best so far)"
+            } else {
+                ""
+            }
+        ));
+        Ok(verdict)
+    }
 
-    let mut columns: Vec<(String, String)> = vec![
-        ("task".into(), task.name.to_string()),
-        (
-            "method".into(),
-            format!("{:?}", config.method).to_lowercase(),
-        ),
-        ("m".into(), shape.m.to_string()),
-        ("r".into(), shape.r.to_string()),
-        ("lr_prompt".into(), config.lr_prompt.to_string()),
-        ("lr_pair".into(), config.lr_pair.to_string()),
-        ("seed".into(), config.seed.to_string()),
-        ("steps".into(), state.step.to_string()),
-        (
-            "best_step".into(),
-            state.best_step.map(|s| s.to_string()).unwrap_or_default(),
-        ),
-        (
-            format!("validation_{best_metric}"),
-            state.best_metric.map(|v| v.to_string()).unwrap_or_default(),
-        ),
-    ];
-    columns.extend(
-        test_scores
-            .iter()
-            .map(|(k, v)| (format!("test_{k}"), v.to_string())),
-    );
-    columns.push(("run_dir".into(), run.root.display().to_string()));
-    run.write_text(&run.results(), &results_csv(&columns))?;
-    run.write_text(&run.plot(), &curves_svg(&log.records(), best_metric))?;
+    fn score_split(
+        &self,
+        adapter: &DecomposedPrompt,
+        data: &SplitData,
+    ) -> Result<Vec<(String, f64)>, TrainError> {
+        let predictions = decoder(
+            self.config,
+            self.backbone.as_ref(),
+            adapter,
+            &self.tokenizer,
+        )
+        .predict(&data.encoded)?;
+        score(
+            self.config,
+            self.task,
+            &self.tokenizer,
+            &predictions,
+            &data.examples,
+            &data.encoded,
+        )
+    }
 
-    Ok(TrainOutcome {
-        run_dir: run.root.clone(),
-        steps: state.step,
-        best_step: state.best_step,
-        best_validation: state.best_metric,
-        test: test_scores,
-        resumed_from,
-    })
+    /// The test split on the best adapter (by the task's first metric, as `load_best_model_at_end`), then the
+    /// results row and the plot.
+    pub fn finish(mut self) -> Result<TrainOutcome, TrainError> {
+        self.progress.finish();
+        let (config, task, state) = (self.config, self.task, self.state.clone());
+        let best_dir = checkpoint::existing(&self.run.best())
+            .or_else(|| checkpoint::existing(&self.run.last()))
+            .unwrap_or_else(|| self.run.last());
+        let best = DecomposedPrompt::load(&best_dir, self.device)?;
+        let test_scores = self.score_split(&best, &self.test)?;
+        self.log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
+        tracing::info!(
+            "test (best step {:?}): {}",
+            state.best_step,
+            describe(&test_scores)
+        );
+
+        let best_metric = task.best_metric.name();
+        let mut columns: Vec<(String, String)> = vec![
+            ("task".into(), task.name.to_string()),
+            (
+                "method".into(),
+                format!("{:?}", config.method).to_lowercase(),
+            ),
+            ("m".into(), self.shape.m.to_string()),
+            ("r".into(), self.shape.r.to_string()),
+            ("lr_prompt".into(), config.lr_prompt.to_string()),
+            ("lr_pair".into(), config.lr_pair.to_string()),
+            ("seed".into(), config.seed.to_string()),
+            ("steps".into(), state.step.to_string()),
+            (
+                "best_step".into(),
+                state.best_step.map(|s| s.to_string()).unwrap_or_default(),
+            ),
+            (
+                format!("validation_{best_metric}"),
+                state.best_metric.map(|v| v.to_string()).unwrap_or_default(),
+            ),
+        ];
+        columns.extend(
+            test_scores
+                .iter()
+                .map(|(k, v)| (format!("test_{k}"), v.to_string())),
+        );
+        let run = &self.run;
+        columns.push(("run_dir".into(), run.root.display().to_string()));
+        run.write_text(&run.results(), &results_csv(&columns))?;
+        run.write_text(&run.plot(), &curves_svg(&self.log.records(), best_metric))?;
+
+        Ok(TrainOutcome {
+            run_dir: run.root.clone(),
+            steps: state.step,
+            best_step: state.best_step,
+            best_validation: state.best_metric,
+            test: test_scores,
+            resumed_from: self.resumed_from,
+        })
+    }
 }
 
 /// The device, backbone (at the configured precision) and tokenizer a config names; training and inference
@@ -632,5 +808,83 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cadence(patience: Option<u32>) -> Cadence {
+        Cadence {
+            max_steps: 25,
+            eval_every: 10,
+            save_every: 4,
+            early_stopping_patience: patience,
+        }
+    }
+
+    #[test]
+    fn evaluation_and_saving_follow_their_cadence_and_the_last_step() {
+        let c = cadence(None);
+        let evals: Vec<u64> = (1..=25).filter(|&s| c.evaluates_at(s)).collect();
+        assert_eq!(evals, [10, 20, 25]);
+        let saves: Vec<u64> = (1..=25).filter(|&s| c.saves_at(s, false)).collect();
+        assert_eq!(saves, [4, 8, 12, 16, 20, 24, 25]);
+        assert!(
+            c.saves_at(7, true),
+            "stopping early saves wherever it happens"
+        );
+    }
+
+    #[test]
+    fn the_best_is_the_first_of_the_highest_values() {
+        let c = cadence(None);
+        let mut state = TrainState::default();
+        let mut improvements = Vec::new();
+        for (step, value) in [(10, 50.0), (20, 70.0), (30, 70.0), (40, 60.0), (50, 71.0)] {
+            state.step = step;
+            improvements.push(c.record(&mut state, value).improved);
+        }
+        assert_eq!(improvements, [true, true, false, false, true]);
+        assert_eq!((state.best_step, state.best_metric), (Some(50), Some(71.0)));
+        // A tie never replaces the earlier best.
+        let mut state = TrainState::default();
+        for (step, value) in [(10, 70.0), (20, 70.0)] {
+            state.step = step;
+            c.record(&mut state, value);
+        }
+        assert_eq!(state.best_step, Some(10));
+        // NaN (a metric that could not be computed) never counts as better.
+        state.step = 30;
+        assert!(!c.record(&mut state, f64::NAN).improved);
+    }
+
+    #[test]
+    fn early_stopping_counts_evaluations_without_improvement_and_resets() {
+        let c = cadence(Some(2));
+        let mut state = TrainState::default();
+        let verdicts: Vec<(bool, bool)> = [60.0, 50.0, 61.0, 55.0, 54.0]
+            .into_iter()
+            .map(|v| {
+                let verdict = c.record(&mut state, v);
+                (verdict.improved, verdict.stop_early)
+            })
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                (true, false),
+                (false, false),
+                (true, false),
+                (false, false),
+                (false, true)
+            ]
+        );
+        assert_eq!(state.evals_without_improvement, 2);
+        // Without a patience nothing stops.
+        let c = cadence(None);
+        let mut state = TrainState::default();
+        assert!((0..10).all(|i| !c.record(&mut state, -(i as f64)).stop_early));
     }
 }
