@@ -32,7 +32,7 @@ fn run(t5: &T5, adapter: &DecomposedPrompt, ids: &Tensor, labels: &Tensor) -> Ou
     loss.backward();
     let (a, b) = adapter.pair().expect("pair");
     Outcome {
-        encoder_positions: adapter.config().prompt_len + ids.size()[1],
+        encoder_positions: adapter.config().m + ids.size()[1],
         loss: to_vec(&loss),
         grads: [adapter.prompt(), a, b]
             .iter()
@@ -64,7 +64,7 @@ fn compare_paddings(kind: Kind, tolerance: f64) {
         let mut adapter =
             DecomposedPrompt::load(&dir.join("adapter"), Device::Cpu).expect("adapter");
         adapter.set_kind(kind);
-        let s = adapter.config().max_len.expect("s") as usize;
+        let s = adapter.config().s.expect("s") as usize;
         let inputs = int_rows(&golden, "inputs");
         let labels = padded(&int_rows(&golden, "targets"), -100, None);
 
@@ -101,7 +101,7 @@ fn with_dropout_the_paddings_agree_in_distribution_not_bit_for_bit() {
     let golden = read_json(&dir.join("golden.json"));
     let t5 = T5::load(&dir.join("model"), Device::Cpu).expect("model");
     let adapter = DecomposedPrompt::load(&dir.join("adapter"), Device::Cpu).expect("adapter");
-    let s = adapter.config().max_len.expect("s") as usize;
+    let s = adapter.config().s.expect("s") as usize;
     let inputs = int_rows(&golden, "inputs");
     let labels = padded(&int_rows(&golden, "targets"), -100, None);
     let loss = |ids: &Tensor, seed: i64| {

@@ -6,6 +6,7 @@
 
 mod elf;
 mod gpu_bundle;
+mod kill_trials;
 mod libtorch;
 mod process;
 
@@ -29,6 +30,9 @@ Commands:
                Pack a stripped release `dept`, RTE rows, T5's tokenizer and run.sh (at most 60 MiB) into
                target/gpu-bundle/dept-gpu-check: copy it to a machine with an NVIDIA GPU and PyTorch 2.11 and run
                `bash run.sh` there. DIR (default ../shared, or DEPT_SHARED_DIR) holds data/ and tokenizers/.
+  kill-trials [N]
+               SIGKILL a tiny training run at N (default 20) pseudo-random moments, resume each, and check that
+               every run ends byte-identical to an uninterrupted one (`test` runs 3).
   help         This text.
 
 After `cargo xtask setup`, plain `cargo build`, `cargo test` and `cargo run -p dept` work with nothing exported.";
@@ -39,6 +43,14 @@ fn main() -> ExitCode {
         Some("setup") => libtorch::ensure(&repo_root()).map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("quickstart") => quickstart(),
+        Some("kill-trials") => match args.get(1).map(|n| n.parse::<usize>()) {
+            None => kill_trials::run(&repo_root(), 20),
+            Some(Ok(n)) if n > 0 => kill_trials::run(&repo_root(), n),
+            Some(_) => Err(Failure::new(format!(
+                "kill-trials takes a positive number of trials, got {:?}",
+                args[1]
+            ))),
+        },
         Some("gpu-bundle") => shared_dir(&args[1..])
             .and_then(|shared| gpu_bundle::build(&repo_root(), &shared))
             .map(|_| ()),
@@ -87,6 +99,7 @@ fn test(extra: &[String]) -> Result<(), Failure> {
     let mut test_args = vec!["test", "--workspace"];
     test_args.extend(extra.iter().map(String::as_str));
     cargo(&root, &test_args)?;
+    kill_trials::run(&root, 3)?;
     check_cuda_linked(
         &gpu_bundle::target_dir(&root).join("debug").join("dept"),
         &torch_dir,

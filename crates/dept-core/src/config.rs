@@ -30,7 +30,7 @@ pub const DEFAULT_INIT_TEXT: &str = "Classify this text is postive or not:";
 pub struct DeptConfig {
     /// `m`: soft-prompt tokens.
     #[serde(rename = "num_virtual_tokens")]
-    pub prompt_len: i64,
+    pub m: i64,
     /// `r`: rank of the embedding update `A·B`; 0 for plain prompt tuning.
     #[serde(default)]
     pub r: i64,
@@ -40,10 +40,10 @@ pub struct DeptConfig {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub max_len: Option<i64>,
+    pub s: Option<i64>,
     /// `d`: the backbone's embedding width.
     #[serde(rename = "token_dim")]
-    pub hidden: i64,
+    pub d: i64,
     /// `scale = lora_alpha / √r`, as the official code.
     #[serde(default = "default_alpha")]
     pub lora_alpha: f64,
@@ -77,12 +77,12 @@ fn default_init_kind() -> String {
 
 impl DeptConfig {
     /// A DePT (r > 0) or PT (r = 0) configuration with the official defaults (alpha 8, text initialisation).
-    pub fn new(prompt_len: i64, r: i64, max_len: i64, hidden: i64) -> Result<Self, CoreError> {
+    pub fn new(m: i64, r: i64, s: i64, d: i64) -> Result<Self, CoreError> {
         let config = DeptConfig {
-            prompt_len,
+            m,
             r,
-            max_len: (r > 0).then_some(max_len),
-            hidden,
+            s: (r > 0).then_some(s),
+            d,
             lora_alpha: default_alpha(),
             init: InitFields::from(&PromptInit::Text(DEFAULT_INIT_TEXT.into())),
             base_model_name_or_path: None,
@@ -118,16 +118,16 @@ impl DeptConfig {
 
     pub fn validate(&self) -> Result<(), CoreError> {
         let bad = |m: String| Err(CoreError::Config(m));
-        if self.prompt_len < 0 || self.r < 0 || self.hidden <= 0 {
+        if self.m < 0 || self.r < 0 || self.d <= 0 {
             return bad(format!(
                 "num_virtual_tokens (m = {}) and r (= {}) must be ≥ 0 and token_dim (d = {}) > 0",
-                self.prompt_len, self.r, self.hidden
+                self.m, self.r, self.d
             ));
         }
-        if self.prompt_len == 0 && self.r == 0 {
+        if self.m == 0 && self.r == 0 {
             return bad("m = 0 and r = 0 leaves nothing to train".into());
         }
-        if self.r > 0 && self.max_len.is_none_or(|s| s <= 0) {
+        if self.r > 0 && self.s.is_none_or(|s| s <= 0) {
             return bad(format!(
                 "r = {} needs max_length (s) > 0: A has one row per input position",
                 self.r
@@ -177,7 +177,7 @@ impl DeptConfig {
 
     /// Trainable parameters: `m·d + (s+d)·r`.
     pub fn num_params(&self) -> i64 {
-        self.prompt_len * self.hidden + (self.max_len.unwrap_or(0) + self.hidden) * self.r
+        self.m * self.d + (self.s.unwrap_or(0) + self.d) * self.r
     }
 
     /// PEFT's method name for this shape.
@@ -200,7 +200,7 @@ impl DeptConfig {
             .iter()
             .copied()
             .cycle()
-            .take(self.prompt_len as usize)
+            .take(self.m as usize)
             .collect())
     }
 }
@@ -241,10 +241,7 @@ mod tests {
             "tokenizer_name_or_path": "t5-base"}"#;
         let c: DeptConfig = serde_json::from_str(json).unwrap();
         c.validate().unwrap();
-        assert_eq!(
-            (c.prompt_len, c.r, c.max_len, c.hidden),
-            (80, 15, Some(256), 768)
-        );
+        assert_eq!((c.m, c.r, c.s, c.d), (80, 15, Some(256), 768));
         assert_eq!(c.num_params(), 76_800);
         assert!((c.scale() - 8.0 / 15f64.sqrt()).abs() < 1e-12);
         assert_eq!(

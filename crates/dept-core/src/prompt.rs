@@ -35,7 +35,7 @@ impl DecomposedPrompt {
         device: Device,
     ) -> Result<Self, CoreError> {
         config.validate()?;
-        let (m, d, r) = (config.prompt_len, config.hidden, config.r);
+        let (m, d, r) = (config.m, config.d, config.r);
         let prompt_init = match prompt_rows {
             Some(rows) => {
                 if rows.size() != [m, d] {
@@ -49,7 +49,7 @@ impl DecomposedPrompt {
             None => Tensor::randn([m, d], (Kind::Float, device)),
         };
         let pair_init = (r > 0).then(|| {
-            let s = config.max_len.unwrap_or(0);
+            let s = config.s.unwrap_or(0);
             let bound = 1.0 / (r as f64).sqrt();
             let a = Tensor::empty([s, r], (Kind::Float, device)).uniform_(-bound, bound);
             let b = Tensor::zeros([r, d], (Kind::Float, device));
@@ -116,7 +116,7 @@ impl DecomposedPrompt {
     /// Overwrites this adapter's values with another's of the same shape (m, r, s, d): resuming from a
     /// checkpoint, or starting from a pretrained adapter (transfer, the official `--peft_model_id`).
     pub fn copy_from(&mut self, other: &DecomposedPrompt) -> Result<(), CoreError> {
-        let shape = |c: &DeptConfig| (c.prompt_len, c.r, c.max_len.filter(|_| c.r > 0), c.hidden);
+        let shape = |c: &DeptConfig| (c.m, c.r, c.s.filter(|_| c.r > 0), c.d);
         if shape(&other.config) != shape(&self.config) {
             let (m, r, s, d) = shape(&other.config);
             let (m2, r2, s2, d2) = shape(&self.config);
@@ -174,7 +174,7 @@ impl DecomposedPrompt {
     /// for real tokens as the official code's padding to `s`, at less cost.
     pub fn apply(&self, embeds: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor), CoreError> {
         let size = embeds.size();
-        let d = self.config.hidden;
+        let d = self.config.d;
         if size.len() != 3 || size[2] != d {
             return Err(CoreError::Shape(format!(
                 "input embeddings must be [batch, len, d = {d}], got {size:?}"
@@ -205,11 +205,8 @@ impl DecomposedPrompt {
             .prompt
             .to_kind(embeds.kind())
             .unsqueeze(0)
-            .expand([batch, self.config.prompt_len, d], false);
-        let prompt_mask = Tensor::ones(
-            [batch, self.config.prompt_len],
-            (mask.kind(), mask.device()),
-        );
+            .expand([batch, self.config.m, d], false);
+        let prompt_mask = Tensor::ones([batch, self.config.m], (mask.kind(), mask.device()));
         Ok((
             Tensor::cat(&[prompt, updated], 1),
             Tensor::cat(&[prompt_mask, mask.shallow_clone()], 1),
@@ -304,17 +301,17 @@ impl DecomposedPrompt {
     }
 
     /// Refuses an adapter built for another backbone or input length, naming both numbers.
-    pub fn check_compatible(&self, hidden: i64, max_len: i64) -> Result<(), CoreError> {
-        if self.config.hidden != hidden {
+    pub fn check_compatible(&self, d: i64, s: i64) -> Result<(), CoreError> {
+        if self.config.d != d {
             return Err(CoreError::Config(format!(
-                "the adapter's token_dim d = {} differs from the backbone's hidden size d = {hidden}",
-                self.config.hidden
+                "the adapter's token_dim d = {} differs from the backbone's hidden size d = {d}",
+                self.config.d
             )));
         }
-        if let Some(s) = self.config.max_len.filter(|_| self.config.r > 0) {
-            if s != max_len {
+        if let Some(rows) = self.config.s.filter(|_| self.config.r > 0) {
+            if rows != s {
                 return Err(CoreError::Config(format!(
-                    "the adapter's max_length s = {s} differs from the configured max input length s = {max_len}"
+                    "the adapter's max_length s = {rows} differs from the configured max input length s = {s}"
                 )));
             }
         }
@@ -323,11 +320,11 @@ impl DecomposedPrompt {
 }
 
 fn expected_shapes(config: &DeptConfig) -> [(&'static str, Vec<i64>); 3] {
-    let s = config.max_len.unwrap_or(0);
+    let s = config.s.unwrap_or(0);
     [
-        (PROMPT_KEY, vec![config.prompt_len, config.hidden]),
+        (PROMPT_KEY, vec![config.m, config.d]),
         (LORA_A_KEY, vec![s, config.r]),
-        (LORA_B_KEY, vec![config.r, config.hidden]),
+        (LORA_B_KEY, vec![config.r, config.d]),
     ]
 }
 

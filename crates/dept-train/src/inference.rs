@@ -73,7 +73,7 @@ impl Inference {
             config.eval_batch_size = n;
         }
         if run_config.is_none() {
-            if let Some(s) = adapter_config.max_len {
+            if let Some(s) = adapter_config.s {
                 config.max_len = s;
             }
         }

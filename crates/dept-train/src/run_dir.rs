@@ -101,7 +101,8 @@ pub fn remove_marked(dir: &Path) -> Result<(), TrainError> {
     })
 }
 
-/// Empty, or carrying the marker.
+/// Carrying the marker, or holding nothing but what a kill between creating the folder and renaming the marker
+/// into place leaves: nothing, or the marker's temporary file.
 fn is_ours(dir: &Path) -> Result<bool, TrainError> {
     let io = |source| TrainError::Write {
         path: dir.to_path_buf(),
@@ -110,7 +111,15 @@ fn is_ours(dir: &Path) -> Result<bool, TrainError> {
     if dir.join(RUN_MARKER).is_file() {
         return Ok(true);
     }
-    Ok(std::fs::read_dir(dir).map_err(io)?.next().is_none())
+    // `dept_core::atomic::temporary_sibling` names it `.<name>.tmp-<pid>`.
+    let marker_tmp = format!(".{RUN_MARKER}.tmp-");
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let name = entry.map_err(io)?.file_name();
+        if !name.to_string_lossy().starts_with(&marker_tmp) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
@@ -252,6 +261,13 @@ mod tests {
         std::fs::create_dir_all(&empty).unwrap();
         remove_marked(&empty).unwrap();
         remove_marked(&empty).unwrap();
+        // A kill between creating a run folder and renaming its marker into place leaves only the marker's
+        // temporary file: still ours, so the resumed run may go on there.
+        let killed = dir.path().join("killed");
+        std::fs::create_dir_all(&killed).unwrap();
+        std::fs::write(killed.join(format!(".{RUN_MARKER}.tmp-4242")), "").unwrap();
+        RunDir::create(&killed).unwrap();
+        assert!(killed.join(RUN_MARKER).is_file());
     }
 
     #[test]

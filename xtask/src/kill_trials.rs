@@ -1,0 +1,180 @@
+//! `cargo xtask kill-trials [N]`: SIGKILL a tiny training run at N pseudo-random moments (during start-up, steps
+//! and evaluations; every third trial waits for a checkpoint write in progress), resume each, and check that every resumed run ends with files
+//! byte-identical to an uninterrupted run's. A half-written file that was read back would make a resume fail or
+//! differ, so this also checks that none ever is.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::gpu_bundle::target_dir;
+use crate::process::{cargo, Failure};
+
+/// Files a finished run must hold identically to the uninterrupted run.
+const COMPARED: [&str; 4] = [
+    "last/adapter_model.safetensors",
+    "last/optimizer.safetensors",
+    "last/trainer_state.json",
+    "best/adapter_model.safetensors",
+];
+
+pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
+    cargo(root, &["build", "--package", "dept"])?;
+    let dept = target_dir(root).join("debug").join("dept");
+    let scratch = target_dir(root).join("kill-trials");
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
+
+    // The quickstart's tiny T5 and synthetic RTE-format data (its own short run is not used).
+    let fixture = scratch.join("fixture");
+    let out = Command::new(&dept)
+        .args(["-q", "quickstart", "--steps", "40", "--dir"])
+        .arg(&fixture)
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| Failure::new(format!("cannot run {}: {e}", dept.display())))?;
+    if !out.status.success() {
+        return Err(Failure::new(format!(
+            "dept quickstart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+
+    let reference = scratch.join("reference");
+    let config = write_config(&scratch, &fixture, &reference)?;
+    let start = Instant::now();
+    train_to_the_end(&dept, &config)?;
+    let duration = start.elapsed();
+    eprintln!(
+        "xtask: uninterrupted run: {:.1} s; now {trials} kill/resume trials",
+        duration.as_secs_f64()
+    );
+
+    let mut rng = SplitMix(0x5EED);
+    let (mut identical, mut mid_checkpoint, mut landed) = (0, 0, 0);
+    for trial in 0..trials {
+        let run = scratch.join(format!("trial-{trial}"));
+        let config = write_config(&scratch, &fixture, &run)?;
+        // A moment between 2% and 98% of the uninterrupted run (start-up, loading and tokenising included).
+        let at = duration.mul_f64(0.02 + 0.96 * rng.unit());
+        let mut child = Command::new(&dept)
+            .args(["-q", "train"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Failure::new(format!("cannot start {}: {e}", dept.display())))?;
+        std::thread::sleep(at);
+        // Every third trial waits on from there for a checkpoint write in progress, so that such kills are
+        // certain to be among the trials rather than left to chance (a write takes a few milliseconds).
+        if trial % 3 == 2 {
+            while child.try_wait().ok().flatten().is_none() && !has_checkpoint_leftovers(&run) {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        }
+        let killed = child.try_wait().ok().flatten().is_none();
+        if killed {
+            let _ = child.kill(); // SIGKILL
+            landed += 1;
+        }
+        let _ = child.wait();
+        if killed && has_checkpoint_leftovers(&run) {
+            mid_checkpoint += 1;
+        }
+        train_to_the_end(&dept, &config)?;
+        let differing: Vec<&str> = COMPARED
+            .iter()
+            .copied()
+            .filter(|file| fs::read(run.join(file)).ok() != fs::read(reference.join(file)).ok())
+            .collect();
+        if differing.is_empty() {
+            identical += 1;
+        } else {
+            eprintln!(
+                "xtask: trial {trial} (killed at {:.2} s): {differing:?} differ from the uninterrupted run",
+                at.as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "kill/resume trials: {identical}/{trials} ended byte-identical to the uninterrupted run ({landed} kills \
+         landed before the run ended, {mid_checkpoint} of them in the middle of a checkpoint write)"
+    );
+    if identical == trials {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "{} of {trials} resumed runs differ from the uninterrupted run",
+            trials - identical
+        )))
+    }
+}
+
+/// Trains (resuming whatever the run folder holds) until the run finishes.
+fn train_to_the_end(dept: &Path, config: &Path) -> Result<(), Failure> {
+    let out = Command::new(dept)
+        .args(["-q", "train"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| Failure::new(format!("cannot run {}: {e}", dept.display())))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "dept train {} failed: {}",
+            config.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
+/// A checkpoint being replaced leaves `last.partial-<pid>` or `last.previous` (or `best.…`) beside the checkpoint.
+fn has_checkpoint_leftovers(run: &Path) -> bool {
+    fs::read_dir(run)
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                (name.starts_with("last.") || name.starts_with("best."))
+                    && (name.contains(".partial-") || name.ends_with(".previous"))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Evaluation every 5 steps and a checkpoint after every step, so that kills often land in both.
+fn write_config(scratch: &Path, fixture: &Path, run: &Path) -> Result<PathBuf, Failure> {
+    let yaml = format!(
+        "task: rte\nmodel: {:?}\ndata_dir: {:?}\noutput_dir: {:?}\nprompt_len: 8\nrank: 4\nmax_len: 32\n\
+         lr_prompt: 0.3\nlr_pair: 0.05\nwarmup_steps: 5\nmax_steps: 40\nbatch_size: 16\neval_every: 5\n\
+         save_every: 1\neval_batch_size: 32\ndecode_max_tokens: 3\ndevice: cpu\nthreads: 1\nprompt_init: random\n",
+        fixture.join("tiny-t5").display().to_string(),
+        fixture.join("data").display().to_string(),
+        run.display().to_string(),
+    );
+    let name = run
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = scratch.join(format!("{name}.yaml"));
+    fs::write(&path, yaml).map_err(|e| io(&path, e))?;
+    Ok(path)
+}
+
+/// SplitMix64: reproducible kill moments without a dependency.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn unit(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> Failure {
+    Failure::new(format!("{}: {e}", path.display()))
+}
