@@ -297,6 +297,9 @@ impl ExperimentConfig {
         if self.task.is_empty() {
             return Err("`task` is required (e.g. `task: rte`)".into());
         }
+        if let Err(e) = dept_data::task(&self.task) {
+            return Err(format!("`task`: {e}"));
+        }
         let positive = [
             ("max_len", self.max_len > 0),
             ("max_steps", self.max_steps > 0),
