@@ -82,12 +82,7 @@ fn gold_strings_are_the_official_decodes() {
     for case in cases {
         let text = case["text"].as_str().unwrap();
         let max_len = case["max_length"].as_u64().unwrap() as usize;
-        let ids: Vec<i64> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let ids = int_row(&case["ids"]);
         assert_eq!(
             tok.encode(text, Some(max_len)).unwrap(),
             ids,
@@ -112,18 +107,22 @@ fn gold_strings_are_the_official_decodes() {
         "only {cleaned_differently} cases exercise the clean-up"
     );
     for case in golden["decode_cases"].as_array().unwrap() {
-        let ids: Vec<i64> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
+        let ids = int_row(&case["ids"]);
         assert_eq!(
             tok.decode_for_scoring(&ids, true).unwrap().trim(),
             case["decoded_default"].as_str().unwrap().trim(),
             "{ids:?}"
         );
     }
+}
+
+fn int_row(value: &serde_json::Value) -> Vec<i64> {
+    value
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_i64().expect("id"))
+        .collect()
 }
 
 #[test]
