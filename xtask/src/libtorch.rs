@@ -356,3 +356,28 @@ impl Drop for InstallLock {
         let _ = fs::remove_file(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_libtorch_of_another_release_is_refused_by_version() {
+        let dir = std::env::temp_dir().join(format!("xtask-version-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("version.py"), "__version__ = '2.11.0+cu130'\n").unwrap();
+        assert_eq!(libtorch_version(&dir).as_deref(), Some("2.11.0+cu130"));
+        assert!(check_version(&dir).is_ok());
+        fs::write(dir.join("version.py"), "__version__: str = '2.4.1'\n").unwrap();
+        let err = check_version(&dir).unwrap_err();
+        assert!(
+            err.contains("2.4.1") && err.contains(TORCH_VERSION),
+            "{err}"
+        );
+        // A pytorch.org archive says it in build-version.
+        fs::write(dir.join("build-version"), "2.11.0+cpu\n").unwrap();
+        assert!(check_version(&dir).is_ok());
+        fs::remove_dir_all(&dir).unwrap();
+        assert!(check_version(&dir).unwrap_err().contains("cannot be read"));
+    }
+}
