@@ -1,4 +1,4 @@
-//! T5's `config.json`, parsed here rather than by rust-bert so that a bad file gives an error, not a panic.
+//! T5's `config.json`, parsed with clear errors for a bad file.
 
 use std::path::Path;
 
@@ -59,7 +59,7 @@ fn default_eos() -> i64 {
     1
 }
 
-/// The two feed-forward layouts rust-bert implements.
+/// The two feed-forward layouts of released T5 checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedForward {
     /// T5 v1: `wi`, ReLU, `wo`.
@@ -93,14 +93,8 @@ impl T5Config {
                 return Err(bad(format!("`{field}` must be positive, found {v}")));
             }
         }
-        if let Some(dec) = config.num_decoder_layers {
-            if dec != config.num_layers {
-                return Err(bad(format!(
-                    "num_decoder_layers = {dec} differs from num_layers = {}; rust-bert's T5 builds the decoder \
-                     with num_layers blocks, so this checkpoint cannot be run faithfully",
-                    config.num_layers
-                )));
-            }
+        if config.num_decoder_layers.is_some_and(|n| n <= 0) {
+            return Err(bad("`num_decoder_layers` must be positive".into()));
         }
         config.feed_forward().map_err(|e| bad(e.to_string()))?;
         Ok(config)
@@ -111,18 +105,20 @@ impl T5Config {
             "relu" => Ok(FeedForward::Relu),
             "gated-gelu" => Ok(FeedForward::GatedGelu),
             other => Err(ModelError::Input(format!(
-                "feed_forward_proj = {other:?} is not supported (rust-bert's T5 implements \"relu\" and \
-                 \"gated-gelu\")"
+                "feed_forward_proj = {other:?} is not supported (\"relu\" for T5 v1, \"gated-gelu\" for v1.1 / \
+                 Flan-T5)"
             ))),
         }
     }
 
-    /// rust-bert's config, built through JSON because its feed-forward enum is private to rust-bert.
     /// `config.json` as `save_pretrained` writes it (the fields above plus model type and architecture).
     pub fn to_hf_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if let Some(obj) = value.as_object_mut() {
-            obj.insert("num_decoder_layers".into(), self.num_layers.into());
+            obj.insert(
+                "num_decoder_layers".into(),
+                self.num_decoder_layers.unwrap_or(self.num_layers).into(),
+            );
             obj.insert("model_type".into(), "t5".into());
             obj.insert(
                 "architectures".into(),
@@ -131,30 +127,5 @@ impl T5Config {
             obj.insert("is_encoder_decoder".into(), true.into());
         }
         value
-    }
-
-    pub(crate) fn to_rust_bert(&self) -> Result<rust_bert::t5::T5Config, ModelError> {
-        let value = serde_json::json!({
-            "dropout_rate": self.dropout_rate,
-            "d_model": self.d_model,
-            "d_ff": self.d_ff,
-            "d_kv": self.d_kv,
-            "decoder_start_token_id": self.decoder_start_token_id,
-            "eos_token_id": self.eos_token_id,
-            "pad_token_id": self.pad_token_id,
-            "initializer_factor": 1.0,
-            "is_encoder_decoder": true,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "num_heads": self.num_heads,
-            "num_layers": self.num_layers,
-            "output_past": true,
-            "relative_attention_num_buckets": self.relative_attention_num_buckets,
-            "relative_attention_max_distance": self.relative_attention_max_distance,
-            "vocab_size": self.vocab_size,
-            "feed_forward_proj": self.feed_forward_proj,
-            "tie_word_embeddings": self.tie_word_embeddings,
-        });
-        serde_json::from_value(value)
-            .map_err(|e| ModelError::Input(format!("rust-bert rejected the T5 config: {e}")))
     }
 }

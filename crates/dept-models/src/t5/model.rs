@@ -1,13 +1,21 @@
-//! rust-bert's T5 run on input embeddings, frozen, with the loss and greedy decoding a prompt tuner needs.
+//! T5 (v1 and v1.1 / Flan layouts) on tch, run on input embeddings, frozen, with the loss and greedy decoding a
+//! prompt tuner needs. Variables carry the Hugging Face checkpoint names (`encoder.block.0.layer.0.SelfAttention.q
+//! .weight`, …), so `model.safetensors` loads as it is.
+//!
+//! Our own module rather than rust-bert's: rust-bert's T5 forms attention scores with `einsum` and fills a decoder
+//! cache even in training, which made a training step about 1.85× slower than transformers' at the same shapes.
+//! Here attention is a plain `matmul`, the relative-position bias is computed once per stack and shared by its
+//! layers (as transformers does), training runs no cache, and greedy decoding runs the encoder once and keeps each
+//! decoder layer's keys and values (cross-attention ones computed once).
 
 use std::path::Path;
 
-use rust_bert::t5::T5ForConditionalGeneration;
-use tch::{nn::VarStore, Device, Kind, Reduction, Tensor};
+use tch::nn::{Init, Path as VarPath, VarStore};
+use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::backbone::{Backbone, BackboneOutput};
 use crate::checkpoint::{self, LoadPlan};
-use crate::t5::T5Config;
+use crate::t5::{FeedForward, T5Config};
 use crate::ModelError;
 
 /// A frozen T5 encoder-decoder. Its variables live in their own [`VarStore`] with gradients switched off, so an
@@ -15,9 +23,12 @@ use crate::ModelError;
 pub struct T5 {
     config: T5Config,
     vs: VarStore,
-    model: T5ForConditionalGeneration,
-    /// `shared.weight`, the word embeddings the adapter's inputs are built from.
+    /// `shared.weight`, the word embeddings the adapter's inputs are built from (and, tied, the output layer).
     shared: Tensor,
+    encoder: Stack,
+    decoder: Stack,
+    /// `lm_head.weight` when the output layer is not tied to `shared` (v1.1 / Flan).
+    lm_head: Option<Tensor>,
 }
 
 /// Tied checkpoints may hold the word embeddings under the encoder's or decoder's name only.
@@ -40,20 +51,27 @@ impl T5 {
         Ok(t5)
     }
 
-    /// A model with rust-bert's random initialisation: for tests and demos, and as the skeleton `load` fills.
+    /// A model with transformers' random initialisation (`T5PreTrainedModel._init_weights`, factor 1): for tests
+    /// and benchmarks, and as the skeleton `load` fills.
     pub fn new_random(config: &T5Config, device: Device) -> Result<Self, ModelError> {
-        let rb_config = config.to_rust_bert()?;
+        let feed_forward = config.feed_forward()?;
         let mut vs = VarStore::new(device);
-        let model = T5ForConditionalGeneration::new(vs.root(), &rb_config);
+        let root = vs.root();
+        let shared =
+            (&root / "shared").var("weight", &[config.vocab_size, config.d_model], normal(1.0));
+        let encoder = Stack::new(&(&root / "encoder"), config, feed_forward, false);
+        let decoder = Stack::new(&(&root / "decoder"), config, feed_forward, true);
+        let lm_head = (!config.tie_word_embeddings).then(|| {
+            (&root / "lm_head").var("weight", &[config.vocab_size, config.d_model], normal(1.0))
+        });
         vs.freeze();
-        let shared = vs.variables().remove("shared.weight").ok_or_else(|| {
-            ModelError::Input("rust-bert's T5 has no shared.weight variable".into())
-        })?;
         Ok(T5 {
             config: config.clone(),
             vs,
-            model,
             shared,
+            encoder,
+            decoder,
+            lm_head,
         })
     }
 
@@ -99,6 +117,33 @@ impl T5 {
         }
         Ok(())
     }
+
+    fn dropout(&self, train: bool) -> f64 {
+        if train {
+            self.config.dropout_rate
+        } else {
+            0.0
+        }
+    }
+
+    /// Encoder states `[b, n, d]` of input embeddings, and the additive mask `[b, 1, 1, n]` (0 or the dtype's
+    /// minimum) that attention to them uses.
+    fn encode(&self, embeds: &Tensor, attention_mask: &Tensor, p: f64) -> (Tensor, Tensor) {
+        let mask = additive_mask(attention_mask, embeds.kind());
+        let n = embeds.size()[1];
+        let bias = self.encoder.position_bias(n, n, 0) + &mask;
+        let out = self.encoder.forward(embeds, &bias, None, p);
+        (out, mask)
+    }
+
+    /// `[b, t, d]` decoder states → `[b, t, vocab]` logits (tied: scaled by `d^-½` first, as transformers).
+    fn logits(&self, hidden: &Tensor) -> Tensor {
+        match &self.lm_head {
+            Some(head) => hidden.linear::<Tensor>(head, None),
+            None => (hidden * (self.config.d_model as f64).powf(-0.5))
+                .linear::<Tensor>(&self.shared, None),
+        }
+    }
 }
 
 impl Backbone for T5 {
@@ -133,23 +178,24 @@ impl Backbone for T5 {
                 embeds.size()[0]
             )));
         }
-        let decoder_inputs = self.decoder_inputs(labels);
-        let out = self.model.forward_t(
-            None,
-            Some(attention_mask),
-            None,
-            Some(&decoder_inputs),
-            None,
-            Some(embeds),
-            None,
-            None,
-            train,
-        );
+        let p = self.dropout(train);
+        let (encoded, encoder_mask) = self.encode(embeds, attention_mask, p);
+        let decoder_embeds = self.embed(&self.decoder_inputs(labels));
+        let t = l[1];
+        let self_bias = self.decoder.position_bias(t, t, 0)
+            + causal_mask(t, decoder_embeds.kind(), embeds.device());
+        let cross = CrossInput {
+            states: &encoded,
+            mask: &encoder_mask,
+        };
+        let hidden = self
+            .decoder
+            .forward(&decoder_embeds, &self_bias, Some(&cross), p);
         // A bf16 backbone's logits are upcast so that the softmax and the loss are computed in fp32, as autocast
         // does for cross-entropy.
-        let logits = match out.decoder_output.kind() {
-            Kind::BFloat16 | Kind::Half => out.decoder_output.to_kind(Kind::Float),
-            _ => out.decoder_output,
+        let logits = match self.logits(&hidden) {
+            x if matches!(x.kind(), Kind::BFloat16 | Kind::Half) => x.to_kind(Kind::Float),
+            x => x,
         };
         let loss = logits
             .view([-1, self.config.vocab_size])
@@ -170,54 +216,37 @@ impl Backbone for T5 {
             return Ok(Tensor::zeros([batch, 0], (Kind::Int64, device)));
         }
         tch::no_grad(|| {
-            let start = Tensor::full(
+            // The encoder runs once; each decoder layer keeps its keys and values, the cross-attention ones
+            // computed from the encoder states once.
+            let (encoded, encoder_mask) = self.encode(embeds, attention_mask, 0.0);
+            let mut caches: Vec<LayerCache> = self
+                .decoder
+                .blocks
+                .iter()
+                .map(|block| block.cross_cache(&encoded))
+                .collect();
+            let mut next = Tensor::full(
                 [batch, 1],
                 self.config.decoder_start_token_id,
                 (Kind::Int64, device),
             );
-            // The encoder runs once; each later step feeds its output and the decoder cache back.
-            let first = self.model.forward_t(
-                None,
-                Some(attention_mask),
-                None,
-                Some(&start),
-                None,
-                Some(embeds),
-                None,
-                None,
-                false,
-            );
-            let encoder_out = first
-                .encoder_hidden_state
-                .ok_or_else(|| ModelError::Input("rust-bert returned no encoder output".into()))?;
-            let mut logits = first.decoder_output;
-            let mut cache = first.next_cache;
             let mut finished = Tensor::zeros([batch], (Kind::Bool, device));
             let mut generated = Vec::with_capacity(max_new_tokens as usize);
             for step in 0..max_new_tokens {
-                let next = logits
+                let hidden =
+                    self.decoder
+                        .step(&self.embed(&next), step, &encoder_mask, &mut caches);
+                let token = self
+                    .logits(&hidden)
                     .select(1, -1)
                     .argmax(-1, false)
                     .masked_fill(&finished, self.config.pad_token_id);
-                finished = finished.logical_or(&next.eq(self.config.eos_token_id));
-                let next = next.unsqueeze(1);
+                finished = finished.logical_or(&token.eq(self.config.eos_token_id));
+                next = token.unsqueeze(1);
                 generated.push(next.shallow_clone());
-                if step + 1 == max_new_tokens || bool::try_from(finished.all())? {
+                if bool::try_from(finished.all())? {
                     break;
                 }
-                let out = self.model.forward_t(
-                    None,
-                    Some(attention_mask),
-                    Some(&encoder_out),
-                    Some(&next),
-                    None,
-                    None,
-                    None,
-                    cache,
-                    false,
-                );
-                logits = out.decoder_output;
-                cache = out.next_cache;
             }
             Ok(Tensor::cat(&generated, 1))
         })
@@ -246,5 +275,380 @@ impl Backbone for T5 {
 
     fn eos_token_id(&self) -> i64 {
         self.config.eos_token_id
+    }
+}
+
+/// fp32 for 16-bit kinds (as transformers computes softmax and norms); fp64 stays fp64 for exactness checks.
+fn at_least_fp32(kind: Kind) -> Kind {
+    if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
+fn normal(stdev: f64) -> Init {
+    Init::Randn { mean: 0.0, stdev }
+}
+
+/// `[b, n]` mask of 1/0 → `[b, 1, 1, n]`: 0 where attended, the kind's minimum where not (transformers'
+/// `get_extended_attention_mask`).
+fn additive_mask(mask: &Tensor, kind: Kind) -> Tensor {
+    let keep = mask.to_kind(kind).unsqueeze(1).unsqueeze(1);
+    (keep.ones_like() - keep) * min_value(kind)
+}
+
+/// `[1, 1, t, t]`: the kind's minimum above the diagonal.
+fn causal_mask(t: i64, kind: Kind, device: Device) -> Tensor {
+    (Tensor::ones([t, t], (kind, device)).triu(1) * min_value(kind)).view([1, 1, t, t])
+}
+
+fn min_value(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => f64::MIN,
+        Kind::Half => -65504.0,
+        Kind::BFloat16 => -3.389_531_389_251_535e38,
+        _ => f32::MIN as f64,
+    }
+}
+
+/// The encoder's states and mask, as the decoder's cross-attention sees them.
+struct CrossInput<'a> {
+    states: &'a Tensor,
+    mask: &'a Tensor,
+}
+
+/// One decoder layer's keys and values during greedy decoding, `[b, heads, len, d_kv]`.
+struct LayerCache {
+    self_kv: Option<(Tensor, Tensor)>,
+    cross_kv: (Tensor, Tensor),
+}
+
+/// `encoder` or `decoder`: the blocks, the final layer norm and the relative-position table of block 0.
+struct Stack {
+    blocks: Vec<Block>,
+    final_layer_norm: LayerNorm,
+    relative_attention_bias: Tensor,
+    bidirectional: bool,
+    num_buckets: i64,
+    max_distance: i64,
+}
+
+impl Stack {
+    fn new(p: &VarPath, config: &T5Config, feed_forward: FeedForward, is_decoder: bool) -> Self {
+        let layers = if is_decoder {
+            config.num_decoder_layers.unwrap_or(config.num_layers)
+        } else {
+            config.num_layers
+        };
+        let blocks: Vec<Block> = (0..layers)
+            .map(|i| Block::new(&(p / "block" / i), config, feed_forward, is_decoder))
+            .collect();
+        let table = p / "block" / 0 / "layer" / 0 / "SelfAttention" / "relative_attention_bias";
+        let relative_attention_bias = table.var(
+            "weight",
+            &[config.relative_attention_num_buckets, config.num_heads],
+            normal((config.d_model as f64).powf(-0.5)),
+        );
+        Stack {
+            blocks,
+            final_layer_norm: LayerNorm::new(&(p / "final_layer_norm"), config),
+            relative_attention_bias,
+            bidirectional: !is_decoder,
+            num_buckets: config.relative_attention_num_buckets,
+            max_distance: config.relative_attention_max_distance,
+        }
+    }
+
+    /// `[1, heads, q, k]` bias for queries at positions `offset..offset+q` and keys at `0..k` (transformers'
+    /// `T5Attention.compute_bias`).
+    fn position_bias(&self, q: i64, k: i64, offset: i64) -> Tensor {
+        let device = self.relative_attention_bias.device();
+        let context = Tensor::arange_start(offset, offset + q, (Kind::Int64, device)).unsqueeze(1);
+        let memory = Tensor::arange(k, (Kind::Int64, device)).unsqueeze(0);
+        let buckets = relative_position_bucket(
+            &(memory - context),
+            self.bidirectional,
+            self.num_buckets,
+            self.max_distance,
+        );
+        Tensor::embedding(&self.relative_attention_bias, &buckets, -1, false, false)
+            .permute([2, 0, 1])
+            .unsqueeze(0)
+    }
+
+    /// The whole stack over `hidden` (`[b, n, d]` embeddings); `bias` holds position bias plus mask.
+    fn forward(
+        &self,
+        embeds: &Tensor,
+        bias: &Tensor,
+        cross: Option<&CrossInput>,
+        p: f64,
+    ) -> Tensor {
+        let mut hidden = embeds.dropout(p, p > 0.0);
+        for block in &self.blocks {
+            hidden = block.forward(&hidden, bias, cross, p);
+        }
+        self.final_layer_norm.forward(&hidden).dropout(p, p > 0.0)
+    }
+
+    /// One greedy step of the decoder: the embedding of the last token at position `position`, attending to the
+    /// cached keys and values (which grow by one).
+    fn step(
+        &self,
+        embeds: &Tensor,
+        position: i64,
+        encoder_mask: &Tensor,
+        caches: &mut [LayerCache],
+    ) -> Tensor {
+        let bias = self.position_bias(1, position + 1, position);
+        let mut hidden = embeds.shallow_clone();
+        for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
+            hidden = block.step(&hidden, &bias, encoder_mask, cache);
+        }
+        self.final_layer_norm.forward(&hidden)
+    }
+}
+
+/// transformers' `T5Attention._relative_position_bucket`.
+fn relative_position_bucket(
+    relative: &Tensor,
+    bidirectional: bool,
+    num_buckets: i64,
+    max_distance: i64,
+) -> Tensor {
+    let (num_buckets, mut buckets, relative) = if bidirectional {
+        let half = num_buckets / 2;
+        (
+            half,
+            relative.gt(0).to_kind(Kind::Int64) * half,
+            relative.abs(),
+        )
+    } else {
+        (num_buckets, relative.zeros_like(), -relative.clamp_max(0))
+    };
+    let max_exact = num_buckets / 2;
+    let is_small = relative.lt(max_exact);
+    let large = (relative.to_kind(Kind::Float) / max_exact as f64).log()
+        / (max_distance as f64 / max_exact as f64).ln()
+        * (num_buckets - max_exact) as f64;
+    let large = (large.to_kind(Kind::Int64) + max_exact).clamp_max(num_buckets - 1);
+    buckets += relative.where_self(&is_small, &large);
+    buckets
+}
+
+struct Block {
+    self_attention: Attention,
+    self_norm: LayerNorm,
+    cross_attention: Option<(Attention, LayerNorm)>,
+    feed_forward: DenseFeedForward,
+    ff_norm: LayerNorm,
+}
+
+impl Block {
+    fn new(p: &VarPath, config: &T5Config, feed_forward: FeedForward, is_decoder: bool) -> Self {
+        let layer = |i: i64| p / "layer" / i;
+        let cross_attention = is_decoder.then(|| {
+            (
+                Attention::new(&(layer(1) / "EncDecAttention"), config),
+                LayerNorm::new(&(layer(1) / "layer_norm"), config),
+            )
+        });
+        let ff = layer(if is_decoder { 2 } else { 1 });
+        Block {
+            self_attention: Attention::new(&(layer(0) / "SelfAttention"), config),
+            self_norm: LayerNorm::new(&(layer(0) / "layer_norm"), config),
+            cross_attention,
+            feed_forward: DenseFeedForward::new(&(&ff / "DenseReluDense"), config, feed_forward),
+            ff_norm: LayerNorm::new(&(&ff / "layer_norm"), config),
+        }
+    }
+
+    fn forward(
+        &self,
+        hidden: &Tensor,
+        bias: &Tensor,
+        cross: Option<&CrossInput>,
+        p: f64,
+    ) -> Tensor {
+        let normed = self.self_norm.forward(hidden);
+        let (q, k, v) = self.self_attention.project(&normed, &normed);
+        let mut hidden = hidden
+            + self
+                .self_attention
+                .attend(&q, &k, &v, bias, p)
+                .dropout(p, p > 0.0);
+        if let (Some((attention, norm)), Some(input)) = (&self.cross_attention, cross) {
+            let normed = norm.forward(&hidden);
+            let (q, k, v) = attention.project(&normed, input.states);
+            hidden = &hidden
+                + attention
+                    .attend(&q, &k, &v, input.mask, p)
+                    .dropout(p, p > 0.0);
+        }
+        let normed = self.ff_norm.forward(&hidden);
+        &hidden + self.feed_forward.forward(&normed, p).dropout(p, p > 0.0)
+    }
+
+    fn cross_cache(&self, encoded: &Tensor) -> LayerCache {
+        let cross_kv = match &self.cross_attention {
+            Some((attention, _)) => attention.keys_values(encoded),
+            None => (Tensor::new(), Tensor::new()),
+        };
+        LayerCache {
+            self_kv: None,
+            cross_kv,
+        }
+    }
+
+    fn step(
+        &self,
+        hidden: &Tensor,
+        bias: &Tensor,
+        encoder_mask: &Tensor,
+        cache: &mut LayerCache,
+    ) -> Tensor {
+        let normed = self.self_norm.forward(hidden);
+        let (q, k, v) = self.self_attention.project(&normed, &normed);
+        let (k, v) = match cache.self_kv.take() {
+            Some((past_k, past_v)) => (Tensor::cat(&[past_k, k], 2), Tensor::cat(&[past_v, v], 2)),
+            None => (k, v),
+        };
+        let mut hidden = hidden + self.self_attention.attend(&q, &k, &v, bias, 0.0);
+        cache.self_kv = Some((k, v));
+        if let Some((attention, norm)) = &self.cross_attention {
+            let normed = norm.forward(&hidden);
+            let q = attention.queries(&normed);
+            let (k, v) = &cache.cross_kv;
+            hidden = &hidden + attention.attend(&q, k, v, encoder_mask, 0.0);
+        }
+        let normed = self.ff_norm.forward(&hidden);
+        &hidden + self.feed_forward.forward(&normed, 0.0)
+    }
+}
+
+/// Multi-head attention without biases and without T5's (folded-in) `1/√d_kv` scaling.
+struct Attention {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    heads: i64,
+    d_kv: i64,
+}
+
+impl Attention {
+    fn new(p: &VarPath, config: &T5Config) -> Self {
+        let (d, inner) = (config.d_model, config.num_heads * config.d_kv);
+        Attention {
+            q: (p / "q").var(
+                "weight",
+                &[inner, d],
+                normal(((d * config.d_kv) as f64).powf(-0.5)),
+            ),
+            k: (p / "k").var("weight", &[inner, d], normal((d as f64).powf(-0.5))),
+            v: (p / "v").var("weight", &[inner, d], normal((d as f64).powf(-0.5))),
+            o: (p / "o").var("weight", &[d, inner], normal((inner as f64).powf(-0.5))),
+            heads: config.num_heads,
+            d_kv: config.d_kv,
+        }
+    }
+
+    /// `[b, n, d]` → `[b, heads, n, d_kv]`.
+    fn split_heads(&self, x: &Tensor) -> Tensor {
+        let (b, n) = (x.size()[0], x.size()[1]);
+        x.view([b, n, self.heads, self.d_kv]).transpose(1, 2)
+    }
+
+    fn queries(&self, x: &Tensor) -> Tensor {
+        self.split_heads(&x.linear::<Tensor>(&self.q, None))
+    }
+
+    fn keys_values(&self, x: &Tensor) -> (Tensor, Tensor) {
+        (
+            self.split_heads(&x.linear::<Tensor>(&self.k, None)),
+            self.split_heads(&x.linear::<Tensor>(&self.v, None)),
+        )
+    }
+
+    fn project(&self, x: &Tensor, memory: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let (k, v) = self.keys_values(memory);
+        (self.queries(x), k, v)
+    }
+
+    /// softmax(q·kᵀ + bias) (in fp32, as transformers) · v, heads merged and projected: `[b, n, d]`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, p: f64) -> Tensor {
+        let scores = q.matmul(&k.transpose(-1, -2)) + bias;
+        let weights = scores
+            .softmax(-1, at_least_fp32(scores.kind()))
+            .to_kind(scores.kind())
+            .dropout(p, p > 0.0);
+        let out = weights.matmul(v).transpose(1, 2);
+        let (b, n) = (out.size()[0], out.size()[1]);
+        out.reshape([b, n, self.heads * self.d_kv])
+            .linear::<Tensor>(&self.o, None)
+    }
+}
+
+/// `DenseReluDense`: `wi` → ReLU → `wo` (v1), or GELU(`wi_0`) ⊙ `wi_1` → `wo` (v1.1 / Flan).
+struct DenseFeedForward {
+    wi: Vec<Tensor>,
+    wo: Tensor,
+    kind: FeedForward,
+}
+
+impl DenseFeedForward {
+    fn new(p: &VarPath, config: &T5Config, kind: FeedForward) -> Self {
+        let (d, ff) = (config.d_model, config.d_ff);
+        let input = |name: &str| (p / name).var("weight", &[ff, d], normal((d as f64).powf(-0.5)));
+        let wi = match kind {
+            FeedForward::Relu => vec![input("wi")],
+            FeedForward::GatedGelu => vec![input("wi_0"), input("wi_1")],
+        };
+        DenseFeedForward {
+            wi,
+            wo: (p / "wo").var("weight", &[d, ff], normal((ff as f64).powf(-0.5))),
+            kind,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, p: f64) -> Tensor {
+        let hidden = match self.kind {
+            FeedForward::Relu => x.linear::<Tensor>(&self.wi[0], None).relu(),
+            FeedForward::GatedGelu => {
+                x.linear::<Tensor>(&self.wi[0], None).gelu("tanh")
+                    * x.linear::<Tensor>(&self.wi[1], None)
+            }
+        };
+        hidden.dropout(p, p > 0.0).linear::<Tensor>(&self.wo, None)
+    }
+}
+
+/// T5's RMS norm: no mean, no bias; the variance in fp32; back to the weight's kind when that is 16-bit.
+struct LayerNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn new(p: &VarPath, config: &T5Config) -> Self {
+        LayerNorm {
+            weight: p.var("weight", &[config.d_model], Init::Const(1.0)),
+            eps: config.layer_norm_epsilon,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let kind = at_least_fp32(x.kind());
+        let variance = x
+            .to_kind(kind)
+            .pow_tensor_scalar(2)
+            .mean_dim(-1, true, kind);
+        let normed = x * (variance + self.eps).rsqrt();
+        let normed = match self.weight.kind() {
+            k @ (Kind::Half | Kind::BFloat16) => normed.to_kind(k),
+            _ => normed,
+        };
+        &self.weight * normed
     }
 }
