@@ -8,12 +8,14 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use clap::{Args, ValueEnum};
-use dept_core::{DecomposedPrompt, DeptConfig, PromptInit, PAIR_GROUP};
+use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_models::t5::T5;
 use dept_models::{Backbone, PromptedModel};
+use dept_train::batch::Batch;
 use dept_train::guard::guarded;
 use dept_train::memory::{peak_memory, reset_peak, PeakMemory};
-use dept_train::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use dept_train::optim::{AdamW, AdamWConfig};
+use dept_train::step;
 use tch::{Device, Kind, Tensor};
 
 use super::bench::t5_shape;
@@ -263,31 +265,29 @@ fn measure(
         .collect();
     let mut optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
     let model = PromptedModel::new(backbone, &adapter);
-    let on_device: Vec<(Tensor, Tensor, Tensor)> = batches
+    let on_device: Vec<Batch> = batches
         .items
         .iter()
-        .map(|(i, m, l)| {
-            (
-                i.to_device(device),
-                m.to_device(device),
-                l.to_device(device),
-            )
+        .map(|(i, m, l)| Batch {
+            input_ids: i.to_device(device),
+            attention_mask: m.to_device(device),
+            labels: l.to_device(device),
         })
         .collect();
 
     reset_peak(device);
     let mut step_seconds = Vec::with_capacity(args.steps);
-    for (i, (ids, mask, labels)) in on_device.iter().take(args.warmup + args.steps).enumerate() {
+    for (i, batch) in on_device
+        .chunks(1)
+        .take(args.warmup + args.steps)
+        .enumerate()
+    {
         let start = Instant::now();
-        guarded(|| {
-            optimizer.zero_grad();
-            let loss = model.forward_t(ids, mask, labels, true)?.loss;
-            loss.backward();
-            clip_grad_norm(&params, 1.0);
-            optimizer.step(|group| if group == PAIR_GROUP { 1e-4 } else { 0.3 });
-            synchronize(device);
-            Ok(())
-        })?;
+        // The step `dept train` takes (dropout on), with its default rates.
+        optimizer.zero_grad();
+        step::forward_backward(model, batch, true)?;
+        step::update(&mut optimizer, &params, 1.0, 0.3, 1e-4);
+        synchronize(device);
         if i >= args.warmup {
             step_seconds.push(start.elapsed().as_secs_f64());
         }
@@ -298,14 +298,15 @@ fn measure(
         None
     } else {
         let mut seconds = 0.0;
-        for (ids, mask, _) in on_device
+        for batch in on_device
             .iter()
             .skip(args.warmup)
             .take(args.inference_batches)
         {
             let start = Instant::now();
             guarded(|| {
-                let generated = model.generate(ids, mask, args.decode_tokens)?;
+                let generated =
+                    model.generate(&batch.input_ids, &batch.attention_mask, args.decode_tokens)?;
                 synchronize(device);
                 drop(generated);
                 Ok(())

@@ -28,6 +28,18 @@ pub enum Padding {
     MaxLength,
 }
 
+/// How training examples are put into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Batching {
+    /// A fresh random order every epoch, as the official code (the default).
+    Random,
+    /// transformers' `group_by_length`: the shuffled order cut into mega-batches of up to 50 batches, each sorted
+    /// by input length, so that most batches pad little. Which examples share a batch changes; every example is
+    /// still seen once per epoch, so the data distribution does not.
+    LengthGrouped,
+}
+
 /// What predictions are scored against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,6 +128,8 @@ pub struct ExperimentConfig {
     /// used. `false` scores the decoded text as the tokenizer gives it.
     pub decode_cleanup: bool,
     pub padding: Padding,
+    /// `random` (default, as the official code) or `length_grouped` (fewer padded tokens, see [`Batching`]).
+    pub batching: Batching,
     pub seed: u64,
     /// Few-shot: train on k examples (official class-balanced draw with `seed`).
     pub k_shot: Option<usize>,
@@ -173,6 +187,7 @@ impl Default for ExperimentConfig {
             score_against: ScoreAgainst::DecodedLabels,
             decode_cleanup: true,
             padding: Padding::Longest,
+            batching: Batching::Random,
             seed: 42,
             k_shot: None,
             max_train_examples: None,

@@ -17,9 +17,11 @@ pub mod guard;
 pub mod inference;
 pub mod memory;
 pub mod optim;
+pub mod order;
 mod plot;
 pub mod run_dir;
 pub mod schedule;
+pub mod step;
 mod trainer;
 
 pub use config::ExperimentConfig;

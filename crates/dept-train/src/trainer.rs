@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use dept_core::{DecomposedPrompt, DeptConfig, PromptInit, PAIR_GROUP};
+use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_data::{Split, Task, TextExample, OFFICIAL_SPLIT_SEED};
 use dept_models::{load_backbone, Backbone, PromptedModel, TextTokenizer};
 use serde_json::{json, Value};
@@ -14,12 +14,13 @@ use crate::batch::{encode_examples, Batch, Encoded};
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, Precision, PromptInitKind, Shape};
 use crate::evaluate::{score, Decoder};
-use crate::guard::guarded;
 use crate::memory::peak_memory;
-use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::optim::{AdamW, AdamWConfig};
+use crate::order::DataOrder;
 use crate::plot::curves_svg;
 use crate::run_dir::{results_csv, MetricsLog, RunDir};
 use crate::schedule::LinearWarmup;
+use crate::step;
 use crate::TrainError;
 
 /// How `dept train` was asked to behave beyond the config.
@@ -257,7 +258,16 @@ impl<'a> Trainer<'a> {
                 total_steps: config.max_steps,
             },
             cadence: Cadence::of(config),
-            order: DataOrder::new(train_data.encoded.len(), config.seed),
+            order: DataOrder::new(
+                train_data
+                    .encoded
+                    .iter()
+                    .map(|e| e.input_ids.len())
+                    .collect(),
+                config.batch_size,
+                config.seed,
+                config.batching,
+            ),
             progress: Progress::new(config, options, state.step),
             backbone,
             tokenizer,
@@ -286,35 +296,25 @@ impl<'a> Trainer<'a> {
         // Dropout masks depend only on (seed, step): a resumed run draws exactly what the uninterrupted one did.
         tch::manual_seed(step_seed(config.seed, self.state.step));
         self.optimizer.zero_grad();
-        let model = PromptedModel::new(self.backbone.as_ref(), &self.adapter);
-        let (mut loss_sum, mut examples) = (0.0, 0);
+        let mut batches = Vec::with_capacity(config.grad_accum);
+        let mut examples = 0;
         for _ in 0..config.grad_accum {
-            let indices = self.order.next_batch(&mut self.state, config.batch_size);
+            let indices = self.order.next_batch(&mut self.state);
             let items: Vec<&Encoded> = indices
                 .iter()
                 .map(|&i| &self.train_data.encoded[i])
                 .collect();
-            let batch = Batch::new(
+            examples += items.len();
+            batches.push(Batch::new(
                 &items,
                 config.padding,
                 config.max_len as usize,
                 self.backbone.pad_token_id(),
                 self.device,
-            );
-            let loss = guarded(|| {
-                let out = model.forward_t(
-                    &batch.input_ids,
-                    &batch.attention_mask,
-                    &batch.labels,
-                    config.backbone_dropout,
-                )?;
-                let loss = out.loss / config.grad_accum as f64;
-                loss.backward();
-                Ok(loss)
-            })?;
-            loss_sum += loss.double_value(&[]);
-            examples += items.len();
+            ));
         }
+        let model = PromptedModel::new(self.backbone.as_ref(), &self.adapter);
+        let loss_sum = step::forward_backward(model, &batches, config.backbone_dropout)?;
         if !loss_sum.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 loss: loss_sum,
@@ -322,16 +322,15 @@ impl<'a> Trainer<'a> {
                 kept: self.run.last(),
             });
         }
-        let grad_norm = clip_grad_norm(&self.params, config.max_grad_norm);
         let factor = self.schedule.factor(self.state.step);
         let (lr_prompt, lr_pair) = (factor * config.lr_prompt, factor * config.lr_pair);
-        self.optimizer.step(|group| {
-            if group == PAIR_GROUP {
-                lr_pair
-            } else {
-                lr_prompt
-            }
-        });
+        let grad_norm = step::update(
+            &mut self.optimizer,
+            &self.params,
+            config.max_grad_norm,
+            lr_prompt,
+            lr_pair,
+        );
         self.state.step += 1;
         Ok(StepReport {
             loss: loss_sum,
@@ -676,42 +675,6 @@ fn new_adapter(
         tracing::info!("adapter initialised from {}", dir.display());
     }
     Ok(adapter)
-}
-
-/// Per-epoch shuffles of the training set (torch's `randperm` with seed + epoch), consumed batch by batch.
-struct DataOrder {
-    len: usize,
-    seed: u64,
-    epoch: Option<u64>,
-    permutation: Vec<usize>,
-}
-
-impl DataOrder {
-    fn new(len: usize, seed: u64) -> Self {
-        DataOrder {
-            len,
-            seed,
-            epoch: None,
-            permutation: Vec::new(),
-        }
-    }
-
-    /// The next batch (the last of an epoch may be shorter, as PyTorch's DataLoader), advancing `state`.
-    fn next_batch(&mut self, state: &mut TrainState, batch_size: usize) -> Vec<usize> {
-        if state.cursor >= self.len {
-            state.epoch += 1;
-            state.cursor = 0;
-        }
-        if self.epoch != Some(state.epoch) {
-            self.permutation =
-                dept_data::randperm::torch_randperm(self.len, self.seed.wrapping_add(state.epoch));
-            self.epoch = Some(state.epoch);
-        }
-        let end = (state.cursor + batch_size).min(self.len);
-        let batch = self.permutation[state.cursor..end].to_vec();
-        state.cursor = end;
-        batch
-    }
 }
 
 fn step_seed(seed: u64, step: u64) -> i64 {

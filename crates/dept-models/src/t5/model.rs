@@ -127,13 +127,54 @@ impl T5 {
     }
 
     /// Encoder states `[b, n, d]` of input embeddings, and the additive mask `[b, 1, 1, n]` (0 or the dtype's
-    /// minimum) that attention to them uses.
-    fn encode(&self, embeds: &Tensor, attention_mask: &Tensor, p: f64) -> (Tensor, Tensor) {
+    /// minimum) that attention to them uses. Public for per-part timing (`dept bench reference`); training and
+    /// decoding go through [`Backbone`].
+    pub fn encode(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+    ) -> (Tensor, Tensor) {
+        let p = self.dropout(train);
         let mask = additive_mask(attention_mask, embeds.kind());
         let n = embeds.size()[1];
         let bias = self.encoder.position_bias(n, n, 0) + &mask;
         let out = self.encoder.forward(embeds, &bias, None, p);
         (out, mask)
+    }
+
+    /// Teacher-forced decoder over `labels` (shifted right) attending to encoder states: `[b, t, vocab]` logits,
+    /// upcast to fp32 when the model is 16-bit (so the softmax and loss are fp32, as autocast does).
+    pub fn decode(
+        &self,
+        labels: &Tensor,
+        encoded: &Tensor,
+        encoder_mask: &Tensor,
+        train: bool,
+    ) -> Tensor {
+        let p = self.dropout(train);
+        let decoder_embeds = self.embed(&self.decoder_inputs(labels));
+        let t = labels.size()[1];
+        let self_bias = self.decoder.position_bias(t, t, 0)
+            + causal_mask(t, decoder_embeds.kind(), encoded.device());
+        let cross = CrossInput {
+            states: encoded,
+            mask: encoder_mask,
+        };
+        let hidden = self
+            .decoder
+            .forward(&decoder_embeds, &self_bias, Some(&cross), p);
+        match self.logits(&hidden) {
+            x if matches!(x.kind(), Kind::BFloat16 | Kind::Half) => x.to_kind(Kind::Float),
+            x => x,
+        }
+    }
+
+    /// Mean cross-entropy of `[b, t, vocab]` logits over targets that are not `-100`.
+    pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        logits
+            .view([-1, self.config.vocab_size])
+            .cross_entropy_loss::<Tensor>(&labels.view([-1]), None, Reduction::Mean, -100, 0.0)
     }
 
     /// `[b, t, d]` decoder states → `[b, t, vocab]` logits (tied: scaled by `d^-½` first, as transformers).
@@ -178,28 +219,9 @@ impl Backbone for T5 {
                 embeds.size()[0]
             )));
         }
-        let p = self.dropout(train);
-        let (encoded, encoder_mask) = self.encode(embeds, attention_mask, p);
-        let decoder_embeds = self.embed(&self.decoder_inputs(labels));
-        let t = l[1];
-        let self_bias = self.decoder.position_bias(t, t, 0)
-            + causal_mask(t, decoder_embeds.kind(), embeds.device());
-        let cross = CrossInput {
-            states: &encoded,
-            mask: &encoder_mask,
-        };
-        let hidden = self
-            .decoder
-            .forward(&decoder_embeds, &self_bias, Some(&cross), p);
-        // A bf16 backbone's logits are upcast so that the softmax and the loss are computed in fp32, as autocast
-        // does for cross-entropy.
-        let logits = match self.logits(&hidden) {
-            x if matches!(x.kind(), Kind::BFloat16 | Kind::Half) => x.to_kind(Kind::Float),
-            x => x,
-        };
-        let loss = logits
-            .view([-1, self.config.vocab_size])
-            .cross_entropy_loss::<Tensor>(&labels.view([-1]), None, Reduction::Mean, -100, 0.0);
+        let (encoded, encoder_mask) = self.encode(embeds, attention_mask, train);
+        let logits = self.decode(labels, &encoded, &encoder_mask, train);
+        let loss = self.loss(&logits, labels);
         Ok(BackboneOutput { loss, logits })
     }
 
@@ -218,7 +240,7 @@ impl Backbone for T5 {
         tch::no_grad(|| {
             // The encoder runs once; each decoder layer keeps its keys and values, the cross-attention ones
             // computed from the encoder states once.
-            let (encoded, encoder_mask) = self.encode(embeds, attention_mask, 0.0);
+            let (encoded, encoder_mask) = self.encode(embeds, attention_mask, false);
             let mut caches: Vec<LayerCache> = self
                 .decoder
                 .blocks
