@@ -110,6 +110,7 @@ fn deterministic_records(run_dir: &Path) -> Vec<Value> {
         .map(|mut r| {
             if let Some(obj) = r.as_object_mut() {
                 obj.remove("examples_per_s");
+                obj.remove("inference_samples_per_s");
                 obj.remove("peak_memory_mb");
             }
             r

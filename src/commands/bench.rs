@@ -20,6 +20,8 @@ pub enum BenchCommand {
     Padding(PaddingArgs),
     /// Step time, peak memory and inference samples/s: PT (l) against DePT (m, r) on T5 shapes.
     Efficiency(super::efficiency::EfficiencyArgs),
+    /// The training step in dept against eager PyTorch (transformers' T5), same weights and batches, interleaved.
+    Reference(super::reference::ReferenceArgs),
 }
 
 #[derive(Args)]
@@ -52,6 +54,7 @@ pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Padding(args) => padding(args),
         BenchCommand::Efficiency(args) => super::efficiency::run(args),
+        BenchCommand::Reference(args) => super::reference::run(args),
     }
 }
 

@@ -99,14 +99,15 @@ struct Row {
 
 /// Median and spread of repeated timings.
 #[derive(Clone, Copy)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
 }
 
 impl Stats {
-    fn of(mut values: Vec<f64>) -> Self {
+    /// Of at least one value.
+    pub fn of(mut values: Vec<f64>) -> Self {
         values.sort_by(f64::total_cmp);
         let n = values.len();
         let median = if n % 2 == 1 {

@@ -79,6 +79,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         "task": inference.config.task,
         "split": args.split.name(),
         "examples": evaluation.examples.len(),
+        "inference_samples_per_s": (evaluation.samples_per_s * 10.0).round() / 10.0,
         "metrics": metrics,
     });
     writeln!(std::io::stdout(), "{line}")?;

@@ -8,6 +8,7 @@ pub mod env;
 pub mod eval;
 pub mod predict;
 pub mod quickstart;
+pub mod reference;
 pub mod selftest;
 pub mod tiny;
 pub mod train;

@@ -4,6 +4,7 @@
 //! It installs libtorch (from the PyPI torch wheel matching tch 0.24) once per user, points the checkout's
 //! `.libtorch` link at it (see `.cargo/config.toml`), and then runs cargo and the `dept` binary.
 
+mod bench_venv;
 mod elf;
 mod gpu_bundle;
 mod kill_trials;
@@ -30,6 +31,12 @@ Commands:
                Pack a stripped release `dept`, RTE rows, T5's tokenizer and run.sh (at most 60 MiB) into
                target/gpu-bundle/dept-gpu-check: copy it to a machine with an NVIDIA GPU and PyTorch 2.11 and run
                `bash run.sh` there. DIR (default ../shared, or DEPT_SHARED_DIR) holds data/ and tokenizers/.
+  bench-venv   Make the python `dept bench reference` runs PyTorch in (beside the installed libtorch, seeing its
+               torch, plus a pinned transformers), once per user.
+  bench-reference [ARGS]
+               bench-venv, a release build, then `dept bench reference ARGS`: the training step in dept against
+               eager PyTorch (transformers' T5), interleaved (e.g. `-- --shape t5-base --task rte --data-dir D
+               --tokenizer T`).
   kill-trials [N]
                SIGKILL a tiny training run at N (default 20) pseudo-random moments, resume each, and check that
                every run ends byte-identical to an uninterrupted one (`test` runs 3).
@@ -43,6 +50,10 @@ fn main() -> ExitCode {
         Some("setup") => libtorch::ensure(&repo_root()).map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("quickstart") => quickstart(),
+        Some("bench-venv") => libtorch::ensure(&repo_root())
+            .and_then(|torch| bench_venv::ensure(&torch))
+            .map(|python| println!("{}", python.display())),
+        Some("bench-reference") => bench_reference(&args[1..]),
         Some("kill-trials") => match args.get(1).map(|n| n.parse::<usize>()) {
             None => kill_trials::run(&repo_root(), 20),
             Some(Ok(n)) if n > 0 => kill_trials::run(&repo_root(), n),
@@ -160,6 +171,17 @@ fn shared_dir(args: &[String]) -> Result<PathBuf, Failure> {
             "gpu-bundle takes only `--shared DIR`, got {other:?}"
         ))),
     }
+}
+
+fn bench_reference(extra: &[String]) -> Result<(), Failure> {
+    let root = repo_root();
+    let python = bench_venv::ensure(&libtorch::ensure(&root)?)?;
+    cargo(&root, &["build", "--release", "--package", "dept"])?;
+    let dept = gpu_bundle::target_dir(&root).join("release").join("dept");
+    let python = python.to_string_lossy().to_string();
+    let mut args = vec!["bench", "reference", "--python", &python];
+    args.extend(extra.iter().map(String::as_str).filter(|a| *a != "--"));
+    process::run(&root, &dept.to_string_lossy(), &args)
 }
 
 fn quickstart() -> Result<(), Failure> {

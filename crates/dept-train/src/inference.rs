@@ -127,7 +127,9 @@ impl Inference {
             self.config.max_len as usize,
             self.config.max_target_len,
         )?;
+        let start = std::time::Instant::now();
         let predictions = self.decode(&encoded)?;
+        let samples_per_s = examples.len() as f64 / start.elapsed().as_secs_f64();
         let scores = score(
             &self.config,
             task,
@@ -140,6 +142,7 @@ impl Inference {
             scores,
             examples,
             predictions,
+            samples_per_s,
         })
     }
 
@@ -158,4 +161,6 @@ pub struct Evaluation {
     pub scores: Vec<(String, f64)>,
     pub examples: Vec<TextExample>,
     pub predictions: Vec<String>,
+    /// Greedy decoding throughput (batched by length, encoder once, decoder cache in place).
+    pub samples_per_s: f64,
 }

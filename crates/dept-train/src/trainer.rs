@@ -398,11 +398,14 @@ impl<'a> Trainer<'a> {
 
     /// Greedy decoding on the validation split, scored and logged, recorded against the best so far.
     fn evaluate(&mut self) -> Result<Verdict, TrainError> {
+        let start = Instant::now();
         let scores = self.score_split(&self.adapter, &self.validation)?;
+        let samples_per_s = self.validation.encoded.len() as f64 / start.elapsed().as_secs_f64();
         let value = lookup(&scores, self.task.best_metric.name());
-        self.log.append(
-            &json!({"step": self.state.step, "split": "validation", "metrics": to_map(&scores)}),
-        )?;
+        self.log.append(&json!({
+            "step": self.state.step, "split": "validation", "metrics": to_map(&scores),
+            "inference_samples_per_s": round3(samples_per_s),
+        }))?;
         let verdict = self.cadence.record(&mut self.state, value);
         self.progress.message(&format!(
             "step {}: validation {}{}",

@@ -245,7 +245,7 @@ impl Backbone for T5 {
                 .decoder
                 .blocks
                 .iter()
-                .map(|block| block.cross_cache(&encoded))
+                .map(|block| block.new_cache(&encoded, max_new_tokens))
                 .collect();
             let mut next = Tensor::full(
                 [batch, 1],
@@ -340,9 +340,11 @@ struct CrossInput<'a> {
     mask: &'a Tensor,
 }
 
-/// One decoder layer's keys and values during greedy decoding, `[b, heads, len, d_kv]`.
+/// One decoder layer's keys and values during greedy decoding, `[b, heads, len, d_kv]`: the self-attention ones
+/// in buffers allocated once for every step and filled in place, the cross-attention ones computed once.
 struct LayerCache {
-    self_kv: Option<(Tensor, Tensor)>,
+    self_k: Tensor,
+    self_v: Tensor,
     cross_kv: (Tensor, Tensor),
 }
 
@@ -426,7 +428,7 @@ impl Stack {
         let bias = self.position_bias(1, position + 1, position);
         let mut hidden = embeds.shallow_clone();
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
-            hidden = block.step(&hidden, &bias, encoder_mask, cache);
+            hidden = block.step(&hidden, position, &bias, encoder_mask, cache);
         }
         self.final_layer_norm.forward(&hidden)
     }
@@ -512,13 +514,21 @@ impl Block {
         &hidden + self.feed_forward.forward(&normed, p).dropout(p, p > 0.0)
     }
 
-    fn cross_cache(&self, encoded: &Tensor) -> LayerCache {
+    fn new_cache(&self, encoded: &Tensor, steps: i64) -> LayerCache {
         let cross_kv = match &self.cross_attention {
             Some((attention, _)) => attention.keys_values(encoded),
             None => (Tensor::new(), Tensor::new()),
         };
+        let shape = [
+            encoded.size()[0],
+            self.self_attention.heads,
+            steps,
+            self.self_attention.d_kv,
+        ];
+        let options = (encoded.kind(), encoded.device());
         LayerCache {
-            self_kv: None,
+            self_k: Tensor::zeros(shape, options),
+            self_v: Tensor::zeros(shape, options),
             cross_kv,
         }
     }
@@ -526,18 +536,20 @@ impl Block {
     fn step(
         &self,
         hidden: &Tensor,
+        position: i64,
         bias: &Tensor,
         encoder_mask: &Tensor,
         cache: &mut LayerCache,
     ) -> Tensor {
         let normed = self.self_norm.forward(hidden);
         let (q, k, v) = self.self_attention.project(&normed, &normed);
-        let (k, v) = match cache.self_kv.take() {
-            Some((past_k, past_v)) => (Tensor::cat(&[past_k, k], 2), Tensor::cat(&[past_v, v], 2)),
-            None => (k, v),
-        };
+        cache.self_k.narrow(2, position, 1).copy_(&k);
+        cache.self_v.narrow(2, position, 1).copy_(&v);
+        let (k, v) = (
+            cache.self_k.narrow(2, 0, position + 1),
+            cache.self_v.narrow(2, 0, position + 1),
+        );
         let mut hidden = hidden + self.self_attention.attend(&q, &k, &v, bias, 0.0);
-        cache.self_kv = Some((k, v));
         if let Some((attention, norm)) = &self.cross_attention {
             let normed = norm.forward(&hidden);
             let q = attention.queries(&normed);

@@ -1,0 +1,577 @@
+//! `dept bench reference`: the DePT training step in dept and in eager PyTorch (transformers' T5 and a DePT module
+//! written after the official code, `bench_reference.py`), on the same random weights and the same batches,
+//! interleaved step by step so that both see the same machine load. dept runs three ways: padded to s as the
+//! official code (same tensors as PyTorch), padded to each batch's longest input, and with length-grouped batches.
+//! A per-part breakdown of dept's padded step follows.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Args;
+use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
+use dept_data::randperm::torch_randperm;
+use dept_data::{load_split, Split, OFFICIAL_SPLIT_SEED};
+use dept_models::t5::T5;
+use dept_models::{Backbone, PromptedModel, TextTokenizer};
+use dept_train::batch::Batch;
+use dept_train::optim::{AdamW, AdamWConfig};
+use dept_train::order::length_grouped;
+use dept_train::step;
+use tch::{Device, Kind, Tensor};
+
+use super::bench::t5_shape;
+use super::efficiency::Stats;
+
+const SCRIPT: &str = include_str!("bench_reference.py");
+const LR_PROMPT: f64 = 0.3;
+const LR_PAIR: f64 = 1e-4;
+
+#[derive(Args)]
+pub struct ReferenceArgs {
+    /// Random-weight T5 v1 shapes to measure (repeat the flag): t5-small, t5-base, t5-large.
+    #[arg(long = "shape", default_value = "t5-small")]
+    shapes: Vec<String>,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// s: inputs are cut to this many tokens; PyTorch pads every input to it, as the official code.
+    #[arg(long, default_value_t = 256)]
+    max_len: usize,
+    #[arg(long, default_value_t = 60)]
+    prompt_len: i64,
+    #[arg(long, default_value_t = 30)]
+    rank: i64,
+    /// Real inputs: this task's training rows (e.g. rte, sst2) from --data-dir, tokenised with --tokenizer.
+    /// Without it, random inputs of lengths drawn from [--min-input, --max-input].
+    #[arg(long, requires_all = ["data_dir", "tokenizer"])]
+    task: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A tokenizer.json (T5's) for --task.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    #[arg(long, default_value_t = 32)]
+    min_input: usize,
+    #[arg(long, default_value_t = 128)]
+    max_input: usize,
+    /// Timed steps per implementation (after the warm-up steps).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Backbone dropout off (training keeps it on, as the official code; off, the first losses must agree).
+    #[arg(long)]
+    no_dropout: bool,
+    /// The python with torch 2.11 and transformers (default: DEPT_BENCH_PYTHON, else the venv that
+    /// `cargo xtask bench-venv` makes).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Intra-op threads for both sides (default: libtorch's choice, the same on both sides).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Run PyTorch with glibc's malloc tuned as dept tunes its own (no `mmap` for large blocks, freed memory
+    /// kept): the same allocator policy on both sides, which isolates the difference in the computation itself.
+    /// Without it PyTorch runs as users run it.
+    #[arg(long)]
+    same_malloc: bool,
+}
+
+/// One example's token ids.
+struct Example {
+    input: Vec<i64>,
+    target: Vec<i64>,
+}
+
+pub fn run(args: &ReferenceArgs) -> Result<()> {
+    ensure!(
+        args.batch_size > 0 && args.steps > 0 && args.max_len > 0,
+        "--batch-size, --steps and --max-len must be positive"
+    );
+    ensure!(
+        0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len,
+        "need 0 < --min-input ≤ --max-input ≤ --max-len"
+    );
+    let python = python(args)?;
+    if let Some(threads) = args.threads {
+        tch::set_num_threads(threads);
+    }
+    let threads = tch::get_num_threads();
+    let scratch = std::env::temp_dir().join(format!("dept-bench-reference-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let script = scratch.join("bench_reference.py");
+    std::fs::write(&script, SCRIPT)?;
+    let result = args
+        .shapes
+        .iter()
+        .try_for_each(|shape| compare(args, shape, &python, &script, &scratch, threads));
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn python(args: &ReferenceArgs) -> Result<PathBuf> {
+    let python = args
+        .python
+        .clone()
+        .or_else(|| std::env::var_os("DEPT_BENCH_PYTHON").map(PathBuf::from))
+        .or_else(default_bench_python);
+    match python {
+        Some(p) if p.exists() => Ok(p),
+        Some(p) => bail!(
+            "{} does not exist; `cargo xtask bench-venv` makes the benchmark's python (torch 2.11 and a pinned \
+             transformers), or pass --python",
+            p.display()
+        ),
+        None => bail!("no python for the PyTorch side: run `cargo xtask bench-venv`, or pass --python"),
+    }
+}
+
+/// `$DEPT_HOME/bench-venv`, else `~/.cache/dept/bench-venv` (where `cargo xtask bench-venv` puts it).
+fn default_bench_python() -> Option<PathBuf> {
+    let home = std::env::var_os("DEPT_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("dept")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("dept"))
+        })?;
+    Some(home.join("bench-venv").join("bin").join("python3"))
+}
+
+fn compare(
+    args: &ReferenceArgs,
+    shape: &str,
+    python: &Path,
+    script: &Path,
+    scratch: &Path,
+    threads: i32,
+) -> Result<()> {
+    let device = Device::Cpu;
+    tch::manual_seed(0);
+    let t5 = T5::new_random(&t5_shape(shape)?, device)?;
+    let model_dir = scratch.join(shape);
+    t5.save(&model_dir)?;
+    let examples = examples(args, t5.vocab_size())?;
+    ensure!(
+        examples.len() >= args.batch_size,
+        "only {} examples for batches of {}",
+        examples.len(),
+        args.batch_size
+    );
+
+    // Batches of the official random order, and batches of the length-grouped order drawn at random from the
+    // whole epoch (its first batches are its longest, which would not be representative).
+    let count = args.warmup + args.steps;
+    let order = torch_randperm(examples.len(), 0);
+    let random: Vec<Vec<usize>> = order
+        .chunks(args.batch_size)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let lengths: Vec<usize> = examples.iter().map(|e| e.input.len()).collect();
+    let grouped_all: Vec<Vec<usize>> = length_grouped(&order, &lengths, args.batch_size)
+        .chunks(args.batch_size)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let full = |b: &&Vec<usize>| b.len() == args.batch_size;
+    let random: Vec<&Vec<usize>> = random.iter().filter(full).cycle().take(count).collect();
+    let grouped: Vec<&Vec<usize>> = torch_randperm(grouped_all.len(), 1)
+        .into_iter()
+        .map(|i| &grouped_all[i])
+        .filter(full)
+        .cycle()
+        .take(count)
+        .collect();
+
+    let padded: Vec<Batch> = random
+        .iter()
+        .map(|b| batch(&examples, b, Some(args.max_len)))
+        .collect();
+    let longest: Vec<Batch> = random.iter().map(|b| batch(&examples, b, None)).collect();
+    let grouped: Vec<Batch> = grouped.iter().map(|b| batch(&examples, b, None)).collect();
+
+    let d = t5.hidden_size();
+    let config = DeptConfig::new(args.prompt_len, args.rank, args.max_len as i64, d)?
+        .with_init(&PromptInit::Random);
+    let start = DecomposedPrompt::new(config.clone(), None, device)?;
+    let inputs = scratch.join(format!("{shape}-inputs.safetensors"));
+    let mut named: Vec<(String, Tensor)> = vec![("P".into(), start.prompt().copy())];
+    if let Some((a, b)) = start.pair() {
+        named.push(("A".into(), a.copy()));
+        named.push(("B".into(), b.copy()));
+    }
+    for (k, b) in padded.iter().enumerate() {
+        named.push((format!("ids_{k}"), b.input_ids.copy()));
+        named.push((format!("mask_{k}"), b.attention_mask.copy()));
+        named.push((format!("labels_{k}"), b.labels.copy()));
+    }
+    Tensor::write_safetensors(&named, &inputs)?;
+
+    let mut pytorch = PyTorch::start(
+        python,
+        script,
+        &model_dir,
+        &inputs,
+        config.scale(),
+        args,
+        threads,
+    )?;
+    let mut variants: Vec<Variant> = [
+        "dept, padded to s",
+        "dept, padded to longest",
+        "dept, length-grouped",
+    ]
+    .into_iter()
+    .map(|name| Variant::new(name, &start, &config, device))
+    .collect::<Result<_>>()?;
+    let inputs_of = [&padded, &longest, &grouped];
+
+    let mut torch_ms = Vec::new();
+    let mut first_losses = (f64::NAN, f64::NAN);
+    for k in 0..count {
+        let (ms, loss) = pytorch.step(k)?;
+        for (variant, batches) in variants.iter_mut().zip(inputs_of) {
+            tch::manual_seed(k as i64);
+            let (ms, loss) = variant.step(&t5, &batches[k], !args.no_dropout)?;
+            if k >= args.warmup {
+                variant.ms.push(ms);
+            }
+            if k == 0 && variant.name == "dept, padded to s" {
+                first_losses.1 = loss;
+            }
+        }
+        if k >= args.warmup {
+            torch_ms.push(ms);
+        }
+        if k == 0 {
+            first_losses.0 = loss;
+        }
+    }
+    pytorch.quit();
+
+    let tokens = |batches: &[Batch]| {
+        batches[args.warmup..]
+            .iter()
+            .map(|b| b.input_ids.size()[1] as f64)
+            .sum::<f64>()
+            / args.steps as f64
+    };
+    println!(
+        "{shape}: batch {}, s = {}, DePT m = {} r = {}, dropout {}, {threads} threads, {}; median of {} steps after \
+         {} warm-up, interleaved",
+        args.batch_size,
+        args.max_len,
+        args.prompt_len,
+        args.rank,
+        if args.no_dropout { "off" } else { "on" },
+        args.task
+            .as_ref()
+            .map_or_else(|| format!("random inputs of {}–{} tokens", args.min_input, args.max_input), |t| {
+                format!("{t} training rows")
+            }),
+        args.steps,
+        args.warmup
+    );
+    let torch = median(&torch_ms);
+    println!(
+        "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)",
+        if args.same_malloc {
+            "PyTorch eager, padded to s (*)"
+        } else {
+            "PyTorch eager, padded to s"
+        },
+        torch,
+        tokens(&padded)
+    );
+    for (variant, batches) in variants.iter().zip(inputs_of) {
+        let ms = median(&variant.ms);
+        println!(
+            "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)  dept ÷ PyTorch {:.2}, speed-up {:.2}x",
+            variant.name,
+            ms,
+            tokens(batches),
+            ms / torch,
+            torch / ms
+        );
+    }
+    println!(
+        "  first-step loss: PyTorch {:.6}, dept {:.6}{}",
+        first_losses.0,
+        first_losses.1,
+        if args.no_dropout {
+            ""
+        } else {
+            " (dropout on: equal in distribution only)"
+        }
+    );
+    if args.same_malloc {
+        println!("  (*) with glibc's malloc tuned as dept tunes its own (--same-malloc)");
+    }
+    breakdown(args, &t5, &start, &config, &padded)?;
+    Ok(())
+}
+
+fn examples(args: &ReferenceArgs, vocab: i64) -> Result<Vec<Example>> {
+    match (&args.task, &args.data_dir, &args.tokenizer) {
+        (Some(name), Some(dir), Some(tokenizer)) => {
+            let task = dept_data::task(name)?;
+            let tokenizer = TextTokenizer::from_file(tokenizer)?;
+            load_split(task, dir, Split::Train, OFFICIAL_SPLIT_SEED)?
+                .iter()
+                .map(|e| {
+                    Ok(Example {
+                        input: tokenizer.encode(&e.input, Some(args.max_len))?,
+                        target: tokenizer.encode(&e.target, Some(20))?,
+                    })
+                })
+                .collect()
+        }
+        _ => {
+            let n = args.batch_size * (args.warmup + args.steps) * 4;
+            let span = (args.max_input - args.min_input + 1) as i64;
+            let lengths = Tensor::randint(span, [n as i64], (Kind::Int64, Device::Cpu))
+                + args.min_input as i64;
+            let lengths = Vec::<i64>::try_from(&lengths)?;
+            Ok(lengths
+                .into_iter()
+                .map(|len| {
+                    let ids = Tensor::randint_low(3, vocab, [len], (Kind::Int64, Device::Cpu));
+                    let mut input = Vec::<i64>::try_from(&ids).unwrap_or_default();
+                    input.push(1);
+                    input.truncate(args.max_len);
+                    Example {
+                        input,
+                        target: vec![209, 1],
+                    }
+                })
+                .collect())
+        }
+    }
+}
+
+/// Inputs padded to `width` (or the batch's longest), mask, labels padded with -100.
+fn batch(examples: &[Example], indices: &[usize], width: Option<usize>) -> Batch {
+    let rows: Vec<&Example> = indices.iter().map(|&i| &examples[i]).collect();
+    let width = width.unwrap_or_else(|| rows.iter().map(|e| e.input.len()).max().unwrap_or(1));
+    let target_width = rows.iter().map(|e| e.target.len()).max().unwrap_or(1);
+    let pad = |values: &[i64], width: usize, fill: i64| {
+        let mut v = values.to_vec();
+        v.resize(width, fill);
+        v
+    };
+    let n = rows.len() as i64;
+    let ids: Vec<i64> = rows.iter().flat_map(|e| pad(&e.input, width, 0)).collect();
+    let mask: Vec<i64> = rows
+        .iter()
+        .flat_map(|e| pad(&vec![1; e.input.len()], width, 0))
+        .collect();
+    let labels: Vec<i64> = rows
+        .iter()
+        .flat_map(|e| pad(&e.target, target_width, -100))
+        .collect();
+    Batch {
+        input_ids: Tensor::from_slice(&ids).view([n, width as i64]),
+        attention_mask: Tensor::from_slice(&mask).view([n, width as i64]),
+        labels: Tensor::from_slice(&labels).view([n, target_width as i64]),
+    }
+}
+
+/// One dept configuration: its own adapter and optimiser, started from the shared initial values.
+struct Variant {
+    name: &'static str,
+    adapter: DecomposedPrompt,
+    optimizer: AdamW,
+    params: Vec<Tensor>,
+    ms: Vec<f64>,
+}
+
+impl Variant {
+    fn new(
+        name: &'static str,
+        start: &DecomposedPrompt,
+        config: &DeptConfig,
+        device: Device,
+    ) -> Result<Self> {
+        let pair = start.pair().map(|(a, b)| (a.copy(), b.copy()));
+        let adapter = DecomposedPrompt::from_tensors(
+            config.clone(),
+            &start.prompt().copy(),
+            pair.as_ref(),
+            device,
+        )?;
+        let optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
+        let params = adapter
+            .param_groups()
+            .into_iter()
+            .flat_map(|(_, p)| p)
+            .collect();
+        Ok(Variant {
+            name,
+            adapter,
+            optimizer,
+            params,
+            ms: Vec::new(),
+        })
+    }
+
+    /// The step `dept train` takes; returns (milliseconds, loss).
+    fn step(&mut self, t5: &T5, batch: &Batch, dropout: bool) -> Result<(f64, f64)> {
+        let start = Instant::now();
+        self.optimizer.zero_grad();
+        let model = PromptedModel::new(t5, &self.adapter);
+        let loss = step::forward_backward(model, std::slice::from_ref(batch), dropout)?;
+        step::update(&mut self.optimizer, &self.params, 1.0, LR_PROMPT, LR_PAIR);
+        Ok((start.elapsed().as_secs_f64() * 1e3, loss))
+    }
+}
+
+/// Where dept's padded step spends its time, part by part (medians over the timed steps).
+fn breakdown(
+    args: &ReferenceArgs,
+    t5: &T5,
+    start: &DecomposedPrompt,
+    config: &DeptConfig,
+    batches: &[Batch],
+) -> Result<()> {
+    let mut variant = Variant::new("parts", start, config, Device::Cpu)?;
+    let dropout = !args.no_dropout;
+    let names = [
+        "embedding + adapter",
+        "encoder",
+        "decoder",
+        "loss",
+        "backward",
+        "optimiser",
+    ];
+    let mut parts: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for (k, batch) in batches.iter().enumerate() {
+        tch::manual_seed(k as i64);
+        variant.optimizer.zero_grad();
+        let model = PromptedModel::new(t5, &variant.adapter);
+        let mut times = Vec::with_capacity(names.len());
+        let mut clock = Instant::now();
+        let mut lap = |times: &mut Vec<f64>| {
+            times.push(clock.elapsed().as_secs_f64() * 1e3);
+            clock = Instant::now();
+        };
+        let (embeds, mask) = model.embed(&batch.input_ids, &batch.attention_mask)?;
+        lap(&mut times);
+        let (encoded, encoder_mask) = t5.encode(&embeds, &mask, dropout);
+        lap(&mut times);
+        let logits = t5.decode(&batch.labels, &encoded, &encoder_mask, dropout);
+        lap(&mut times);
+        let loss = t5.loss(&logits, &batch.labels);
+        lap(&mut times);
+        loss.backward();
+        lap(&mut times);
+        step::update(
+            &mut variant.optimizer,
+            &variant.params,
+            1.0,
+            LR_PROMPT,
+            LR_PAIR,
+        );
+        lap(&mut times);
+        if k >= args.warmup {
+            for (part, t) in parts.iter_mut().zip(times) {
+                part.push(t);
+            }
+        }
+    }
+    let line: Vec<String> = names
+        .iter()
+        .zip(&parts)
+        .map(|(name, times)| format!("{name} {:.1}", median(times)))
+        .collect();
+    println!("  dept, padded to s, per part (ms): {}", line.join(", "));
+    Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        f64::NAN
+    } else {
+        Stats::of(values.to_vec()).median
+    }
+}
+
+/// The PyTorch process, answering one step per request.
+struct PyTorch {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl PyTorch {
+    fn start(
+        python: &Path,
+        script: &Path,
+        model: &Path,
+        inputs: &Path,
+        scale: f64,
+        args: &ReferenceArgs,
+        threads: i32,
+    ) -> Result<Self> {
+        let mut command = Command::new(python);
+        if args.same_malloc {
+            command
+                .env("MALLOC_MMAP_MAX_", "0")
+                .env("MALLOC_TRIM_THRESHOLD_", i32::MAX.to_string());
+        }
+        let mut child = command
+            .arg(script)
+            .arg("--model")
+            .arg(model)
+            .arg("--inputs")
+            .arg(inputs)
+            .args(["--scale", &scale.to_string()])
+            .args(["--dropout", if args.no_dropout { "0" } else { "1" }])
+            .args(["--threads", &threads.to_string()])
+            .args([
+                "--lr-prompt",
+                &LR_PROMPT.to_string(),
+                "--lr-pair",
+                &LR_PAIR.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", python.display()))?;
+        let stdin = child.stdin.take().context("python's stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("python's stdout")?);
+        let mut pytorch = PyTorch {
+            child,
+            stdin,
+            stdout,
+        };
+        let line = pytorch.read_line()?;
+        ensure!(
+            line.trim() == "ready",
+            "the PyTorch side did not start: {line}"
+        );
+        Ok(pytorch)
+    }
+
+    fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            let status = self.child.wait()?;
+            bail!("the PyTorch side ended ({status}); its error is above");
+        }
+        Ok(line)
+    }
+
+    fn step(&mut self, k: usize) -> Result<(f64, f64)> {
+        writeln!(self.stdin, "step {k}")?;
+        self.stdin.flush()?;
+        let line = self.read_line()?;
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["ok", ms, loss] => Ok((ms.parse()?, loss.parse()?)),
+            _ => bail!("unexpected answer from the PyTorch side: {line}"),
+        }
+    }
+
+    fn quit(mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
+}

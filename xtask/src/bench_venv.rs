@@ -1,0 +1,77 @@
+//! The python that `dept bench reference` runs PyTorch in: a venv beside the libtorch xtask installed, seeing that
+//! install's torch (through a `.pth` file, so both sides run the very same libtorch 2.11) plus a pinned
+//! transformers. Made once per user, atomically (a partial folder renamed when complete).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::process::{run, Failure};
+
+/// transformers' T5 is the reference implementation; pinned so that timings compare like with like.
+pub const TRANSFORMERS: &str = "transformers==4.57.1";
+
+/// Returns the venv's python, creating the venv first if needed.
+pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
+    // <install>/lib/python3.X/site-packages/torch
+    let site_packages = torch_dir.parent().filter(|p| p.ends_with("site-packages"));
+    let install = torch_dir.ancestors().nth(4);
+    let (Some(site_packages), Some(install)) = (site_packages, install) else {
+        return Err(no_venv(torch_dir));
+    };
+    let torch_python = install.join("bin").join("python3");
+    if !torch_python.exists() {
+        return Err(no_venv(torch_dir));
+    }
+    let home = install.parent().ok_or_else(|| no_venv(torch_dir))?;
+    let venv = home.join("bench-venv");
+    let python = venv.join("bin").join("python3");
+    if python.exists() {
+        return Ok(python);
+    }
+    let partial = home.join(format!("bench-venv.partial-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&partial);
+    eprintln!(
+        "xtask: making {} (torch from {}, {TRANSFORMERS}); once per user",
+        venv.display(),
+        install.display()
+    );
+    run(
+        home,
+        &torch_python.to_string_lossy(),
+        &["-m", "venv", &partial.to_string_lossy()],
+    )?;
+    let pth = fs::read_dir(partial.join("lib"))
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(|entry| entry.ok())
+        .map(|entry| entry.path().join("site-packages").join("dept-torch.pth"))
+        .ok_or_else(|| Failure::new(format!("{} has no lib/python3.X", partial.display())))?;
+    fs::write(&pth, format!("{}\n", site_packages.display()))
+        .map_err(|e| Failure::new(format!("{}: {e}", pth.display())))?;
+    run(
+        home,
+        &partial.join("bin").join("pip").to_string_lossy(),
+        &[
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            TRANSFORMERS,
+        ],
+    )?;
+    fs::rename(&partial, &venv).map_err(|e| {
+        Failure::new(format!(
+            "cannot rename {} to {}: {e}",
+            partial.display(),
+            venv.display()
+        ))
+    })?;
+    Ok(python)
+}
+
+fn no_venv(torch_dir: &Path) -> Failure {
+    Failure::new(format!(
+        "{} is not a libtorch that xtask installed (no venv around it): pass `--python` to `dept bench reference` \
+         with a python that has torch 2.11 and {TRANSFORMERS}",
+        torch_dir.display()
+    ))
+}
