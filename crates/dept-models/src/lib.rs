@@ -5,7 +5,7 @@
 //!
 //! - [`Backbone`]: the interface every model implements.
 //! - [`PromptedModel`]: a backbone with a DePT adapter in front, the one path every caller runs.
-//! - [`t5::T5`]: T5 v1 (ReLU, tied embeddings) and v1.1 / Flan (gated-GELU, untied) over rust-bert.
+//! - [`t5::T5`]: T5 v1 (ReLU, tied embeddings) and v1.1 / Flan (gated-GELU, untied), our own module on tch.
 //! - [`checkpoint`]: the Hugging Face folder layout (`config.json`, `model.safetensors`, `tokenizer.json`).
 //! - [`TextTokenizer`]: `tokenizer.json` encoding and decoding as the official training code does it.
 
