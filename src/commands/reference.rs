@@ -76,6 +76,10 @@ pub struct ReferenceArgs {
     /// Without it PyTorch runs as users run it.
     #[arg(long)]
     same_malloc: bool,
+    /// Fail unless the first step's losses agree within this relative difference (needs --no-dropout): a check
+    /// that both sides compute the same thing.
+    #[arg(long, requires = "no_dropout")]
+    check_loss: Option<f64>,
 }
 
 /// One example's token ids.
@@ -305,6 +309,15 @@ fn compare(
     );
     if args.same_malloc {
         println!("  (*) with glibc's malloc tuned as dept tunes its own (--same-malloc)");
+    }
+    if let Some(tolerance) = args.check_loss {
+        let difference = (first_losses.0 - first_losses.1).abs() / first_losses.0.abs();
+        ensure!(
+            difference <= tolerance,
+            "first-step losses differ by {difference:.2e} relative (limit {tolerance:.0e}): PyTorch {}, dept {}",
+            first_losses.0,
+            first_losses.1
+        );
     }
     breakdown(args, &t5, &start, &config, &padded)?;
     Ok(())

@@ -23,9 +23,10 @@ Commands:
   setup        Install libtorch 2.11 (PyPI torch wheel, CPU+CUDA 13) once per user and link it to this checkout.
                Honours LIBTORCH if you set it yourself (a PyTorch 2.11 `torch` folder: nothing is installed);
                DEPT_HOME moves the per-user install folder.
-  test [ARGS]  setup, then `cargo fmt --check`, clippy with warnings denied, every workspace test, a check that
-               `dept` links libtorch's CUDA libraries, and the GPU bundle built and its script tested (no GPU
-               needed). ARGS go to `cargo test` (e.g. `cargo xtask test -- budget`).
+  test [ARGS]  setup, then `cargo fmt --check`, clippy with warnings denied, every workspace test, 3 kill/resume
+               trials, dept's training step against transformers' (bench-venv), a check that `dept` links
+               libtorch's CUDA libraries, and the GPU bundle built and its script tested (no GPU needed).
+               ARGS go to `cargo test` (e.g. `cargo xtask test -- budget`).
   quickstart   setup, then `dept env` and a tiny offline DePT training demo (no downloads, no GPU needed).
   gpu-bundle [--shared DIR]
                Pack a stripped release `dept`, RTE rows, T5's tokenizer and run.sh (at most 60 MiB) into
@@ -111,6 +112,37 @@ fn test(extra: &[String]) -> Result<(), Failure> {
     test_args.extend(extra.iter().map(String::as_str));
     cargo(&root, &test_args)?;
     kill_trials::run(&root, 3)?;
+    // dept's T5 + DePT step against transformers' on a small random model: the reference bench's own check.
+    let python = bench_venv::ensure(&torch_dir)?;
+    cargo(&root, &["build", "--package", "dept"])?;
+    process::run(
+        &root,
+        &gpu_bundle::target_dir(&root)
+            .join("debug")
+            .join("dept")
+            .to_string_lossy(),
+        &[
+            "bench",
+            "reference",
+            "--python",
+            &python.to_string_lossy(),
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "2",
+            "--max-len",
+            "48",
+            "--min-input",
+            "8",
+            "--max-input",
+            "40",
+            "--no-dropout",
+            "--check-loss",
+            "1e-5",
+        ],
+    )?;
     check_cuda_linked(
         &gpu_bundle::target_dir(&root).join("debug").join("dept"),
         &torch_dir,
