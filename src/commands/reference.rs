@@ -343,20 +343,19 @@ fn examples(args: &ReferenceArgs, vocab: i64) -> Result<Vec<Example>> {
             let span = (args.max_input - args.min_input + 1) as i64;
             let lengths = Tensor::randint(span, [n as i64], (Kind::Int64, Device::Cpu))
                 + args.min_input as i64;
-            let lengths = Vec::<i64>::try_from(&lengths)?;
-            Ok(lengths
-                .into_iter()
-                .map(|len| {
-                    let ids = Tensor::randint_low(3, vocab, [len], (Kind::Int64, Device::Cpu));
-                    let mut input = Vec::<i64>::try_from(&ids).unwrap_or_default();
-                    input.push(1);
-                    input.truncate(args.max_len);
-                    Example {
-                        input,
-                        target: vec![209, 1],
-                    }
-                })
-                .collect())
+            let mut examples = Vec::with_capacity(n);
+            for len in Vec::<i64>::try_from(&lengths)? {
+                let ids = Tensor::randint_low(3, vocab, [len], (Kind::Int64, Device::Cpu));
+                let mut input = Vec::<i64>::try_from(&ids)?;
+                input.push(1);
+                input.truncate(args.max_len);
+                examples.push(Example {
+                    input,
+                    // A label-like target: T5's "1" and `</s>`.
+                    target: vec![209, 1],
+                });
+            }
+            Ok(examples)
         }
     }
 }
