@@ -60,6 +60,11 @@ pub fn ensure(repo_root: &Path) -> Result<PathBuf, Failure> {
     Ok(torch_dir)
 }
 
+/// Whether the libtorch in use is one the user brought (`LIBTORCH`), not xtask's install.
+pub fn users_own(repo_root: &Path) -> bool {
+    user_provided(&repo_root.join(".libtorch")).is_some()
+}
+
 /// A `LIBTORCH` the user set themselves (cargo sets ours, pointing at `.libtorch`, when it runs xtask).
 fn user_provided(our_link: &Path) -> Option<PathBuf> {
     let value = std::env::var_os("LIBTORCH").filter(|v| !v.is_empty())?;
