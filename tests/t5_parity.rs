@@ -114,12 +114,7 @@ fn adamw_steps_match(layout: &str) {
         weight_decay: g["weight_decay"].as_f64().unwrap(),
         ..AdamWConfig::default()
     };
-    let params: Vec<Tensor> = c
-        .adapter
-        .param_groups()
-        .into_iter()
-        .flat_map(|(_, p)| p)
-        .collect();
+    let params: Vec<Tensor> = c.adapter.parameters();
     let mut optimizer = AdamW::new(c.adapter.param_groups(), config);
     let mut losses = Vec::new();
     for step in 0..schedule.total_steps {

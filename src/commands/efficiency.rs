@@ -259,11 +259,7 @@ fn measure(
     device: Device,
 ) -> Result<Row> {
     let adapter = DecomposedPrompt::new(config, None, device)?;
-    let params: Vec<Tensor> = adapter
-        .param_groups()
-        .into_iter()
-        .flat_map(|(_, p)| p)
-        .collect();
+    let params: Vec<Tensor> = adapter.parameters();
     let mut optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
     let model = PromptedModel::new(backbone, &adapter);
     let on_device: Vec<Batch> = batches

@@ -411,11 +411,7 @@ impl Variant {
             device,
         )?;
         let optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
-        let params = adapter
-            .param_groups()
-            .into_iter()
-            .flat_map(|(_, p)| p)
-            .collect();
+        let params = adapter.parameters();
         Ok(Variant {
             name,
             adapter,

@@ -158,6 +158,14 @@ impl DecomposedPrompt {
         self.pair.as_ref().map(|(a, b)| (a, b))
     }
 
+    /// Every trainable tensor (P, then A and B), e.g. for gradient clipping.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.param_groups()
+            .into_iter()
+            .flat_map(|(_, p)| p)
+            .collect()
+    }
+
     /// `(group, parameters)` for the optimiser: the prompt at α1, the pair at α2.
     pub fn param_groups(&self) -> Vec<(usize, Vec<Tensor>)> {
         let mut groups = vec![(PROMPT_GROUP, vec![self.prompt.shallow_clone()])];

@@ -105,6 +105,9 @@ fn parameter_groups_separate_prompt_and_pair() {
         .iter()
         .flat_map(|(_, p)| p)
         .all(|p| p.requires_grad()));
+    let all = adapter.parameters();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].size(), adapter.prompt().size());
 }
 
 #[test]

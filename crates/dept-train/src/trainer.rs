@@ -243,11 +243,7 @@ impl<'a> Trainer<'a> {
             tracing::info!("resuming from {} at step {}", dir.display(), state.step);
         }
         let log = MetricsLog::open(&run.metrics(), state.step)?;
-        let params = adapter
-            .param_groups()
-            .into_iter()
-            .flat_map(|(_, p)| p)
-            .collect();
+        let params = adapter.parameters();
         Ok(Trainer {
             config,
             task,
