@@ -32,7 +32,7 @@ pub fn write_tiny_t5(
     }
     let config = tiny_config(dir, vocab.len() as i64, d_model, feed_forward_proj)?;
     tch::manual_seed(seed);
-    T5::new_random(&config, Device::Cpu)?.save(dir)?;
+    write_random_weights(dir, &config)?;
     let tokenizer = word_level_tokenizer(&vocab);
     let path = dir.join(crate::checkpoint::TOKENIZER_FILE);
     dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, tokenizer.to_string()))
@@ -53,13 +53,29 @@ pub fn write_tiny_t5_with_tokenizer(
     let vocab_size = (tokenizer.vocab_size() as i64 + 127) / 128 * 128;
     let config = tiny_config(dir, vocab_size, d_model, feed_forward_proj)?;
     tch::manual_seed(seed);
-    T5::new_random(&config, Device::Cpu)?.save(dir)?;
+    write_random_weights(dir, &config)?;
     let target = dir.join(crate::checkpoint::TOKENIZER_FILE);
     std::fs::copy(tokenizer_json, &target).map_err(|source| ModelError::Io {
         path: target,
         source,
     })?;
     Ok(())
+}
+
+/// A random T5 saved in `dir`. transformers' initialisation folds attention's `1/√d_kv` into `q` (std
+/// `(d·d_kv)^-½`), which suits models that are then pretrained; a tiny model trained from random weights in a test or
+/// the quickstart learns the synthetic task far sooner with queries at the usual scale (`q` times `√d_kv`).
+fn write_random_weights(dir: &Path, config: &T5Config) -> Result<(), ModelError> {
+    let t5 = T5::new_random(config, Device::Cpu)?;
+    let scale = (config.d_kv as f64).sqrt();
+    tch::no_grad(|| {
+        for (name, mut weight) in t5.var_store().variables() {
+            if name.ends_with(".q.weight") {
+                let _ = weight.g_mul_scalar_(scale);
+            }
+        }
+    });
+    t5.save(dir)
 }
 
 fn tiny_config(
