@@ -27,7 +27,8 @@ Commands:
                trials, dept's training step against transformers' (bench-venv), a check that `dept` links
                libtorch's CUDA libraries, and the GPU bundle built and its script tested (no GPU needed).
                ARGS go to `cargo test` (e.g. `cargo xtask test -- budget`).
-  quickstart   setup, then `dept env` and a tiny offline DePT training demo (no downloads, no GPU needed).
+  quickstart   setup, then `dept env`, a tiny offline DePT training demo (no downloads, no GPU needed), and a short
+               `dept bench efficiency` (PT against DePT at the paper's setting on a t5-small shape).
   gpu-bundle [--shared DIR]
                Pack a stripped release `dept`, RTE rows, T5's tokenizer and run.sh (at most 60 MiB) into
                target/gpu-bundle/dept-gpu-check: copy it to a machine with an NVIDIA GPU and PyTorch 2.11 and run
@@ -239,5 +240,38 @@ fn quickstart() -> Result<(), Failure> {
     cargo(
         &root,
         &["run", "--quiet", "--package", "dept", "--", "quickstart"],
-    )
+    )?;
+    // A short efficiency comparison at the paper's setting (t5-small shape, batch 16, s = 256): real timings.
+    eprintln!("xtask: PT (l = 100) against DePT (m = 60, r = 30) on a random t5-small-shaped model, about a minute");
+    cargo(
+        &root,
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "dept",
+            "--",
+            "bench",
+            "efficiency",
+            "--shape",
+            "t5-small",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--inference-batches",
+            "1",
+            "--csv",
+            "runs/quickstart/efficiency.csv",
+        ],
+    )?;
+    println!(
+        "\nquickstart summary:\n\
+         - real: the training run, its checkpoints, evaluation and prediction above, and every timing and \
+         memory figure (measured on this machine);\n\
+         - not meaningful: the accuracies, because the tiny model and the t5-small-shaped one are random. For the \
+         paper's numbers give a pretrained model folder (config.json, model.safetensors, tokenizer.json) and the \
+         task files: `dept train configs/glue/rte.yaml --model <t5-base folder> --data-dir <data folder>`."
+    );
+    Ok(())
 }
