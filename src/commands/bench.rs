@@ -12,6 +12,8 @@ use clap::{Args, Subcommand};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_models::t5::{T5Config, T5};
 use dept_models::{load_backbone, Backbone, PromptedModel};
+use dept_train::batch::{Batch, Encoded};
+use dept_train::config::Padding;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Subcommand)]
@@ -78,58 +80,30 @@ fn padding(args: &PaddingArgs) -> Result<()> {
     .with_init(&PromptInit::Random);
     let adapter = DecomposedPrompt::new(config, None, device)?;
 
-    // The same batches for both paddings: ids and lengths drawn once.
-    let batches: Vec<(Vec<i64>, Tensor, Tensor)> = (0..=args.steps)
-        .map(|_| {
-            let lengths: Vec<i64> = (0..args.batch_size)
-                .map(|_| {
-                    args.min_input
-                        + Tensor::randint(
-                            args.max_input - args.min_input + 1,
-                            [1],
-                            (Kind::Int64, Device::Cpu),
-                        )
-                        .int64_value(&[0])
-                })
-                .collect();
-            let ids = Tensor::randint_low(
-                2,
-                backbone.vocab_size(),
-                [args.batch_size, args.max_len],
-                (Kind::Int64, Device::Cpu),
-            );
-            let labels = Tensor::randint_low(
-                2,
-                backbone.vocab_size(),
-                [args.batch_size, 3],
-                (Kind::Int64, Device::Cpu),
-            );
-            (lengths, ids, labels)
-        })
-        .collect();
+    // The same examples for both paddings.
+    let span = (args.min_input as usize, args.max_input as usize);
+    let batches: Vec<Vec<Encoded>> = (0..=args.steps)
+        .map(|_| random_examples(args.batch_size as usize, span, 3, backbone.vocab_size()))
+        .collect::<Result<_>>()?;
 
     let mut results = Vec::new();
-    for (name, to_longest) in [
-        ("official: pad to s", false),
-        ("dept-rs: pad to longest", true),
+    for (name, padding) in [
+        ("official: pad to s", Padding::MaxLength),
+        ("dept-rs: pad to longest", Padding::Longest),
     ] {
         let mut seconds = 0.0;
         let mut loss_sum = 0.0;
-        for (i, (lengths, ids, labels)) in batches.iter().enumerate() {
-            let width = if to_longest {
-                *lengths.iter().max().unwrap_or(&args.max_len)
-            } else {
-                args.max_len
-            };
-            let positions = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0);
-            let lens = Tensor::from_slice(lengths).unsqueeze(1);
-            let mask = positions.lt_tensor(&lens).to_kind(Kind::Int64);
-            let ids = (ids.narrow(1, 0, width) * &mask).to_device(device);
-            let mask = mask.to_device(device);
-            let labels = labels.to_device(device);
+        for (i, examples) in batches.iter().enumerate() {
+            let items: Vec<&Encoded> = examples.iter().collect();
+            let batch = Batch::new(&items, padding, args.max_len as usize, 0, device);
             let start = Instant::now();
             let loss = PromptedModel::new(backbone.as_ref(), &adapter)
-                .forward_t(&ids, &mask, &labels, false)?
+                .forward_t(
+                    &batch.input_ids,
+                    &batch.attention_mask,
+                    &batch.labels,
+                    false,
+                )?
                 .loss;
             loss.backward();
             let value = loss.double_value(&[]); // waits for the device
@@ -158,6 +132,41 @@ fn padding(args: &PaddingArgs) -> Result<()> {
     let relative = (results[0].1 - results[1].1).abs() / results[0].1.abs().max(1e-12);
     println!("loss difference between the paddings: {relative:.2e} relative (float rounding only)");
     Ok(())
+}
+
+/// Random examples for random-weight benchmarks: `n` inputs whose lengths are drawn uniformly from `span` (in
+/// tokens, `</s>` last) and targets of `target_len` tokens (`</s>` last); ids avoid the special tokens 0–2.
+pub fn random_examples(
+    n: usize,
+    span: (usize, usize),
+    target_len: usize,
+    vocab: i64,
+) -> Result<Vec<Encoded>> {
+    let (min, max) = span;
+    ensure!(
+        0 < min && min <= max && target_len > 0,
+        "need 0 < min ≤ max input length and a target"
+    );
+    let lengths = Tensor::randint_low(
+        min as i64,
+        max as i64 + 1,
+        [n as i64],
+        (Kind::Int64, Device::Cpu),
+    );
+    let ids = |len: i64| -> Result<Vec<i64>> {
+        let body = Tensor::randint_low(3, vocab, [len - 1], (Kind::Int64, Device::Cpu));
+        let mut ids = Vec::<i64>::try_from(&body)?;
+        ids.push(1);
+        Ok(ids)
+    };
+    let mut examples = Vec::with_capacity(n);
+    for len in Vec::<i64>::try_from(&lengths)? {
+        examples.push(Encoded {
+            input_ids: ids(len)?,
+            target_ids: ids(target_len as i64)?,
+        });
+    }
+    Ok(examples)
 }
 
 /// The architecture of a released T5 v1 checkpoint (relu, tied embeddings), for random-weight benchmarks.

@@ -11,14 +11,15 @@ use clap::{Args, ValueEnum};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_models::t5::T5;
 use dept_models::{Backbone, PromptedModel};
-use dept_train::batch::Batch;
+use dept_train::batch::{Batch, Encoded};
+use dept_train::config;
 use dept_train::guard::guarded;
 use dept_train::memory::{peak_memory, reset_peak, PeakMemory};
 use dept_train::optim::{AdamW, AdamWConfig};
 use dept_train::step;
 use tch::{Device, Kind, Tensor};
 
-use super::bench::t5_shape;
+use super::bench::{random_examples, t5_shape};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Padding {
@@ -172,7 +173,7 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
             backbone.set_float_kind(Kind::BFloat16)?;
         }
         let d = backbone.hidden_size();
-        let batches = Batches::draw(args, backbone.vocab_size());
+        let batches = draw_batches(args, backbone.vocab_size())?;
         let variants = [
             (format!("PT l={}", args.pt_len), args.pt_len, 0),
             (
@@ -183,14 +184,7 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         ];
         for (variant, m, r) in variants {
             let config = DeptConfig::new(m, r, args.max_len, d)?.with_init(&PromptInit::Random);
-            let params = config.num_params();
-            let row = measure(args, &backbone, config, &batches, device)?;
-            let row = Row {
-                shape: name.clone(),
-                variant,
-                params,
-                ..row
-            };
+            let row = measure(args, (name, variant), &backbone, config, &batches, device)?;
             print_row(&row);
             rows.push(row);
         }
@@ -210,65 +204,45 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
     Ok(())
 }
 
-/// Input lengths, ids and labels drawn once, so that every variant sees the same batches.
-struct Batches {
-    items: Vec<(Tensor, Tensor, Tensor)>,
+/// Examples drawn once per batch, so that every variant sees the same batches.
+fn draw_batches(args: &EfficiencyArgs, vocab: i64) -> Result<Vec<Vec<Encoded>>> {
+    let count = args.warmup + args.steps.max(args.inference_batches);
+    let span = (args.min_input as usize, args.max_input as usize);
+    (0..count)
+        .map(|_| {
+            random_examples(
+                args.batch_size as usize,
+                span,
+                args.target_len as usize,
+                vocab,
+            )
+        })
+        .collect()
 }
 
-impl Batches {
-    fn draw(args: &EfficiencyArgs, vocab: i64) -> Self {
-        let count = args.warmup + args.steps.max(args.inference_batches);
-        let items = (0..count)
-            .map(|_| {
-                let lengths = Tensor::randint_low(
-                    args.min_input,
-                    args.max_input + 1,
-                    [args.batch_size, 1],
-                    (Kind::Int64, Device::Cpu),
-                );
-                let width = match args.padding {
-                    Padding::MaxLength => args.max_len,
-                    Padding::Longest => lengths.max().int64_value(&[]),
-                };
-                let positions = Tensor::arange(width, (Kind::Int64, Device::Cpu)).unsqueeze(0);
-                let mask = positions.lt_tensor(&lengths).to_kind(Kind::Int64);
-                let ids = Tensor::randint_low(
-                    2,
-                    vocab,
-                    [args.batch_size, width],
-                    (Kind::Int64, Device::Cpu),
-                ) * &mask;
-                let labels = Tensor::randint_low(
-                    2,
-                    vocab,
-                    [args.batch_size, args.target_len],
-                    (Kind::Int64, Device::Cpu),
-                );
-                (ids, mask, labels)
-            })
-            .collect();
-        Batches { items }
-    }
-}
-
+/// One variant on one shape; `shape` and `variant` name the row.
 fn measure(
     args: &EfficiencyArgs,
+    (shape, variant): (&str, String),
     backbone: &T5,
     config: DeptConfig,
-    batches: &Batches,
+    batches: &[Vec<Encoded>],
     device: Device,
 ) -> Result<Row> {
+    let trainable = config.num_params();
     let adapter = DecomposedPrompt::new(config, None, device)?;
     let params: Vec<Tensor> = adapter.parameters();
     let mut optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
     let model = PromptedModel::new(backbone, &adapter);
+    let padding = match args.padding {
+        Padding::MaxLength => config::Padding::MaxLength,
+        Padding::Longest => config::Padding::Longest,
+    };
     let on_device: Vec<Batch> = batches
-        .items
         .iter()
-        .map(|(i, m, l)| Batch {
-            input_ids: i.to_device(device),
-            attention_mask: m.to_device(device),
-            labels: l.to_device(device),
+        .map(|examples| {
+            let items: Vec<&Encoded> = examples.iter().collect();
+            Batch::new(&items, padding, args.max_len as usize, 0, device)
         })
         .collect();
 
@@ -314,9 +288,9 @@ fn measure(
     };
     let step_ms = Stats::of(step_seconds.iter().map(|s| s * 1e3).collect());
     Ok(Row {
-        shape: String::new(),
-        variant: String::new(),
-        params: 0,
+        shape: shape.to_string(),
+        variant,
+        params: trainable,
         examples_per_s: args.batch_size as f64 / (step_ms.median / 1e3),
         step_ms,
         peak,

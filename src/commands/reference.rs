@@ -16,13 +16,14 @@ use dept_data::randperm::torch_randperm;
 use dept_data::{load_split, Split, OFFICIAL_SPLIT_SEED};
 use dept_models::t5::T5;
 use dept_models::{Backbone, PromptedModel, TextTokenizer};
-use dept_train::batch::Batch;
+use dept_train::batch::{encode_examples, Batch, Encoded};
+use dept_train::config::Padding;
 use dept_train::optim::{AdamW, AdamWConfig};
 use dept_train::order::length_grouped;
 use dept_train::step;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
-use super::bench::t5_shape;
+use super::bench::{random_examples, t5_shape};
 use super::efficiency::Stats;
 
 const SCRIPT: &str = include_str!("bench_reference.py");
@@ -80,12 +81,6 @@ pub struct ReferenceArgs {
     /// that both sides compute the same thing.
     #[arg(long, requires = "no_dropout")]
     check_loss: Option<f64>,
-}
-
-/// One example's token ids.
-struct Example {
-    input: Vec<i64>,
-    target: Vec<i64>,
 }
 
 pub fn run(args: &ReferenceArgs) -> Result<()> {
@@ -171,7 +166,7 @@ fn compare(
         .chunks(args.batch_size)
         .map(<[usize]>::to_vec)
         .collect();
-    let lengths: Vec<usize> = examples.iter().map(|e| e.input.len()).collect();
+    let lengths: Vec<usize> = examples.iter().map(|e| e.input_ids.len()).collect();
     let grouped_all: Vec<Vec<usize>> = length_grouped(&order, &lengths, args.batch_size)
         .chunks(args.batch_size)
         .map(<[usize]>::to_vec)
@@ -186,12 +181,16 @@ fn compare(
         .take(count)
         .collect();
 
+    let batch = |indices: &[usize], padding| {
+        let items: Vec<&Encoded> = indices.iter().map(|&i| &examples[i]).collect();
+        Batch::new(&items, padding, args.max_len, 0, device)
+    };
     let padded: Vec<Batch> = random
         .iter()
-        .map(|b| batch(&examples, b, Some(args.max_len)))
+        .map(|b| batch(b, Padding::MaxLength))
         .collect();
-    let longest: Vec<Batch> = random.iter().map(|b| batch(&examples, b, None)).collect();
-    let grouped: Vec<Batch> = grouped.iter().map(|b| batch(&examples, b, None)).collect();
+    let longest: Vec<Batch> = random.iter().map(|b| batch(b, Padding::Longest)).collect();
+    let grouped: Vec<Batch> = grouped.iter().map(|b| batch(b, Padding::Longest)).collect();
 
     let d = t5.hidden_size();
     let config = DeptConfig::new(args.prompt_len, args.rank, args.max_len as i64, d)?
@@ -233,13 +232,14 @@ fn compare(
     let mut first_losses = (f64::NAN, f64::NAN);
     for k in 0..count {
         let (ms, loss) = pytorch.step(k)?;
-        for (variant, batches) in variants.iter_mut().zip(inputs_of) {
+        for (i, (variant, batches)) in variants.iter_mut().zip(inputs_of).enumerate() {
             tch::manual_seed(k as i64);
             let (ms, loss) = variant.step(&t5, &batches[k], !args.no_dropout)?;
             if k >= args.warmup {
                 variant.ms.push(ms);
             }
-            if k == 0 && variant.name == "dept, padded to s" {
+            // The padded variant sees exactly PyTorch's tensors.
+            if k == 0 && i == 0 {
                 first_losses.1 = loss;
             }
         }
@@ -323,67 +323,21 @@ fn compare(
     Ok(())
 }
 
-fn examples(args: &ReferenceArgs, vocab: i64) -> Result<Vec<Example>> {
+/// Token ids of a task's training rows, or random ones.
+fn examples(args: &ReferenceArgs, vocab: i64) -> Result<Vec<Encoded>> {
     match (&args.task, &args.data_dir, &args.tokenizer) {
         (Some(name), Some(dir), Some(tokenizer)) => {
             let task = dept_data::task(name)?;
             let tokenizer = TextTokenizer::from_file(tokenizer)?;
-            load_split(task, dir, Split::Train, OFFICIAL_SPLIT_SEED)?
-                .iter()
-                .map(|e| {
-                    Ok(Example {
-                        input: tokenizer.encode(&e.input, Some(args.max_len))?,
-                        target: tokenizer.encode(&e.target, Some(20))?,
-                    })
-                })
-                .collect()
+            let rows = load_split(task, dir, Split::Train, OFFICIAL_SPLIT_SEED)?;
+            Ok(encode_examples(&tokenizer, &rows, args.max_len, 20)?)
         }
-        _ => {
-            let n = args.batch_size * (args.warmup + args.steps) * 4;
-            let span = (args.max_input - args.min_input + 1) as i64;
-            let lengths = Tensor::randint(span, [n as i64], (Kind::Int64, Device::Cpu))
-                + args.min_input as i64;
-            let mut examples = Vec::with_capacity(n);
-            for len in Vec::<i64>::try_from(&lengths)? {
-                let ids = Tensor::randint_low(3, vocab, [len], (Kind::Int64, Device::Cpu));
-                let mut input = Vec::<i64>::try_from(&ids)?;
-                input.push(1);
-                input.truncate(args.max_len);
-                examples.push(Example {
-                    input,
-                    // A label-like target: T5's "1" and `</s>`.
-                    target: vec![209, 1],
-                });
-            }
-            Ok(examples)
-        }
-    }
-}
-
-/// Inputs padded to `width` (or the batch's longest), mask, labels padded with -100.
-fn batch(examples: &[Example], indices: &[usize], width: Option<usize>) -> Batch {
-    let rows: Vec<&Example> = indices.iter().map(|&i| &examples[i]).collect();
-    let width = width.unwrap_or_else(|| rows.iter().map(|e| e.input.len()).max().unwrap_or(1));
-    let target_width = rows.iter().map(|e| e.target.len()).max().unwrap_or(1);
-    let pad = |values: &[i64], width: usize, fill: i64| {
-        let mut v = values.to_vec();
-        v.resize(width, fill);
-        v
-    };
-    let n = rows.len() as i64;
-    let ids: Vec<i64> = rows.iter().flat_map(|e| pad(&e.input, width, 0)).collect();
-    let mask: Vec<i64> = rows
-        .iter()
-        .flat_map(|e| pad(&vec![1; e.input.len()], width, 0))
-        .collect();
-    let labels: Vec<i64> = rows
-        .iter()
-        .flat_map(|e| pad(&e.target, target_width, -100))
-        .collect();
-    Batch {
-        input_ids: Tensor::from_slice(&ids).view([n, width as i64]),
-        attention_mask: Tensor::from_slice(&mask).view([n, width as i64]),
-        labels: Tensor::from_slice(&labels).view([n, target_width as i64]),
+        _ => random_examples(
+            args.batch_size * (args.warmup + args.steps) * 4,
+            (args.min_input, args.max_input),
+            2,
+            vocab,
+        ),
     }
 }
 
