@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::data::DataCommand,
     },
+    /// Grid sweeps of `dept train` runs: local GPUs or CPU slots, or a Slurm job array; resumable; one report.
+    Sweep {
+        #[command(subcommand)]
+        command: commands::sweep::SweepCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
         Command::Budget(args) => commands::budget::run(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args, cli.quiet),
         Command::Data { command } => commands::data::run(command),
+        Command::Sweep { command } => commands::sweep::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -136,14 +136,14 @@ EOF
 check "bf16 training on RTE rows, SIGKILL + resume, eval" train_kill_resume
 
 # --- 4. speed and memory: PT against DePT on T5-base and T5-large shapes ----------------------------------------
-check "step time, peak memory, inference samples/s (PT l=100 vs DePT m=60 r=30, batch 16, s=256)" \
+check "the efficiency study: backbone alone, PT l=100, DePT m=0..80 at equal parameters (batch 16, s=256)" \
     "$DEPT" bench efficiency --device cuda --shape t5-base --shape t5-large --batch-size 16 --max-len 256 \
-    --pt-len 100 --prompt-len 60 --rank 30 --csv "$OUT/efficiency.csv"
+    --pt-len 100 --m 0,20,40,60,80 --out "$OUT/efficiency"
 
 # --- 5. running out of GPU memory gives advice, not a crash -----------------------------------------------------
 oom() {
     "$DEPT" bench efficiency --device cuda --shape t5-large --batch-size 16384 --max-len 256 --steps 1 \
-        --warmup 0 --inference-batches 0 >"$OUT/oom.log" 2>&1
+        --warmup 0 --inference-batches 0 --m 60 --no-floor --padding max-length >"$OUT/oom.log" 2>&1
     local status=$?
     cat "$OUT/oom.log"
     [ $status -ne 0 ] && grep -q "CUDA ran out of memory. Lower batch_size" "$OUT/oom.log" &&

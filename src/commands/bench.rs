@@ -1,8 +1,10 @@
 //! `dept bench`: measurements printed side by side from one run.
 //!
 //! - `padding`: a DePT training step with the official padding to `s` against padding to the longest input.
-//! - `efficiency`: training-step time, peak memory and inference samples/s of PT against DePT at equal parameter
-//!   count, on random-weight T5 shapes (timings do not depend on the weights).
+//! - `efficiency`: the paper's efficiency study: training-step time, peak memory and inference samples/s of the
+//!   backbone alone, PT and DePT at equal parameter count for several m, on random-weight T5 shapes.
+//! - `profile`: the input-length profiles of tasks that `efficiency` draws batches from.
+//! - `reference`: the training step against eager PyTorch.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,8 +22,11 @@ use tch::{Device, Kind, Tensor};
 pub enum BenchCommand {
     /// Training-step time, padding to s (official) vs padding to the longest input (ours).
     Padding(PaddingArgs),
-    /// Step time, peak memory and inference samples/s: PT (l) against DePT (m, r) on T5 shapes.
+    /// The efficiency study: step time, peak memory and inference samples/s of the backbone alone, PT (l) and DePT
+    /// (m, r solved at equal parameters) on T5 shapes; table, CSV and figures.
     Efficiency(super::efficiency::EfficiencyArgs),
+    /// Input and target length profiles of tasks (quantiles of token counts), as the efficiency study uses them.
+    Profile(super::efficiency::ProfileArgs),
     /// The training step in dept against eager PyTorch (transformers' T5), same weights and batches, interleaved.
     Reference(super::reference::ReferenceArgs),
 }
@@ -56,6 +61,7 @@ pub fn run(command: &BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Padding(args) => padding(args),
         BenchCommand::Efficiency(args) => super::efficiency::run(args),
+        BenchCommand::Profile(args) => super::efficiency::profile(args),
         BenchCommand::Reference(args) => super::reference::run(args),
     }
 }
@@ -135,38 +141,37 @@ fn padding(args: &PaddingArgs) -> Result<()> {
 }
 
 /// Random examples for random-weight benchmarks: `n` inputs whose lengths are drawn uniformly from `span` (in
-/// tokens, `</s>` last) and targets of `target_len` tokens (`</s>` last); ids avoid the special tokens 0–2.
+/// tokens, `</s>` last) and targets of `target_len` tokens (`</s>` last).
 pub fn random_examples(
     n: usize,
     span: (usize, usize),
     target_len: usize,
     vocab: i64,
 ) -> Result<Vec<Encoded>> {
-    let (min, max) = span;
-    ensure!(
-        0 < min && min <= max && target_len > 0,
-        "need 0 < min ≤ max input length and a target"
-    );
-    let lengths = Tensor::randint_low(
-        min as i64,
-        max as i64 + 1,
-        [n as i64],
-        (Kind::Int64, Device::Cpu),
-    );
-    let ids = |len: i64| -> Result<Vec<i64>> {
-        let body = Tensor::randint_low(3, vocab, [len - 1], (Kind::Int64, Device::Cpu));
+    ensure!(target_len > 0, "need a target of at least one token");
+    let lengths = super::efficiency::draw_uniform(n, span, target_len)?;
+    examples_with_lengths(&lengths, vocab)
+}
+
+/// Random token ids for examples of the given (input, target) lengths, `</s>` last in each; ids avoid the special
+/// tokens 0–2.
+pub fn examples_with_lengths(lengths: &[(usize, usize)], vocab: i64) -> Result<Vec<Encoded>> {
+    let ids = |len: usize| -> Result<Vec<i64>> {
+        ensure!(len > 0, "an example needs at least one token");
+        let body = Tensor::randint_low(3, vocab, [len as i64 - 1], (Kind::Int64, Device::Cpu));
         let mut ids = Vec::<i64>::try_from(&body)?;
         ids.push(1);
         Ok(ids)
     };
-    let mut examples = Vec::with_capacity(n);
-    for len in Vec::<i64>::try_from(&lengths)? {
-        examples.push(Encoded {
-            input_ids: ids(len)?,
-            target_ids: ids(target_len as i64)?,
-        });
-    }
-    Ok(examples)
+    lengths
+        .iter()
+        .map(|&(input, target)| {
+            Ok(Encoded {
+                input_ids: ids(input)?,
+                target_ids: ids(target)?,
+            })
+        })
+        .collect()
 }
 
 /// The architecture of a released T5 v1 checkpoint (relu, tied embeddings), for random-weight benchmarks.

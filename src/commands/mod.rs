@@ -10,5 +10,6 @@ pub mod predict;
 pub mod quickstart;
 pub mod reference;
 pub mod selftest;
+pub mod sweep;
 pub mod tiny;
 pub mod train;

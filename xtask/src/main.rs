@@ -42,6 +42,11 @@ Commands:
   kill-trials [N]
                SIGKILL a tiny training run at N (default 20) pseudo-random moments, resume each, and check that
                every run ends byte-identical to an uninterrupted one (`test` runs 3).
+  sweep SWEEP.yaml [ARGS]
+               A release build, then `dept sweep run SWEEP.yaml ARGS`: every point of a grid as its own `dept train`
+               run, on GPUs (--gpus 0,1), CPU slots (--slots N) or Slurm (--backend slurm [--wait]); resumable.
+  sweep report|status SWEEP.yaml
+               `dept sweep report` (mean ± std over seeds, best per task; CSV and Markdown) or `dept sweep status`.
   help         This text.
 
 After `cargo xtask setup`, plain `cargo build`, `cargo test` and `cargo run -p dept` work with nothing exported.";
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Some("gpu-bundle") => shared_dir(&args[1..])
             .and_then(|shared| gpu_bundle::build(&repo_root(), &shared))
             .map(|_| ()),
+        Some("sweep") => sweep(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -230,6 +236,36 @@ fn bench_reference(extra: &[String]) -> Result<(), Failure> {
     process::run(&root, &dept.to_string_lossy(), &args)
 }
 
+/// `cargo xtask sweep [run|report|status] ARGS`: a release `dept`, then `dept sweep …` (run when no verb is given).
+fn sweep(args: &[String]) -> Result<(), Failure> {
+    let root = repo_root();
+    libtorch::ensure(&root)?;
+    cargo(&root, &["build", "--release", "--package", "dept"])?;
+    let dept = gpu_bundle::target_dir(&root).join("release").join("dept");
+    let mut forwarded = vec!["sweep"];
+    if !matches!(
+        args.first().map(String::as_str),
+        Some("run" | "report" | "status" | "help" | "-h" | "--help")
+    ) {
+        forwarded.push("run");
+    }
+    forwarded.extend(args.iter().map(String::as_str));
+    // In the caller's folder (cargo keeps it), where the sweep file's relative paths point.
+    eprintln!("xtask: $ {} {}", dept.display(), forwarded.join(" "));
+    let status = std::process::Command::new(&dept)
+        .args(&forwarded)
+        .status()
+        .map_err(|e| Failure::new(format!("could not start {}: {e}", dept.display())))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "`dept {}` failed ({status})",
+            forwarded.join(" ")
+        )))
+    }
+}
+
 fn quickstart() -> Result<(), Failure> {
     let root = repo_root();
     libtorch::ensure(&root)?;
@@ -241,8 +277,11 @@ fn quickstart() -> Result<(), Failure> {
         &root,
         &["run", "--quiet", "--package", "dept", "--", "quickstart"],
     )?;
-    // A short efficiency comparison at the paper's setting (t5-small shape, batch 16, s = 256): real timings.
-    eprintln!("xtask: PT (l = 100) against DePT (m = 60, r = 30) on a random t5-small-shaped model, about a minute");
+    // A short run of the efficiency study at the paper's setting (t5-small shape, batch 16, s = 256): real timings.
+    eprintln!(
+        "xtask: the efficiency study, short: backbone alone, PT (l = 100) and DePT (m = 20, 60 at the same parameter \
+         count) on a random t5-small-shaped model, padded to s and to the longest input; a few minutes"
+    );
     cargo(
         &root,
         &[
@@ -255,20 +294,24 @@ fn quickstart() -> Result<(), Failure> {
             "efficiency",
             "--shape",
             "t5-small",
+            "--m",
+            "20,60",
             "--steps",
             "2",
             "--warmup",
             "1",
             "--inference-batches",
             "1",
-            "--csv",
-            "runs/quickstart/efficiency.csv",
+            "--out",
+            "runs/quickstart/efficiency",
         ],
     )?;
     println!(
         "\nquickstart summary:\n\
          - real: the training run, its checkpoints, evaluation and prediction above, and every timing and \
-         memory figure (measured on this machine);\n\
+         memory figure (measured on this machine; 2 timed steps each, so expect noise: `dept bench efficiency \
+         --help` for a full run); table in runs/quickstart/efficiency/efficiency.csv, figures in \
+         runs/quickstart/efficiency/figure3.svg (cost against m) and figure4.svg (PT, DePT, backbone alone);\n\
          - not meaningful: the accuracies, because the tiny model and the t5-small-shaped one are random. For the \
          paper's numbers give a pretrained model folder (config.json, model.safetensors, tokenizer.json) and the \
          task files: `dept train configs/glue/rte.yaml --model <t5-base folder> --data-dir <data folder>`."

@@ -440,7 +440,8 @@ fn check_keys(map: &Mapping) -> Result<(), String> {
     Ok(())
 }
 
-fn check_key(key: &str) -> Result<(), String> {
+/// `Ok` for an experiment key; otherwise the message names the nearest valid key.
+pub fn check_key(key: &str) -> Result<(), String> {
     let known = known_keys();
     if known.iter().any(|k| k == key) {
         return Ok(());

@@ -96,9 +96,13 @@ pub fn cuda_memory_info(device: Device) -> Option<(u64, u64)> {
     (status == 0).then(|| (free.max(0) as u64, total.max(0) as u64))
 }
 
-/// Starts a new peak on a CUDA device (`torch.cuda.reset_peak_memory_stats`). The process peak on CPU cannot be
-/// reset, so a CPU measurement is a peak since the process started.
+/// Starts a new peak: on a CUDA device `torch.cuda.reset_peak_memory_stats`; on CPU the process's peak resident
+/// set is set back to the current one (Linux's `/proc/self/clear_refs` with `5`; where that cannot be written the
+/// CPU peak stays a peak since the process started).
 pub fn reset_peak(device: Device) {
+    if cuda_index(device).is_none() {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+    }
     if let Some(index) = cuda_index(device) {
         // SAFETY: the shim catches every C++ exception; a failure leaves the old peak, which the caller sees.
         unsafe {

@@ -1,0 +1,530 @@
+//! `dept bench efficiency`: the paper's efficiency study (§3.3, Figures 3–4, Tables 6–8) on this machine. For each
+//! random-weight T5 shape (timings do not depend on the weights) and each padding, it measures the frozen backbone
+//! alone (the floor), PT with `l` soft tokens and DePT at the same parameter count for each `m` (r solved from
+//! `l·d = m·d + (s+d)·r`): the training step as `dept train` runs it (dropout on, backward, clipping, AdamW), its
+//! peak memory, and greedy-decoding throughput, all on the same batches. Output: a table per shape and padding, a
+//! CSV and two SVG figures.
+
+mod lengths;
+mod plot;
+mod row;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use clap::{Args, ValueEnum};
+use dept_core::budget::{Budget, Rounding};
+use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
+use dept_models::t5::T5;
+use dept_models::{Backbone, PromptedModel};
+use dept_train::batch::{Batch, Encoded};
+use dept_train::config;
+use dept_train::guard::guarded;
+use dept_train::memory::{peak_memory, reset_peak};
+use dept_train::optim::{AdamW, AdamWConfig};
+use dept_train::step;
+use tch::{Device, Kind};
+
+pub use lengths::{draw_uniform, profile, LengthProfile, ProfileArgs};
+pub use row::{PaddingMode, Row, Stats, Variant};
+
+use super::bench::{examples_with_lengths, t5_shape};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PaddingArg {
+    /// Every input padded to s, as the official code does.
+    MaxLength,
+    /// Each batch padded to its longest input.
+    Longest,
+    /// Both, side by side.
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Precision {
+    Fp32,
+    /// Frozen backbone in bf16; adapter and optimiser state in fp32.
+    Bf16,
+}
+
+#[derive(Args)]
+pub struct EfficiencyArgs {
+    /// Random-weight T5 v1 shapes to measure (repeat the flag): t5-small, t5-base, t5-large.
+    #[arg(long = "shape", default_value = "t5-small")]
+    shapes: Vec<String>,
+    #[arg(long, default_value_t = 16)]
+    batch_size: i64,
+    /// s: inputs are cut (and, with max-length padding, padded) to this many tokens; A has s rows.
+    #[arg(long, default_value_t = 256)]
+    max_len: i64,
+    /// l: PT's prompt length, and the parameter budget every DePT variant matches.
+    #[arg(long, default_value_t = 100)]
+    pt_len: i64,
+    /// DePT prompt lengths m (comma-separated); each r is solved from l·d = m·d + (s+d)·r, rounded to the nearest
+    /// integer where no integer solves it exactly (the table shows the parameter difference).
+    #[arg(long = "m", value_delimiter = ',', default_value = "0,20,40,60,80")]
+    prompt_lens: Vec<i64>,
+    /// Leave out the backbone-alone floor.
+    #[arg(long)]
+    no_floor: bool,
+    #[arg(long, value_enum, default_value = "both")]
+    padding: PaddingArg,
+    /// Input and target lengths follow this task's profile (built in for GLUE and SuperGLUE; see `dept bench
+    /// profile`).
+    #[arg(long, default_value = "rte")]
+    task: String,
+    /// Measure the task's profile from this data folder instead of using the built-in one.
+    #[arg(long, requires = "tokenizer")]
+    data_dir: Option<PathBuf>,
+    /// tokenizer.json used with --data-dir.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Uniform input lengths MIN:MAX (tokens) instead of a task profile; targets get --target-len tokens.
+    #[arg(long, value_parser = lengths::parse_span, conflicts_with = "data_dir")]
+    uniform: Option<(usize, usize)>,
+    #[arg(long, default_value_t = 3)]
+    target_len: usize,
+    /// Timed training steps per variant (after the warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps first (kernel selection, allocator growth).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed greedy-decoding batches per variant, after one untimed (0: skip inference).
+    #[arg(long, default_value_t = 3)]
+    inference_batches: usize,
+    /// New tokens per greedy decode (the official generation_max_length 20 minus the start token).
+    #[arg(long, default_value_t = 19)]
+    decode_tokens: i64,
+    #[arg(long, value_enum, default_value = "fp32")]
+    precision: Precision,
+    /// cpu | cuda | cuda:N | auto
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// The DePT m that figure 4 sets against PT (the paper's m = 60).
+    #[arg(long, default_value_t = 60)]
+    headline_m: i64,
+    /// Folder for efficiency.csv, figure3.svg (cost against m) and figure4.svg (cost against model size).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One shape with its batches, shared by every variant measured on it.
+struct Bench<'a> {
+    args: &'a EfficiencyArgs,
+    shape: &'a str,
+    backbone: &'a T5,
+    device: Device,
+}
+
+pub fn run(args: &EfficiencyArgs) -> Result<()> {
+    ensure!(args.steps > 0, "--steps must be at least 1");
+    ensure!(
+        args.batch_size > 0 && args.max_len > 0 && args.pt_len > 0,
+        "--batch-size, --max-len and --pt-len must be positive"
+    );
+    let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
+    let configs = args
+        .shapes
+        .iter()
+        .map(|name| t5_shape(name).map(|c| (name.clone(), c)))
+        .collect::<Result<Vec<_>>>()?;
+    let paddings: &[PaddingMode] = match args.padding {
+        PaddingArg::MaxLength => &[PaddingMode::MaxLength],
+        PaddingArg::Longest => &[PaddingMode::Longest],
+        PaddingArg::Both => &[PaddingMode::MaxLength, PaddingMode::Longest],
+    };
+
+    tch::manual_seed(0);
+    let (lengths, described) = draw_lengths(args)?;
+    println!(
+        "device {device:?}, {}, batch {}, s = {}, l = {}, {described}; {} warm-up + {} timed steps, 1 + {} decode \
+         batches × {} tokens",
+        match args.precision {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16 backbone",
+        },
+        args.batch_size,
+        args.max_len,
+        args.pt_len,
+        args.warmup,
+        args.steps,
+        args.inference_batches,
+        args.decode_tokens
+    );
+    // The same token ids for every shape (they share T5's vocabulary), padding and variant.
+    let vocab = configs.first().map_or(32128, |(_, c)| c.vocab_size);
+    let examples = lengths
+        .chunks(args.batch_size as usize)
+        .map(|chunk| examples_with_lengths(chunk, vocab))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut rows = Vec::new();
+    for (name, config) in &configs {
+        tch::manual_seed(0);
+        let mut backbone = guarded(|| Ok(T5::new_random(config, device)?))
+            .with_context(|| format!("building a random {name} on {device:?}"))?;
+        if args.precision == Precision::Bf16 {
+            backbone.set_float_kind(Kind::BFloat16)?;
+        }
+        let bench = Bench {
+            args,
+            shape: name,
+            backbone: &backbone,
+            device,
+        };
+        let variants = variants(args, backbone.hidden_size())?;
+        for &padding in paddings {
+            let batches = to_batches(&examples, padding, args.max_len, device);
+            for (variant, config) in &variants {
+                let row = bench.measure(*variant, config.clone(), padding, &batches)?;
+                eprintln!(
+                    "measured {name} {} {}: step {:.1} ms",
+                    padding.as_str(),
+                    variant.label(),
+                    row.step_ms.median
+                );
+                rows.push(row);
+            }
+            print_table(&rows, name, padding, device);
+        }
+    }
+    if device == Device::Cpu {
+        println!(
+            "memory on CPU: the process's peak resident set while the variant ran (peak reset, freed heap returned \
+             first; the backbone's weights included); on CUDA: the caching allocator's peak of allocated bytes"
+        );
+    }
+    if let Some(out) = &args.out {
+        write_outputs(out, &rows, args.headline_m, device)?;
+    }
+    Ok(())
+}
+
+/// (input, target) lengths for every batch, drawn once: warm-up, timed steps and decode batches.
+fn draw_lengths(args: &EfficiencyArgs) -> Result<(Vec<(usize, usize)>, String)> {
+    let batches = args.warmup + args.steps.max(args.inference_batches + 1);
+    let n = batches * args.batch_size as usize;
+    let s = args.max_len as usize;
+    if let Some(span) = args.uniform {
+        ensure!(
+            span.1 <= s,
+            "--uniform {}:{} reaches past --max-len {s}",
+            span.0,
+            span.1
+        );
+        let drawn = lengths::draw_uniform(n, span, args.target_len)?;
+        return Ok((
+            drawn,
+            format!("inputs uniform in {}–{} tokens", span.0, span.1),
+        ));
+    }
+    let profile = match (&args.data_dir, &args.tokenizer) {
+        (Some(dir), Some(tokenizer)) => {
+            let tokenizer = dept_models::TextTokenizer::from_file(tokenizer)?;
+            LengthProfile::measure(&args.task, dir, &tokenizer, 5000)?
+        }
+        _ => LengthProfile::builtin(&args.task)?,
+    };
+    let q = &profile.input;
+    let described = format!(
+        "inputs follow {}'s profile ({} rows: median {:.0}, 95th percentile {:.0}, max {:.0} tokens; {:.1}% cut to s)",
+        args.task,
+        profile.rows,
+        q[10],
+        q[19],
+        q[20],
+        100.0 * profile.share_over(s)
+    );
+    Ok((profile.draw(n, s)?, described))
+}
+
+/// The floor, PT, then DePT for each m (ascending; m = l would be PT again and is skipped).
+fn variants(args: &EfficiencyArgs, d: i64) -> Result<Vec<(Variant, Option<DeptConfig>)>> {
+    let mut out = Vec::new();
+    if !args.no_floor {
+        out.push((Variant::Floor, None));
+    }
+    let pt = DeptConfig::new(args.pt_len, 0, args.max_len, d)?.with_init(&PromptInit::Random);
+    out.push((Variant::Pt { l: args.pt_len }, Some(pt)));
+    let budget = Budget::new(args.pt_len, d, args.max_len)?;
+    let mut ms = args.prompt_lens.clone();
+    ms.sort_unstable();
+    ms.dedup();
+    for m in ms.into_iter().filter(|&m| m != args.pt_len) {
+        let split = budget
+            .rank_for(m, Rounding::Nearest)
+            .with_context(|| format!("--m {m}"))?;
+        let config = DeptConfig::new(m, split.r, args.max_len, d)?.with_init(&PromptInit::Random);
+        out.push((Variant::Dept { m, r: split.r }, Some(config)));
+    }
+    Ok(out)
+}
+
+fn to_batches(
+    examples: &[Vec<Encoded>],
+    padding: PaddingMode,
+    max_len: i64,
+    device: Device,
+) -> Vec<Batch> {
+    let padding = match padding {
+        PaddingMode::MaxLength => config::Padding::MaxLength,
+        PaddingMode::Longest => config::Padding::Longest,
+    };
+    examples
+        .iter()
+        .map(|examples| {
+            let items: Vec<&Encoded> = examples.iter().collect();
+            Batch::new(&items, padding, max_len as usize, 0, device)
+        })
+        .collect()
+}
+
+impl Bench<'_> {
+    fn measure(
+        &self,
+        variant: Variant,
+        config: Option<DeptConfig>,
+        padding: PaddingMode,
+        batches: &[Batch],
+    ) -> Result<Row> {
+        let args = self.args;
+        let params = config.as_ref().map_or(0, DeptConfig::num_params);
+        let adapter = config
+            .map(|c| DecomposedPrompt::new(c, None, self.device))
+            .transpose()?;
+        let model = adapter
+            .as_ref()
+            .map(|adapter| PromptedModel::new(self.backbone, adapter));
+        release_freed_memory();
+        reset_peak(self.device);
+
+        let step_ms = guarded(|| {
+            let mut timings = Vec::with_capacity(args.steps);
+            match (&model, &adapter) {
+                (Some(model), Some(adapter)) => {
+                    let params = adapter.parameters();
+                    let mut optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
+                    for (i, batch) in batches.iter().take(args.warmup + args.steps).enumerate() {
+                        let start = Instant::now();
+                        // The step `dept train` takes (dropout on), with its default rates.
+                        optimizer.zero_grad();
+                        step::forward_backward(*model, std::slice::from_ref(batch), true)?;
+                        step::update(&mut optimizer, &params, 1.0, 0.3, 1e-4);
+                        self.synchronize();
+                        if i >= args.warmup {
+                            timings.push(start.elapsed().as_secs_f64() * 1e3);
+                        }
+                    }
+                }
+                _ => {
+                    for (i, batch) in batches.iter().take(args.warmup + args.steps).enumerate() {
+                        let start = Instant::now();
+                        self.floor_step(batch)?;
+                        self.synchronize();
+                        if i >= args.warmup {
+                            timings.push(start.elapsed().as_secs_f64() * 1e3);
+                        }
+                    }
+                }
+            }
+            Ok(Stats::of(timings))
+        })?;
+        let peak = peak_memory(self.device);
+
+        let inference_samples_per_s = if args.inference_batches == 0 {
+            None
+        } else {
+            let mut seconds = 0.0;
+            // One untimed decode first, then the timed ones, on batches the training steps also saw.
+            for (i, batch) in batches.iter().take(args.inference_batches + 1).enumerate() {
+                let start = Instant::now();
+                guarded(|| {
+                    let generated = match &model {
+                        Some(model) => model.generate(
+                            &batch.input_ids,
+                            &batch.attention_mask,
+                            args.decode_tokens,
+                        )?,
+                        None => tch::no_grad(|| {
+                            self.backbone.generate_greedy(
+                                &self.backbone.embed(&batch.input_ids),
+                                &batch.attention_mask,
+                                args.decode_tokens,
+                            )
+                        })?,
+                    };
+                    self.synchronize();
+                    drop(generated);
+                    Ok(())
+                })?;
+                if i > 0 {
+                    seconds += start.elapsed().as_secs_f64();
+                }
+            }
+            Some((args.inference_batches as i64 * args.batch_size) as f64 / seconds)
+        };
+        Ok(Row {
+            shape: self.shape.to_string(),
+            padding,
+            variant,
+            params,
+            examples_per_s: args.batch_size as f64 / (step_ms.median / 1e3),
+            step_ms,
+            peak,
+            inference_samples_per_s,
+        })
+    }
+
+    /// The floor's step: the backbone on the bare input embeddings with dropout on, and the backward pass down to
+    /// those embeddings, which every input-side method (PT, DePT) has to pay for; nothing to update.
+    fn floor_step(&self, batch: &Batch) -> Result<(), dept_train::TrainError> {
+        let embeds = self
+            .backbone
+            .embed(&batch.input_ids)
+            .detach()
+            .set_requires_grad(true);
+        let output = self
+            .backbone
+            .forward(&embeds, &batch.attention_mask, &batch.labels, true)?;
+        output.loss.backward();
+        Ok(())
+    }
+
+    fn synchronize(&self) {
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    }
+}
+
+/// Gives freed heap back to the system, so that the next variant's peak resident set starts from what is live.
+fn release_freed_memory() {
+    // SAFETY: malloc_trim only returns unused heap pages; it is thread-safe in glibc.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The rows of one shape and padding, with ratios to PT and to the floor.
+fn print_table(rows: &[Row], shape: &str, padding: PaddingMode, device: Device) {
+    let group: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.shape == shape && r.padding == padding)
+        .collect();
+    let find = |pick: fn(&Variant) -> bool| group.iter().copied().find(|r| pick(&r.variant));
+    let pt = find(|v| matches!(v, Variant::Pt { .. }));
+    let floor = find(|v| matches!(v, Variant::Floor));
+    println!(
+        "\n{shape}, {} on {device:?}",
+        match padding {
+            PaddingMode::MaxLength => "inputs padded to s (official)",
+            PaddingMode::Longest => "each batch padded to its longest input",
+        }
+    );
+    println!(
+        "{:<18} {:>8} {:>22} {:>9} {:>6} {:>7} {:>10} {:>6} {:>11} {:>6}",
+        "variant",
+        "params",
+        "step ms median [range]",
+        "train ex/s",
+        "÷ PT",
+        "÷ floor",
+        "peak MiB",
+        "÷ PT",
+        "infer ex/s",
+        "÷ PT"
+    );
+    for row in &group {
+        let ratio = |value: Option<f64>, base: Option<f64>| match (value, base) {
+            (Some(v), Some(b)) if b > 0.0 => format!("{:.2}", v / b),
+            _ => "–".into(),
+        };
+        let step = |r: Option<&&Row>| r.map(|r| r.step_ms.median);
+        let peak = |r: Option<&&Row>| r.and_then(|r| r.peak).map(|p| p.mib());
+        let infer = |r: Option<&&Row>| r.and_then(|r| r.inference_samples_per_s);
+        println!(
+            "{:<18} {:>8} {:>22} {:>9.1} {:>6} {:>7} {:>10} {:>6} {:>11} {:>6}",
+            row.variant.label(),
+            row.params,
+            format!(
+                "{:.1} [{:.1}–{:.1}]",
+                row.step_ms.median, row.step_ms.min, row.step_ms.max
+            ),
+            row.examples_per_s,
+            ratio(step(Some(row)), step(pt.as_ref())),
+            ratio(step(Some(row)), step(floor.as_ref())),
+            peak(Some(row)).map_or("–".into(), |m| format!("{m:.0}")),
+            ratio(peak(Some(row)), peak(pt.as_ref())),
+            infer(Some(row)).map_or("–".into(), |v| format!("{v:.1}")),
+            ratio(infer(Some(row)), infer(pt.as_ref())),
+        );
+    }
+}
+
+fn write_outputs(out: &Path, rows: &[Row], headline_m: i64, device: Device) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, &text))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+        anyhow::Ok(())
+    };
+    write("efficiency.csv", csv(rows, device))?;
+    write("figure3.svg", plot::figure3_svg(rows))?;
+    write("figure4.svg", plot::figure4_svg(rows, headline_m))?;
+    Ok(())
+}
+
+/// Every row with its ratios to PT and the floor of its shape and padding.
+fn csv(rows: &[Row], device: Device) -> String {
+    let mut text = String::from(
+        "shape,padding,variant,m,r,params,device,step_ms_median,step_ms_min,step_ms_max,examples_per_s,\
+         peak_memory_mib,peak_memory_kind,inference_samples_per_s,step_vs_pt,step_vs_floor,memory_vs_pt,\
+         inference_vs_pt\n",
+    );
+    for row in rows {
+        let same = |pick: fn(&Variant) -> bool| {
+            rows.iter()
+                .find(|o| o.shape == row.shape && o.padding == row.padding && pick(&o.variant))
+        };
+        let pt = same(|v| matches!(v, Variant::Pt { .. }));
+        let floor = same(|v| matches!(v, Variant::Floor));
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.4}", a / b),
+            _ => String::new(),
+        };
+        let peak = |r: &Row| r.peak.map(|p| p.mib());
+        let (m, r) = match row.variant {
+            Variant::Floor => (0, 0),
+            Variant::Pt { l } => (l, 0),
+            Variant::Dept { m, r } => (m, r),
+        };
+        text.push_str(&format!(
+            "{},{},{},{m},{r},{},{device:?},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{}\n",
+            row.shape,
+            row.padding.as_str(),
+            row.variant.label(),
+            row.params,
+            row.step_ms.median,
+            row.step_ms.min,
+            row.step_ms.max,
+            row.examples_per_s,
+            peak(row).map(|m| format!("{m:.1}")).unwrap_or_default(),
+            row.peak.map(|p| p.kind.as_str()).unwrap_or_default(),
+            row.inference_samples_per_s
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_default(),
+            ratio(Some(row.step_ms.median), pt.map(|p| p.step_ms.median)),
+            ratio(Some(row.step_ms.median), floor.map(|f| f.step_ms.median)),
+            ratio(peak(row), pt.and_then(peak)),
+            ratio(
+                row.inference_samples_per_s,
+                pt.and_then(|p| p.inference_samples_per_s)
+            ),
+        ));
+    }
+    text
+}

@@ -1,0 +1,258 @@
+//! The Slurm backend: the unfinished points become one job array (`sbatch --array`), each task a `dept train` of
+//! one point with the sweep file's resources. Submissions are recorded in `slurm/submissions.txt`, so that a later
+//! call sees which points are queued or running (`squeue`) and submits only the others: a cancelled, failed or
+//! timed-out task is submitted again and resumes from its checkpoint.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::local::write_marker;
+use super::spec::Sweep;
+use super::state::{self, LiveTable, State};
+
+fn slurm_dir(sweep: &Sweep) -> PathBuf {
+    sweep.out.join("slurm")
+}
+
+/// `(job id, points file)` of every submission so far.
+fn submissions(sweep: &Sweep) -> Vec<(String, PathBuf)> {
+    let text =
+        std::fs::read_to_string(slurm_dir(sweep).join("submissions.txt")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(job, file)| (job.to_string(), PathBuf::from(file)))
+        .collect()
+}
+
+/// Point id → Slurm state (`PENDING`, `RUNNING`, …) of every array task `squeue` still lists.
+fn queued(sweep: &Sweep) -> Result<HashMap<String, (String, String)>> {
+    let subs = submissions(sweep);
+    let mut states = HashMap::new();
+    if subs.is_empty() {
+        return Ok(states);
+    }
+    let jobs: Vec<&str> = subs.iter().map(|(j, _)| j.as_str()).collect();
+    // One line per array task (-r), `JOBID_INDEX|STATE`.
+    let output = Command::new("squeue")
+        .args(["-h", "-r", "-o", "%i|%T", "-j", &jobs.join(",")])
+        .output()
+        .context("running squeue (is Slurm's client installed and SLURM_CONF set?)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // squeue fails for job ids it has already forgotten; that only means nothing of them is queued.
+    for line in stdout.lines() {
+        let Some((task, slurm_state)) = line.split_once('|') else {
+            continue;
+        };
+        let Some((job, index)) = task.split_once('_') else {
+            continue;
+        };
+        let Some((_, file)) = subs.iter().find(|(j, _)| j == job) else {
+            continue;
+        };
+        let Ok(index) = index.parse::<usize>() else {
+            continue;
+        };
+        let ids = std::fs::read_to_string(file).unwrap_or_default();
+        if let Some(id) = ids.lines().nth(index) {
+            states.insert(id.to_string(), (task.to_string(), slurm_state.to_string()));
+        }
+    }
+    Ok(states)
+}
+
+/// Every point's state: the folder's, overridden by what `squeue` lists.
+pub fn states(sweep: &Sweep) -> Result<Vec<State>> {
+    let queued = queued(sweep)?;
+    Ok(sweep
+        .points
+        .iter()
+        .map(|p| match queued.get(&p.id) {
+            Some((task, s)) if s == "RUNNING" || s == "COMPLETING" => {
+                State::Running(format!("slurm {task}"))
+            }
+            Some((task, s)) => State::Queued(format!("slurm {task} {}", s.to_lowercase())),
+            None => state::on_disk(sweep, p),
+        })
+        .collect())
+}
+
+/// Submits every point that is neither finished nor queued; `Ok(job id)` or `None` when nothing was left.
+pub fn submit(sweep: &Sweep, dept: &Path, overrides: &[String]) -> Result<Option<String>> {
+    let states = states(sweep)?;
+    let todo: Vec<&str> = sweep
+        .points
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| matches!(s, State::Pending | State::Interrupted | State::Failed(_)))
+        .map(|(p, _)| p.id.as_str())
+        .collect();
+    let (done, waiting) = (
+        states.iter().filter(|s| s.is_done()).count(),
+        states
+            .iter()
+            .filter(|s| matches!(s, State::Queued(_) | State::Running(_)))
+            .count(),
+    );
+    println!(
+        "{} points: {done} done, {waiting} queued or running, {} to submit",
+        states.len(),
+        todo.len()
+    );
+    if todo.is_empty() {
+        return Ok(None);
+    }
+    let dir = slurm_dir(sweep);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(state::status_dir(sweep))?;
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let number = submissions(sweep).len() + 1;
+    let points_file = absolute(&dir.join(format!("points-{number}.txt")));
+    write_marker(&points_file, &(todo.join("\n") + "\n"));
+    let script = absolute(&dir.join("array.sh"));
+    write_marker(&script, &array_script(sweep, &absolute(dept), overrides));
+
+    let r = &sweep.slurm;
+    let mut command = Command::new("sbatch");
+    command
+        .arg("--parsable")
+        .arg(format!("--job-name=dept-{}", sweep.name))
+        .arg(format!(
+            "--array=0-{}{}",
+            todo.len() - 1,
+            r.max_parallel.map_or(String::new(), |n| format!("%{n}"))
+        ))
+        .arg(format!(
+            "--output={}",
+            absolute(&sweep.out.join("logs"))
+                .join("slurm-%A_%a.out")
+                .display()
+        ))
+        .arg(format!("--chdir={}", absolute(Path::new(".")).display()))
+        .arg("--export=ALL");
+    for (flag, value) in [
+        ("partition", &r.partition),
+        ("account", &r.account),
+        ("qos", &r.qos),
+        ("gres", &r.gres),
+        ("mem", &r.mem),
+        ("time", &r.time),
+    ] {
+        if let Some(value) = value {
+            command.arg(format!("--{flag}={value}"));
+        }
+    }
+    if let Some(cpus) = r.cpus_per_task {
+        command.arg(format!("--cpus-per-task={cpus}"));
+    }
+    command.args(&r.extra).arg(&script).arg(&points_file);
+    let output = command
+        .output()
+        .context("running sbatch (is Slurm's client installed and SLURM_CONF set?)")?;
+    if !output.status.success() {
+        bail!(
+            "sbatch refused the job array ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    // --parsable prints `JOBID` or `JOBID;CLUSTER`.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let job = stdout.trim().split(';').next().unwrap_or("").to_string();
+    if job.is_empty() || !job.chars().all(|c| c.is_ascii_digit()) {
+        bail!("sbatch printed {:?}, not a job id", stdout.trim());
+    }
+    for id in &todo {
+        let _ = std::fs::remove_file(sweep.out.join("status").join(format!("{id}.failed")));
+    }
+    let record = dir.join("submissions.txt");
+    let mut text = std::fs::read_to_string(&record).unwrap_or_default();
+    text += &format!("{job} {}\n", points_file.display());
+    write_marker(&record, &text);
+    println!(
+        "submitted job array {job} ({} tasks): squeue -r -j {job}",
+        todo.len()
+    );
+    Ok(Some(job))
+}
+
+/// The array task: the n-th line of the points file is its point; a failure leaves the `.failed` marker that
+/// `dept sweep status` shows.
+fn array_script(sweep: &Sweep, dept: &Path, overrides: &[String]) -> String {
+    let out = std::path::absolute(&sweep.out).unwrap_or_else(|_| sweep.out.clone());
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let sets: String = overrides
+        .iter()
+        .map(|o| format!(" --set {}", quote(o)))
+        .collect();
+    format!(
+        r#"#!/bin/bash
+# Written by `dept sweep run --backend slurm` for sweep {name}; one array task trains one point.
+set -u
+ID=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$1")
+if [ -z "$ID" ]; then echo "no point for array index $SLURM_ARRAY_TASK_ID in $1" >&2; exit 2; fi
+OUT={out}
+echo "=== dept sweep: slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname) starts $ID" >> "$OUT/logs/$ID.log"
+{dept} train "$OUT/configs/$ID.yaml"{sets} >> "$OUT/logs/$ID.log" 2>&1
+STATUS=$?
+if [ $STATUS -ne 0 ]; then
+  echo "exit status $STATUS in slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}; log $OUT/logs/$ID.log" > "$OUT/status/$ID.failed"
+fi
+exit $STATUS
+"#,
+        name = sweep.name,
+        out = quote(&out.display().to_string()),
+        dept = quote(&dept.display().to_string()),
+    )
+}
+
+/// Waits until no point of the sweep is queued or running, showing the table; `Ok(points not done)`.
+pub fn wait(sweep: &Sweep) -> Result<usize> {
+    let mut table = LiveTable::new();
+    let start = Instant::now();
+    loop {
+        let states = states(sweep)?;
+        table.show(&LiveTable::render(sweep, &states, false));
+        if !states
+            .iter()
+            .any(|s| matches!(s, State::Queued(_) | State::Running(_)))
+        {
+            let left = states.iter().filter(|s| !s.is_done()).count();
+            println!(
+                "no task of the sweep left in Slurm after {:.0} s; {left} point(s) not done",
+                start.elapsed().as_secs_f64()
+            );
+            return Ok(left);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// `sacct`'s final state of each array task of the sweep, where accounting is enabled (`None` otherwise).
+pub fn accounting(sweep: &Sweep) -> Option<Vec<String>> {
+    let jobs: Vec<String> = submissions(sweep).into_iter().map(|(j, _)| j).collect();
+    if jobs.is_empty() {
+        return None;
+    }
+    let output = Command::new("sacct")
+        .args([
+            "-n",
+            "-P",
+            "-X",
+            "-o",
+            "JobID,State,ExitCode,Elapsed",
+            "-j",
+            &jobs.join(","),
+        ])
+        .output()
+        .ok()?;
+    output.status.success().then(|| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    })
+}

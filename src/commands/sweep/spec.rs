@@ -1,0 +1,394 @@
+//! The sweep file: a base experiment config, keys set for every point, and a grid whose product gives the points.
+//! Every point becomes one `dept train` config in the sweep folder, named by its grid values so that a grid that
+//! grows later keeps the names (and finished runs) of the points it already had.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use dept_train::ExperimentConfig;
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+/// `SWEEP.yaml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepFile {
+    /// Names the sweep folder (`runs/sweeps/<name>` unless `out:` is given) and the Slurm job.
+    pub name: String,
+    /// The sweep folder, relative to where the sweep is run.
+    #[serde(default)]
+    pub out: Option<PathBuf>,
+    /// A base experiment config, relative to the sweep file; `{task}` is replaced by each point's task, so that
+    /// each task starts from its own config (`configs/glue/{task}.yaml`).
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Keys set on every point (after the base config).
+    #[serde(default)]
+    pub set: Mapping,
+    /// Keys with lists of values; the points are every combination, in the order the keys are written.
+    pub grid: Mapping,
+    /// Resources for the Slurm backend.
+    #[serde(default)]
+    pub slurm: SlurmResources,
+}
+
+/// `#SBATCH` lines of the job array; unset fields are left to the cluster's defaults.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmResources {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    /// e.g. `gpu:1`.
+    pub gres: Option<String>,
+    pub cpus_per_task: Option<u32>,
+    /// e.g. `32G`.
+    pub mem: Option<String>,
+    /// e.g. `24:00:00`.
+    pub time: Option<String>,
+    /// At most this many array tasks at once (`--array=…%N`).
+    pub max_parallel: Option<u32>,
+    /// Further `sbatch` options, written as given (`--constraint=a100`).
+    #[serde(default)]
+    pub extra: Vec<String>,
+}
+
+/// One point: its name, its grid values (as written), and its full experiment config.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub id: String,
+    pub values: Vec<(String, String)>,
+    pub config: Mapping,
+}
+
+/// A sweep resolved against its file: folder, grid keys and points.
+#[derive(Debug)]
+pub struct Sweep {
+    pub name: String,
+    pub file: PathBuf,
+    pub out: PathBuf,
+    pub grid_keys: Vec<String>,
+    pub points: Vec<Point>,
+    pub slurm: SlurmResources,
+}
+
+/// `sweep.json`, written into the sweep folder: what `dept sweep report` groups by.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub grid_keys: Vec<String>,
+    pub points: Vec<ManifestPoint>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ManifestPoint {
+    pub id: String,
+    pub values: BTreeMap<String, String>,
+}
+
+impl Sweep {
+    /// Reads and expands a sweep file; every point's config is checked as `dept train` would check it, so a bad
+    /// key or value is reported before anything runs. `out` overrides the file's folder.
+    pub fn load(file: &Path, out: Option<&Path>) -> Result<Self> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the sweep file {}", file.display()))?;
+        let spec: SweepFile = serde_yaml::from_str(&text).with_context(|| {
+            format!(
+                "{}: not a sweep file (keys: name, out, base, set, grid, slurm)",
+                file.display()
+            )
+        })?;
+        let bad = |message: String| anyhow::anyhow!("{}: {message}", file.display());
+        ensure!(
+            !spec.name.is_empty()
+                && spec
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            bad(format!(
+                "name {:?} must be letters, digits, '-', '_' or '.'",
+                spec.name
+            ))
+        );
+        let mut grid = Vec::new();
+        for (key, values) in &spec.grid {
+            let key = key
+                .as_str()
+                .ok_or_else(|| bad(format!("grid keys must be strings, found {key:?}")))?;
+            dept_train::config::check_key(key).map_err(|m| bad(format!("grid: {m}")))?;
+            let values = match values {
+                Value::Sequence(values) if !values.is_empty() => values.clone(),
+                Value::Sequence(_) => return Err(bad(format!("grid.{key} is an empty list"))),
+                single => vec![single.clone()],
+            };
+            grid.push((key.to_string(), values));
+        }
+        ensure!(
+            !grid.is_empty(),
+            bad("grid is empty: give at least one key with a list of values".into())
+        );
+        for key in spec.set.keys() {
+            let key = key
+                .as_str()
+                .ok_or_else(|| bad(format!("set keys must be strings, found {key:?}")))?;
+            dept_train::config::check_key(key).map_err(|m| bad(format!("set: {m}")))?;
+            ensure!(
+                !grid.iter().any(|(k, _)| k == key),
+                bad(format!("`{key}` is both in set and in grid"))
+            );
+        }
+        let out = match (out, &spec.out) {
+            (Some(out), _) => out.to_path_buf(),
+            (None, Some(out)) => out.clone(),
+            (None, None) => Path::new("runs/sweeps").join(&spec.name),
+        };
+        let base_dir = file.parent().unwrap_or(Path::new("."));
+
+        let mut points: Vec<Point> = Vec::new();
+        for combination in product(&grid) {
+            let values: Vec<(String, String)> = combination
+                .iter()
+                .map(|(k, v)| (k.clone(), scalar_text(v)))
+                .collect();
+            let id = point_id(&values);
+            if let Some(other) = points.iter().find(|p| p.id == id) {
+                bail!(bad(format!(
+                    "two grid points are both named {:?} ({:?})",
+                    id, other.values
+                )));
+            }
+            let mut config = match &spec.base {
+                Some(base) => read_base(base_dir, base, &combination, &spec.set)?,
+                None => Mapping::new(),
+            };
+            for (k, v) in &spec.set {
+                config.insert(k.clone(), v.clone());
+            }
+            for (k, v) in &combination {
+                config.insert(Value::String(k.clone()), v.clone());
+            }
+            config.insert(
+                Value::String("output_dir".into()),
+                Value::String(out.join("runs").join(&id).display().to_string()),
+            );
+            let text = serde_yaml::to_string(&config)?;
+            ExperimentConfig::from_yaml(&text, &file.join(format!("#{id}")), &[])
+                .with_context(|| format!("grid point {id}"))?;
+            points.push(Point { id, values, config });
+        }
+        Ok(Sweep {
+            name: spec.name,
+            file: file.to_path_buf(),
+            out,
+            grid_keys: grid.into_iter().map(|(k, _)| k).collect(),
+            points,
+            slurm: spec.slurm,
+        })
+    }
+
+    pub fn config_path(&self, point: &Point) -> PathBuf {
+        self.out.join("configs").join(format!("{}.yaml", point.id))
+    }
+
+    pub fn run_dir(&self, point: &Point) -> PathBuf {
+        self.out.join("runs").join(&point.id)
+    }
+
+    pub fn log_path(&self, point: &Point) -> PathBuf {
+        self.out.join("logs").join(format!("{}.log", point.id))
+    }
+
+    /// Writes `sweep.json` and every point's config (atomically; unchanged files are left alone).
+    pub fn write(&self) -> Result<()> {
+        std::fs::create_dir_all(self.out.join("configs"))
+            .and_then(|_| std::fs::create_dir_all(self.out.join("logs")))
+            .with_context(|| format!("creating the sweep folder {}", self.out.display()))?;
+        let manifest = Manifest {
+            name: self.name.clone(),
+            grid_keys: self.grid_keys.clone(),
+            points: self
+                .points
+                .iter()
+                .map(|p| ManifestPoint {
+                    id: p.id.clone(),
+                    values: p.values.iter().cloned().collect(),
+                })
+                .collect(),
+        };
+        write_if_changed(
+            &self.out.join("sweep.json"),
+            &(serde_json::to_string_pretty(&manifest)? + "\n"),
+        )?;
+        for point in &self.points {
+            let header = format!(
+                "# Sweep {}, point {} (written by dept sweep from {}; edits are overwritten)\n",
+                self.name,
+                point.id,
+                self.file.display()
+            );
+            write_if_changed(
+                &self.config_path(point),
+                &(header + &serde_yaml::to_string(&point.config)?),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Every combination of the grid's values, the last key varying fastest.
+fn product(grid: &[(String, Vec<Value>)]) -> Vec<Vec<(String, Value)>> {
+    let mut combinations: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+    for (key, values) in grid {
+        combinations = combinations
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut next = prefix.clone();
+                    next.push((key.clone(), v.clone()));
+                    next
+                })
+            })
+            .collect();
+    }
+    combinations
+}
+
+/// A grid value as written in YAML (`1.0e-4`, `rte`, `true`).
+pub fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .trim_start_matches("---")
+            .trim()
+            .to_string(),
+    }
+}
+
+/// `task-rte__lr_pair-0.0001__seed-42`: grid keys and values, characters outside `[A-Za-z0-9._-]` replaced.
+pub fn point_id(values: &[(String, String)]) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || ".-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    values
+        .iter()
+        .map(|(k, v)| format!("{}-{}", clean(k), clean(v)))
+        .collect::<Vec<_>>()
+        .join("__")
+}
+
+/// The base config of one point: `{task}` in the base path is the point's task (from the grid or `set`).
+fn read_base(
+    dir: &Path,
+    base: &str,
+    combination: &[(String, Value)],
+    set: &Mapping,
+) -> Result<Mapping> {
+    let task = combination
+        .iter()
+        .find(|(k, _)| k == "task")
+        .map(|(_, v)| v.clone())
+        .or_else(|| set.get("task").cloned());
+    let name = match (base.contains("{task}"), task) {
+        (false, _) => base.to_string(),
+        (true, Some(task)) => base.replace("{task}", &scalar_text(&task)),
+        (true, None) => bail!("base {base:?} uses {{task}} but neither grid nor set gives a task"),
+    };
+    let path = dir.join(&name);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the base config {}", path.display()))?;
+    match serde_yaml::from_str(&text)
+        .with_context(|| format!("{}: not valid YAML", path.display()))?
+    {
+        Value::Mapping(map) => Ok(map),
+        Value::Null => Ok(Mapping::new()),
+        _ => bail!(
+            "{}: expected a mapping of `key: value` lines",
+            path.display()
+        ),
+    }
+}
+
+fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    dept_core::atomic::write_atomically(path, |tmp| std::fs::write(tmp, text))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sweep(dir: &Path, text: &str) -> Result<Sweep> {
+        let file = dir.join("sweep.yaml");
+        std::fs::write(&file, text).unwrap();
+        Sweep::load(&file, Some(&dir.join("out")))
+    }
+
+    #[test]
+    fn the_grid_expands_in_key_order_with_stable_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("base-rte.yaml"),
+            "task: rte\nmax_steps: 10\nprompt_len: 4\nrank: 2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("base-cb.yaml"),
+            "task: cb\nmax_steps: 20\nprompt_len: 4\nrank: 2\n",
+        )
+        .unwrap();
+        let s = sweep(
+            dir.path(),
+            "name: t\nbase: base-{task}.yaml\nset: {lr_prompt: 0.3}\ngrid:\n  task: [rte, cb]\n  lr_pair: [1.0e-4, 5.0e-3]\n  seed: [42, 43]\n",
+        )
+        .unwrap();
+        assert_eq!(s.points.len(), 8);
+        assert_eq!(s.grid_keys, ["task", "lr_pair", "seed"]);
+        assert_eq!(s.points[0].id, "task-rte__lr_pair-0.0001__seed-42");
+        assert_eq!(s.points[1].id, "task-rte__lr_pair-0.0001__seed-43");
+        assert_eq!(s.points[7].id, "task-cb__lr_pair-0.005__seed-43");
+        let cb = &s.points[7].config;
+        assert_eq!(cb.get("max_steps"), Some(&Value::from(20)));
+        assert_eq!(cb.get("lr_prompt"), Some(&Value::from(0.3)));
+        assert!(scalar_text(cb.get("output_dir").unwrap())
+            .ends_with("out/runs/task-cb__lr_pair-0.005__seed-43"));
+        s.write().unwrap();
+        let written = std::fs::read_to_string(s.config_path(&s.points[7])).unwrap();
+        let config = ExperimentConfig::from_yaml(&written, Path::new("x"), &[]).unwrap();
+        assert_eq!(
+            (config.task.as_str(), config.lr_pair, config.seed),
+            ("cb", 0.005, 43)
+        );
+        let manifest: Manifest =
+            serde_json::from_str(&std::fs::read_to_string(s.out.join("sweep.json")).unwrap())
+                .unwrap();
+        assert_eq!(manifest.points[7].values["lr_pair"], "0.005");
+    }
+
+    #[test]
+    fn bad_sweeps_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = |text: &str| format!("{:#}", sweep(dir.path(), text).unwrap_err());
+        assert!(err("name: t\ngrid: {lr_pare: [1]}\n").contains("did you mean `lr_pair`"));
+        assert!(err("name: t\ngrid: {seed: []}\n").contains("grid.seed is an empty list"));
+        assert!(err("name: t\nset: {seed: 1}\ngrid: {seed: [1, 2]}\n")
+            .contains("both in set and in grid"));
+        assert!(err("name: a/b\ngrid: {seed: [1]}\n").contains("must be letters"));
+        assert!(err("name: t\ngrid: {lr_pair: [fast]}\n").contains("lr_pair"));
+        assert!(err("name: t\nbase: missing.yaml\ngrid: {seed: [1]}\n").contains("missing.yaml"));
+        assert!(err("name: t\ngird: {seed: [1]}\n").contains("not a sweep file"));
+    }
+}
