@@ -9,27 +9,7 @@ use common::*;
 use dept_models::TextTokenizer;
 
 fn shared_tokenizers() -> Option<PathBuf> {
-    let dir = std::env::var_os("DEPT_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("shared")
-        })
-        .join("tokenizers");
-    if dir.is_dir() {
-        Some(dir)
-    } else if std::env::var_os("DEPT_REQUIRE_SHARED").is_some_and(|v| v == "1") {
-        // CI sets this: there the real vocabularies must be checked, not skipped.
-        panic!(
-            "{} not found and DEPT_REQUIRE_SHARED=1: the tokenizer tests need the real vocabularies (set \
-             DEPT_SHARED_DIR)",
-            dir.display()
-        );
-    } else {
-        println!("skipped: {} not found (set DEPT_SHARED_DIR)", dir.display());
-        None
-    }
+    shared_dir().map(|dir| dir.join("tokenizers"))
 }
 
 #[test]

@@ -5,6 +5,30 @@ use std::path::{Path, PathBuf};
 
 use tch::{Kind, Tensor};
 
+/// `../shared` (or `DEPT_SHARED_DIR`): the real data and vocabularies. `None`, with a message, where it is absent;
+/// a panic instead when `DEPT_REQUIRE_SHARED=1` (CI), so that a test needing them cannot pass by skipping.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("DEPT_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("shared")
+        });
+    if dir.join("data").is_dir() && dir.join("tokenizers").is_dir() {
+        Some(dir)
+    } else if std::env::var_os("DEPT_REQUIRE_SHARED").is_some_and(|v| v == "1") {
+        panic!(
+            "{} (data/ and tokenizers/) not found and DEPT_REQUIRE_SHARED=1: this test needs the real files (set \
+             DEPT_SHARED_DIR)",
+            dir.display()
+        );
+    } else {
+        println!("skipped: {} not found (set DEPT_SHARED_DIR)", dir.display());
+        None
+    }
+}
+
 pub fn reference_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")

@@ -64,6 +64,11 @@ cannot() {
             tail -n 25 "$f" >&2
         fi
     done
+    if [ -n "${CLEANUP_STATE:-}" ]; then
+        f=$CLEANUP_STATE
+        CLEANUP_STATE=
+        LOCAL_SLURM_KEEP_JOBS=1 cmd_stop "$f" >/dev/null 2>&1
+    fi
     exit 3
 }
 
@@ -161,11 +166,14 @@ next_port() {
     cannot "no free TCP port found"
 }
 
+# abs_state DIR [create] : absolute physical path of DIR (created if asked)
 abs_state() {
     [ -n "${1:-}" ] || usage
     case "$1" in *[[:space:]]*) cannot "STATE_DIR must not contain white space: '$1'" ;; esac
-    mkdir -p "$1" || cannot "cannot create STATE_DIR $1"
-    (cd "$1" && pwd -P)
+    if [ "${2:-}" = create ]; then
+        mkdir -p "$1" || cannot "cannot create STATE_DIR $1"
+    fi
+    (cd "$1" 2>/dev/null && pwd -P) || { [ "${2:-}" = create ] && cannot "cannot enter $1"; printf '%s' "$1"; }
 }
 
 # Unix socket paths are limited to 107 bytes: with a deep STATE_DIR put the
@@ -267,6 +275,7 @@ cancel_all() {
     local st=$1 ids i
     pid_alive "$st/slurmctld.pid" slurmctld "$st" >/dev/null || return 0
     ids=$(SLURM_CONF="$st/slurm.conf" timeout 10 squeue -h -o '%F' 2>/dev/null | sort -u | tr '\n' ' ')
+    ids=${ids% }
     [ -n "${ids// /}" ] || return 0
     # shellcheck disable=SC2086
     SLURM_CONF="$st/slurm.conf" timeout 10 scancel $ids 2>/dev/null
@@ -310,6 +319,9 @@ cmd_stop() {
     stop_one "$st/slurmdbd.pid" slurmdbd "$st"
     stop_one "$st/mariadbd.pid" mariadbd "$st"
     stop_one "$st/munged.pid" munged "$st"
+    local sd
+    sd=$(sock_dir "$st")
+    case "$sd" in /tmp/local-slurm-*) rm -rf "$sd" ;; esac
     return 0
 }
 
@@ -319,7 +331,10 @@ write_config() { # STATE SOCKDIR HOST HW CTLD_PORT SLURMD_PORT DBD_PORT(0 = no a
     if [ "$dbdport" != 0 ]; then
         acct="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
-AccountingStoragePort=$dbdport"
+AccountingStoragePort=$dbdport
+# Slurm 22.05 authenticates slurmdbd connections (slurmctld, sacct, sacctmgr)
+# through this munge socket, not AuthInfo; default would be /run/munge/munge.socket.2
+AccountingStoragePass=$sd/munge.socket"
     else
         acct="AccountingStorageType=accounting_storage/none"
     fi
@@ -352,6 +367,8 @@ $acct
 JobCompType=jobcomp/filetxt
 JobCompLoc=$st/log/jobcomp.txt
 SchedulerType=sched/backfill
+# start batch jobs about 1 s after submission instead of 2 s
+SchedulerParameters=batch_sched_delay=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
@@ -434,6 +451,7 @@ start_accounting() {
         --pid-file="$st/mariadbd.pid" --log-error="$st/log/mariadbd.log" </dev/null >/dev/null 2>&1 &
     for i in $(seq 1 150); do
         mariadb --no-defaults -S "$sock" -uroot -e 'select 1' >/dev/null 2>&1 && break
+        pid_alive "$st/mariadbd.pid" mariadbd "$st" >/dev/null || [ "$i" -lt 25 ] || break
         sleep 0.2
     done
     mariadb --no-defaults -S "$sock" -uroot -e "
@@ -443,24 +461,25 @@ start_accounting() {
 
     SLURM_CONF="$st/slurm.conf" slurmdbd >>"$st/log/slurmdbd.out" 2>&1 ||
         cannot "slurmdbd failed to start" "$st/log/slurmdbd.out" "$st/log/slurmdbd.log"
-    for i in $(seq 1 150); do
+    local t0=$SECONDS
+    while [ $((SECONDS - t0)) -lt 30 ]; do
         if SLURM_CONF="$st/slurm.conf" timeout 5 sacctmgr -n show cluster >/dev/null 2>&1; then
             # slurmctld registers the cluster itself too; adding it here
             # first avoids losing the first jobs' records
             SLURM_CONF="$st/slurm.conf" timeout 10 sacctmgr -i add cluster localcluster >/dev/null 2>&1
             return 0
         fi
-        pid_alive "$st/slurmdbd.pid" slurmdbd "$st" >/dev/null || [ "$i" -lt 10 ] ||
+        pid_alive "$st/slurmdbd.pid" slurmdbd "$st" >/dev/null || [ $((SECONDS - t0)) -lt 3 ] ||
             cannot "slurmdbd died" "$st/log/slurmdbd.out" "$st/log/slurmdbd.log"
-        sleep 0.2
+        sleep 0.3
     done
-    cannot "slurmdbd did not answer" "$st/log/slurmdbd.log"
+    cannot "slurmdbd did not answer within 30 s" "$st/log/slurmdbd.log"
 }
 
 cmd_start() {
     local st sd
-    st=$(abs_state "${1:-}") || exit $?
     [ "$(id -u)" = 0 ] || cannot "must run as root (slurmd runs jobs as the submitting user)"
+    st=$(abs_state "${1:-}" create) || exit $?
     local m
     # shellcheck disable=SC2086
     m=$(missing $BASE_BINS)
@@ -486,11 +505,12 @@ cmd_start() {
     LOCAL_SLURM_KEEP_JOBS=1 cmd_stop "$st" >/dev/null
 
     sd=$(sock_dir "$st")
+    CLEANUP_STATE=$st   # from here on, `cannot` stops what was started
     mkdir -p "$st/log" "$st/ctld" "$sd/spool" || cannot "cannot create directories in $st"
     chmod 755 "$st" "$sd"   # clients of any uid need the munge socket
 
     local host hw ctld_port slurmd_port dbd_port=0
-    host=$(hostname -s 2>/dev/null || hostname)
+    host=$(hostname -s 2>/dev/null || uname -n | cut -d. -f1)
     [ -n "$host" ] || cannot "cannot determine the host name"
     # "NodeName=x CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ThreadsPerCore=1 RealMemory=7936"
     hw=$(slurmd -C 2>/dev/null | head -n1 | sed -e 's/^NodeName=[^ ]* *//' -e 's/ *UpTime=.*//')
@@ -536,6 +556,7 @@ cmd_start() {
         s=$(node_state "$st")
         case "$s" in
             idle|mixed|allocated|completing)
+                CLEANUP_STATE=
                 cancel_ghosts "$st" "$recovered"
                 print_export "$st"
                 return 0 ;;
