@@ -35,7 +35,7 @@ extern "C" fn request_stop(_: libc::c_int) {
 }
 
 /// Runs every unfinished point; `Ok(failed points)`.
-pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots, overrides: &[String]) -> Result<usize> {
+pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<usize> {
     // SAFETY: the handler only stores to an atomic flag, which is async-signal-safe.
     unsafe {
         libc::signal(
@@ -87,7 +87,7 @@ pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots, overrides: &[String]) -> R
         }
         while let (Some(&slot), Some(&index)) = (free.last(), queue.last()) {
             let point = &sweep.points[index];
-            let child = start(sweep, point, dept, slots, slot, threads, overrides)?;
+            let child = start(sweep, point, dept, slots, slot, threads)?;
             free.pop();
             queue.pop();
             let _ = std::fs::remove_file(state::failed_marker(sweep, point));
@@ -163,7 +163,6 @@ fn start(
     slots: &Slots,
     slot: usize,
     threads: Option<usize>,
-    overrides: &[String],
 ) -> Result<Child> {
     let log_path = sweep.log_path(point);
     let mut log = OpenOptions::new()
@@ -173,19 +172,12 @@ fn start(
         .with_context(|| format!("opening {}", log_path.display()))?;
     let mut command = Command::new(dept);
     command.arg("train").arg(sweep.config_path(point));
-    for item in overrides {
-        command.arg("--set").arg(item);
-    }
     match slots {
         Slots::Gpus(gpus) => {
             command.env("CUDA_VISIBLE_DEVICES", &gpus[slot]);
         }
         Slots::Cpu(_) => {
-            let set_elsewhere = point.config.contains_key("threads")
-                || overrides
-                    .iter()
-                    .any(|o| o.trim_start().starts_with("threads="));
-            if let (Some(threads), false) = (threads, set_elsewhere) {
+            if let (Some(threads), false) = (threads, point.config.contains_key("threads")) {
                 command.arg("--set").arg(format!("threads={threads}"));
             }
         }

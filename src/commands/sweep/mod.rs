@@ -48,7 +48,8 @@ pub struct RunArgs {
     /// Local: this many points at once on the CPU, sharing its cores.
     #[arg(long, default_value_t = 1)]
     slots: usize,
-    /// Set a key on every point, e.g. `--set model=/models/t5-base` (as `dept train --set`).
+    /// Set a key on every point, e.g. `--set model=/models/t5-base` (as `dept train --set`); written into the
+    /// point configs, so later calls (status, report, a resumed run) should pass the same.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Slurm: after submitting, wait until no task is queued or running, showing the table.
@@ -83,7 +84,7 @@ pub fn run(command: &SweepCommand) -> Result<()> {
             let out = if args.sweep.join("sweep.json").is_file() {
                 args.sweep.clone()
             } else {
-                Sweep::load(&args.sweep, args.out.as_deref())?.out
+                Sweep::load(&args.sweep, args.out.as_deref(), &[])?.out
             };
             let report = report::run(&out)?;
             println!("{}", report.markdown());
@@ -98,8 +99,7 @@ pub fn run(command: &SweepCommand) -> Result<()> {
 }
 
 fn run_sweep(args: &RunArgs) -> Result<()> {
-    let sweep = Sweep::load(&args.sweep, args.out.as_deref())?;
-    check_overrides(&sweep, &args.set)?;
+    let sweep = Sweep::load(&args.sweep, args.out.as_deref(), &args.set)?;
     sweep.write()?;
     println!(
         "sweep {}: {} points over {} in {}",
@@ -127,7 +127,7 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
                 Some(gpus) => local::Slots::Gpus(local::parse_gpus(gpus)?),
                 None => local::Slots::Cpu(args.slots),
             };
-            let failed = local::run(&sweep, &dept, &slots, &args.set)?;
+            let failed = local::run(&sweep, &dept, &slots)?;
             if failed > 0 {
                 bail!(
                     "{failed} point(s) failed (their logs are in {}); run the same command again to retry them",
@@ -140,7 +140,7 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
             );
         }
         Backend::Slurm => {
-            slurm::submit(&sweep, &dept, &args.set)?;
+            slurm::submit(&sweep, &dept)?;
             if args.wait {
                 let left = slurm::wait(&sweep)?;
                 if left > 0 {
@@ -160,7 +160,7 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
 }
 
 fn status(args: &StatusArgs) -> Result<()> {
-    let sweep = Sweep::load(&args.sweep, args.out.as_deref())?;
+    let sweep = Sweep::load(&args.sweep, args.out.as_deref(), &[])?;
     let slurm_used = sweep.out.join("slurm").join("submissions.txt").is_file();
     let states = if slurm_used {
         slurm::states(&sweep)?
@@ -181,25 +181,6 @@ fn status(args: &StatusArgs) -> Result<()> {
                 }
             }
             None => println!("sacct: no accounting on this cluster; states above come from squeue and the run folders"),
-        }
-    }
-    Ok(())
-}
-
-/// `--set` items must name experiment keys (checked once here rather than in every point's log).
-fn check_overrides(sweep: &Sweep, overrides: &[String]) -> Result<()> {
-    for item in overrides {
-        let Some((key, _)) = item.split_once('=') else {
-            bail!("--set {item:?}: expected key=value");
-        };
-        dept_train::config::check_key(key.trim())
-            .map_err(|m| anyhow::anyhow!("--set {item:?}: {m}"))?;
-        if sweep.grid_keys.iter().any(|k| k == key.trim()) {
-            bail!(
-                "--set {item:?}: `{}` is a grid key of {}",
-                key.trim(),
-                sweep.file.display()
-            );
         }
     }
     Ok(())

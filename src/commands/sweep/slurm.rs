@@ -81,7 +81,7 @@ pub fn states(sweep: &Sweep) -> Result<Vec<State>> {
 }
 
 /// Submits every point that is neither finished nor queued; `Ok(job id)` or `None` when nothing was left.
-pub fn submit(sweep: &Sweep, dept: &Path, overrides: &[String]) -> Result<Option<String>> {
+pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
     let states = states(sweep)?;
     let todo: Vec<&str> = sweep
         .points
@@ -113,7 +113,7 @@ pub fn submit(sweep: &Sweep, dept: &Path, overrides: &[String]) -> Result<Option
     let points_file = absolute(&dir.join(format!("points-{number}.txt")));
     write_marker(&points_file, &(todo.join("\n") + "\n"));
     let script = absolute(&dir.join("array.sh"));
-    write_marker(&script, &array_script(sweep, &absolute(dept), overrides));
+    write_marker(&script, &array_script(sweep, &absolute(dept)));
 
     let r = &sweep.slurm;
     let mut command = Command::new("sbatch");
@@ -181,13 +181,9 @@ pub fn submit(sweep: &Sweep, dept: &Path, overrides: &[String]) -> Result<Option
 
 /// The array task: the n-th line of the points file is its point; a failure leaves the `.failed` marker that
 /// `dept sweep status` shows.
-fn array_script(sweep: &Sweep, dept: &Path, overrides: &[String]) -> String {
+fn array_script(sweep: &Sweep, dept: &Path) -> String {
     let out = std::path::absolute(&sweep.out).unwrap_or_else(|_| sweep.out.clone());
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let sets: String = overrides
-        .iter()
-        .map(|o| format!(" --set {}", quote(o)))
-        .collect();
     format!(
         r#"#!/bin/bash
 # Written by `dept sweep run --backend slurm` for sweep {name}; one array task trains one point.
@@ -196,7 +192,7 @@ ID=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$1")
 if [ -z "$ID" ]; then echo "no point for array index $SLURM_ARRAY_TASK_ID in $1" >&2; exit 2; fi
 OUT={out}
 echo "=== dept sweep: slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname) starts $ID" >> "$OUT/logs/$ID.log"
-{dept} train "$OUT/configs/$ID.yaml"{sets} >> "$OUT/logs/$ID.log" 2>&1
+{dept} train "$OUT/configs/$ID.yaml" >> "$OUT/logs/$ID.log" 2>&1
 STATUS=$?
 if [ $STATUS -ne 0 ]; then
   echo "exit status $STATUS in slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}; log $OUT/logs/$ID.log" > "$OUT/status/$ID.failed"

@@ -89,8 +89,9 @@ pub struct ManifestPoint {
 
 impl Sweep {
     /// Reads and expands a sweep file; every point's config is checked as `dept train` would check it, so a bad
-    /// key or value is reported before anything runs. `out` overrides the file's folder.
-    pub fn load(file: &Path, out: Option<&Path>) -> Result<Self> {
+    /// key or value is reported before anything runs. `out` overrides the file's folder; `overrides` are
+    /// `key=value` items (`--set`) applied to every point after `set`, and may not name a grid key.
+    pub fn load(file: &Path, out: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the sweep file {}", file.display()))?;
         let spec: SweepFile = serde_yaml::from_str(&text).with_context(|| {
@@ -138,6 +139,23 @@ impl Sweep {
                 bad(format!("`{key}` is both in set and in grid"))
             );
         }
+        let mut set = spec.set.clone();
+        for item in overrides {
+            let (key, raw) = item
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected key=value"))?;
+            let key = key.trim();
+            dept_train::config::check_key(key)
+                .map_err(|m| anyhow::anyhow!("--set {item:?}: {m}"))?;
+            ensure!(
+                !grid.iter().any(|(k, _)| k == key),
+                "--set {item:?}: `{key}` is a grid key of {}",
+                file.display()
+            );
+            let value: Value = serde_yaml::from_str(raw)
+                .with_context(|| format!("--set {item:?}: the value is not YAML"))?;
+            set.insert(Value::String(key.to_string()), value);
+        }
         let out = match (out, &spec.out) {
             (Some(out), _) => out.to_path_buf(),
             (None, Some(out)) => out.clone(),
@@ -146,6 +164,7 @@ impl Sweep {
         let base_dir = file.parent().unwrap_or(Path::new("."));
 
         let mut points: Vec<Point> = Vec::new();
+        let mut widths = BTreeMap::new();
         for combination in product(&grid) {
             let values: Vec<(String, String)> = combination
                 .iter()
@@ -159,10 +178,10 @@ impl Sweep {
                 )));
             }
             let mut config = match &spec.base {
-                Some(base) => read_base(base_dir, base, &combination, &spec.set)?,
+                Some(base) => read_base(base_dir, base, &combination, &set)?,
                 None => Mapping::new(),
             };
-            for (k, v) in &spec.set {
+            for (k, v) in &set {
                 config.insert(k.clone(), v.clone());
             }
             for (k, v) in &combination {
@@ -173,8 +192,9 @@ impl Sweep {
                 Value::String(out.join("runs").join(&id).display().to_string()),
             );
             let text = serde_yaml::to_string(&config)?;
-            ExperimentConfig::from_yaml(&text, &file.join(format!("#{id}")), &[])
+            let experiment = ExperimentConfig::from_yaml(&text, &file.join(format!("#{id}")), &[])
                 .with_context(|| format!("grid point {id}"))?;
+            check_shape(&experiment, &mut widths).with_context(|| format!("grid point {id}"))?;
             points.push(Point { id, values, config });
         }
         Ok(Sweep {
@@ -233,6 +253,25 @@ impl Sweep {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The (m, r) a point trains, where its model folder is readable: the budget arithmetic needs the model's width d,
+/// and a grid of m values that leaves no integer r is better refused now than one run at a time. `widths` caches d
+/// per model folder.
+fn check_shape(
+    config: &ExperimentConfig,
+    widths: &mut BTreeMap<PathBuf, Option<i64>>,
+) -> Result<()> {
+    let d = *widths.entry(config.model.clone()).or_insert_with(|| {
+        let (_, json) = dept_models::checkpoint::read_config(&config.model).ok()?;
+        ["d_model", "hidden_size", "n_embd"]
+            .iter()
+            .find_map(|key| json.get(*key).and_then(|v| v.as_i64()))
+    });
+    match d {
+        Some(d) => config.shape(d).map(|_| ()).map_err(anyhow::Error::msg),
+        None => Ok(()), // no model folder here (yet): `dept train` checks the shape when the point runs
     }
 }
 
@@ -334,7 +373,7 @@ mod tests {
     fn sweep(dir: &Path, text: &str) -> Result<Sweep> {
         let file = dir.join("sweep.yaml");
         std::fs::write(&file, text).unwrap();
-        Sweep::load(&file, Some(&dir.join("out")))
+        Sweep::load(&file, Some(&dir.join("out")), &[])
     }
 
     #[test]
@@ -390,5 +429,41 @@ mod tests {
         assert!(err("name: t\ngrid: {lr_pair: [fast]}\n").contains("lr_pair"));
         assert!(err("name: t\nbase: missing.yaml\ngrid: {seed: [1]}\n").contains("missing.yaml"));
         assert!(err("name: t\ngird: {seed: [1]}\n").contains("not a sweep file"));
+    }
+
+    #[test]
+    fn overrides_apply_to_every_point_and_the_budget_is_checked_against_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        dept_models::tiny::write_tiny_t5(
+            &model,
+            &dept_data::synthetic::vocabulary(),
+            32,
+            "gated-gelu",
+            1,
+        )
+        .unwrap();
+        let file = dir.path().join("sweep.yaml");
+        std::fs::write(&file, "name: t\nset: {task: rte, budget: 10, rank: null, max_len: 64}\ngrid: {prompt_len: [4, 7]}\n").unwrap();
+        let load = |extra: &[&str]| {
+            let mut overrides = vec![format!("model={:?}", model.display().to_string())];
+            overrides.extend(extra.iter().map(|s| s.to_string()));
+            Sweep::load(&file, Some(&dir.path().join("out")), &overrides)
+        };
+        // d = 32, s = 64: 10·32 = m·32 + 96·r has r = 2 for m = 4 and r = 1 for m = 7.
+        let sweep = load(&[]).unwrap();
+        assert_eq!(
+            sweep.points[0].config.get("model"),
+            Some(&Value::from(model.display().to_string()))
+        );
+        // l = 11 leaves no integer r for m = 4: refused before anything runs, naming the point.
+        let err = format!("{:#}", load(&["budget=11"]).unwrap_err());
+        assert!(
+            err.contains("prompt_len-4") && err.contains("no integer rank"),
+            "{err}"
+        );
+        assert!(format!("{:#}", load(&["prompt_len=3"]).unwrap_err()).contains("is a grid key"));
+        assert!(format!("{:#}", load(&["promt_len=3"]).unwrap_err())
+            .contains("did you mean `prompt_len`"));
     }
 }
