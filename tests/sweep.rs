@@ -91,7 +91,7 @@ fn a_local_sweep_is_interrupted_resumed_and_reported() {
             ));
     };
 
-    // Interrupted (SIGINT, as Ctrl-C) once two points have finished.
+    // Interrupted (SIGINT, as Ctrl-C) once two points have finished and a running one has a checkpoint, so that
     let mut command = dept();
     sweep_args(&mut command);
     let child = command
@@ -100,7 +100,15 @@ fn a_local_sweep_is_interrupted_resumed_and_reported() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while done_points(&out).len() < 2 {
+    // the next call has one to resume.
+    let checkpointed_unfinished = || {
+        std::fs::read_dir(out.join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("last").is_dir() && !e.path().join("results.csv").is_file())
+    };
+    while done_points(&out).len() < 2 || !checkpointed_unfinished() {
         assert!(
             start.elapsed() < Duration::from_secs(300),
             "no two points finished in 5 minutes"
@@ -144,13 +152,39 @@ fn a_local_sweep_is_interrupted_resumed_and_reported() {
         .iter()
         .any(|id| !before.contains(id) && starts_in_log(&out, id) >= 1));
 
-    // A third call has nothing left to do.
+    // At least one point continued from the checkpoint it had when interrupted.
+    let logs: String = after
+        .iter()
+        .map(|id| {
+            std::fs::read_to_string(out.join("logs").join(format!("{id}.log"))).unwrap_or_default()
+        })
+        .collect();
+    assert!(logs.contains("resumed from step"), "no point resumed");
+
+    // A third call has nothing left to do: no point starts again.
+    let starts: Vec<usize> = after.iter().map(|id| starts_in_log(&out, id)).collect();
     let mut command = dept();
     sweep_args(&mut command);
     run_ok(&mut command);
-    for id in &after {
-        assert!(starts_in_log(&out, id) <= 2, "{id}");
-    }
+    assert_eq!(
+        after
+            .iter()
+            .map(|id| starts_in_log(&out, id))
+            .collect::<Vec<_>>(),
+        starts
+    );
+
+    // A point whose run folder is in use by another process is reported as such.
+    let busy = out.join("runs").join(&after[0]);
+    let lock = dept_train::run_dir::RunLock::acquire(&busy).unwrap();
+    let status = run_ok(
+        dept()
+            .current_dir(repo())
+            .args(["sweep", "status", "configs/sweeps/tiny-cpu.yaml", "--out"])
+            .arg(&out),
+    );
+    assert!(String::from_utf8_lossy(&status.stdout).contains("running (another process)"));
+    drop(lock);
 
     // The report: 4 configurations (2 tasks × 2 lr_pair) over 2 seeds each, the best per task.
     let report = run_ok(dept().args(["sweep", "report"]).arg(&out));

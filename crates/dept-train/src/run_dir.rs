@@ -1,6 +1,8 @@
 //! The run folder: `config.yaml`, `metrics.jsonl`, `best/`, `last/`, `results.csv`, `curves.svg`.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use dept_core::atomic::write_atomically;
@@ -14,15 +16,17 @@ pub const RUN_MARKER: &str = ".dept-run";
 
 pub struct RunDir {
     pub root: PathBuf,
+    _lock: RunLock,
 }
 
 impl RunDir {
-    /// Creates (or reopens) a run folder. An existing folder must be empty or one of ours: a run never writes its
-    /// files among someone else's.
+    /// Creates (or reopens) a run folder and holds its lock while the run lasts. An existing folder must be empty
+    /// or one of ours: a run never writes its files among someone else's, nor beside another run's.
     pub fn create(root: &Path) -> Result<Self, TrainError> {
         create_marked(root)?;
         Ok(RunDir {
             root: root.to_path_buf(),
+            _lock: RunLock::acquire(root)?,
         })
     }
 
@@ -48,6 +52,37 @@ impl RunDir {
     /// Writes a small text file atomically.
     pub fn write_text(&self, path: &Path, text: &str) -> Result<(), TrainError> {
         write_text(path, text)
+    }
+}
+
+/// An exclusive `flock` on a run folder's marker file, held by the `dept train` that writes there: a second run
+/// of the same folder (a sweep started twice, a Slurm task resubmitted while the first still runs) is refused
+/// instead of writing over the first. The kernel releases it when the process ends, however it ends.
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunLock {
+    pub fn acquire(dir: &Path) -> Result<Self, TrainError> {
+        let path = dir.join(RUN_MARKER);
+        let file = File::open(&path).map_err(|source| TrainError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        // SAFETY: flock on a descriptor this function owns; it only takes an advisory lock.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(TrainError::Run(format!(
+                "{} is in use by another dept train right now (a sweep started twice, or a task still running); \
+                 wait for it or stop it first",
+                dir.display()
+            )));
+        }
+        Ok(RunLock { _file: file })
+    }
+
+    /// Whether some process holds the lock of `dir` now (false for a folder without a marker).
+    pub fn is_held(dir: &Path) -> bool {
+        dir.join(RUN_MARKER).is_file() && matches!(Self::acquire(dir), Err(TrainError::Run(_)))
     }
 }
 
@@ -209,6 +244,20 @@ pub fn results_csv(columns: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_folder_is_locked_while_its_run_lasts() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("run");
+        let run = RunDir::create(&root).unwrap();
+        assert!(RunLock::is_held(&root));
+        let err = RunDir::create(&root).err().unwrap().to_string();
+        assert!(err.contains("in use by another dept train"), "{err}");
+        drop(run);
+        assert!(!RunLock::is_held(&root));
+        RunDir::create(&root).unwrap();
+        assert!(!RunLock::is_held(&dir.path().join("never-made")));
+    }
 
     #[test]
     fn reopening_drops_lines_a_resume_rewrites() {

@@ -62,7 +62,7 @@ pub struct EfficiencyArgs {
     #[arg(long, default_value_t = 100)]
     pt_len: i64,
     /// DePT prompt lengths m (comma-separated); each r is solved from l·d = m·d + (s+d)·r, rounded to the nearest
-    /// integer where no integer solves it exactly (the table shows the parameter difference).
+    /// integer where no integer solves it exactly (the params column shows the resulting count).
     #[arg(long = "m", value_delimiter = ',', default_value = "0,20,40,60,80")]
     prompt_lens: Vec<i64>,
     /// Leave out the backbone-alone floor.
@@ -125,10 +125,20 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         "--batch-size, --max-len and --pt-len must be positive"
     );
     let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
-    let configs = args
-        .shapes
-        .iter()
-        .map(|name| t5_shape(name).map(|c| (name.clone(), c)))
+    let mut shapes: Vec<&String> = Vec::new();
+    for name in &args.shapes {
+        if !shapes.contains(&name) {
+            shapes.push(name);
+        }
+    }
+    // Every variant is solved before any model is built, so that a bad --m costs nothing.
+    let configs = shapes
+        .into_iter()
+        .map(|name| {
+            let config = t5_shape(name)?;
+            let variants = variants(args, config.d_model)?;
+            Ok((name.clone(), config, variants))
+        })
         .collect::<Result<Vec<_>>>()?;
     let paddings: &[PaddingMode] = match args.padding {
         PaddingArg::MaxLength => &[PaddingMode::MaxLength],
@@ -154,14 +164,14 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         args.decode_tokens
     );
     // The same token ids for every shape (they share T5's vocabulary), padding and variant.
-    let vocab = configs.first().map_or(32128, |(_, c)| c.vocab_size);
+    let vocab = configs.first().map_or(32128, |(_, c, _)| c.vocab_size);
     let examples = lengths
         .chunks(args.batch_size as usize)
         .map(|chunk| examples_with_lengths(chunk, vocab))
         .collect::<Result<Vec<_>>>()?;
 
     let mut rows = Vec::new();
-    for (name, config) in &configs {
+    for (name, config, variants) in &configs {
         tch::manual_seed(0);
         let mut backbone = guarded(|| Ok(T5::new_random(config, device)?))
             .with_context(|| format!("building a random {name} on {device:?}"))?;
@@ -174,10 +184,9 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
             backbone: &backbone,
             device,
         };
-        let variants = variants(args, backbone.hidden_size())?;
         for &padding in paddings {
             let batches = to_batches(&examples, padding, args.max_len, device);
-            for (variant, config) in &variants {
+            for (variant, config) in variants {
                 let row = bench.measure(*variant, config.clone(), padding, &batches)?;
                 eprintln!(
                     "measured {name} {} {}: step {:.1} ms",
@@ -333,10 +342,10 @@ impl Bench<'_> {
         })?;
         let peak = peak_memory(self.device);
 
-        let inference_samples_per_s = if args.inference_batches == 0 {
+        let inference_ms = if args.inference_batches == 0 {
             None
         } else {
-            let mut seconds = 0.0;
+            let mut timings = Vec::with_capacity(args.inference_batches);
             // One untimed decode first, then the timed ones, on batches the training steps also saw.
             for (i, batch) in batches.iter().take(args.inference_batches + 1).enumerate() {
                 let start = Instant::now();
@@ -360,10 +369,10 @@ impl Bench<'_> {
                     Ok(())
                 })?;
                 if i > 0 {
-                    seconds += start.elapsed().as_secs_f64();
+                    timings.push(start.elapsed().as_secs_f64() * 1e3);
                 }
             }
-            Some((args.inference_batches as i64 * args.batch_size) as f64 / seconds)
+            Some(Stats::of(timings))
         };
         Ok(Row {
             shape: self.shape.to_string(),
@@ -373,7 +382,9 @@ impl Bench<'_> {
             examples_per_s: args.batch_size as f64 / (step_ms.median / 1e3),
             step_ms,
             peak,
-            inference_samples_per_s,
+            inference_samples_per_s: inference_ms
+                .map(|t| args.batch_size as f64 / (t.median / 1e3)),
+            inference_ms,
         })
     }
 
@@ -407,15 +418,49 @@ fn release_freed_memory() {
     }
 }
 
+/// A row with its group's baselines: PT and the floor of the same shape and padding.
+struct Compared<'a> {
+    row: &'a Row,
+    pt: Option<&'a Row>,
+    floor: Option<&'a Row>,
+}
+
+impl<'a> Compared<'a> {
+    fn new(row: &'a Row, rows: &'a [Row]) -> Self {
+        let same = |pick: fn(&Variant) -> bool| {
+            rows.iter()
+                .find(|o| o.shape == row.shape && o.padding == row.padding && pick(&o.variant))
+        };
+        Compared {
+            row,
+            pt: same(|v| matches!(v, Variant::Pt { .. })),
+            floor: same(|v| matches!(v, Variant::Floor)),
+        }
+    }
+
+    /// `measure(row) ÷ measure(baseline)`, where both exist.
+    fn ratio(&self, baseline: Option<&Row>, measure: fn(&Row) -> Option<f64>) -> Option<f64> {
+        match (measure(self.row), baseline.and_then(measure)) {
+            (Some(v), Some(b)) if b > 0.0 => Some(v / b),
+            _ => None,
+        }
+    }
+}
+
+fn step_ms(row: &Row) -> Option<f64> {
+    Some(row.step_ms.median)
+}
+
+fn peak_mib(row: &Row) -> Option<f64> {
+    row.peak.map(|p| p.mib())
+}
+
+fn inference(row: &Row) -> Option<f64> {
+    row.inference_samples_per_s
+}
+
 /// The rows of one shape and padding, with ratios to PT and to the floor.
 fn print_table(rows: &[Row], shape: &str, padding: PaddingMode, device: Device) {
-    let group: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.shape == shape && r.padding == padding)
-        .collect();
-    let find = |pick: fn(&Variant) -> bool| group.iter().copied().find(|r| pick(&r.variant));
-    let pt = find(|v| matches!(v, Variant::Pt { .. }));
-    let floor = find(|v| matches!(v, Variant::Floor));
     println!(
         "\n{shape}, {} on {device:?}",
         match padding {
@@ -424,28 +469,29 @@ fn print_table(rows: &[Row], shape: &str, padding: PaddingMode, device: Device) 
         }
     );
     println!(
-        "{:<18} {:>8} {:>22} {:>9} {:>6} {:>7} {:>10} {:>6} {:>11} {:>6}",
+        "{:<18} {:>8} {:>24} {:>9} {:>9} {:>9} {:>9} {:>6} {:>7} {:>10} {:>6} {:>7}",
         "variant",
         "params",
         "step ms median [range]",
         "train ex/s",
-        "÷ PT",
+        "step ÷ PT",
         "÷ floor",
         "peak MiB",
         "÷ PT",
+        "÷ floor",
         "infer ex/s",
-        "÷ PT"
+        "÷ PT",
+        "÷ floor"
     );
-    for row in &group {
-        let ratio = |value: Option<f64>, base: Option<f64>| match (value, base) {
-            (Some(v), Some(b)) if b > 0.0 => format!("{:.2}", v / b),
-            _ => "–".into(),
-        };
-        let step = |r: Option<&&Row>| r.map(|r| r.step_ms.median);
-        let peak = |r: Option<&&Row>| r.and_then(|r| r.peak).map(|p| p.mib());
-        let infer = |r: Option<&&Row>| r.and_then(|r| r.inference_samples_per_s);
+    let shown =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_string(), |v| format!("{v:.digits$}"));
+    for row in rows
+        .iter()
+        .filter(|r| r.shape == shape && r.padding == padding)
+    {
+        let c = Compared::new(row, rows);
         println!(
-            "{:<18} {:>8} {:>22} {:>9.1} {:>6} {:>7} {:>10} {:>6} {:>11} {:>6}",
+            "{:<18} {:>8} {:>24} {:>9.1} {:>9} {:>9} {:>9} {:>6} {:>7} {:>10} {:>6} {:>7}",
             row.variant.label(),
             row.params,
             format!(
@@ -453,12 +499,14 @@ fn print_table(rows: &[Row], shape: &str, padding: PaddingMode, device: Device) 
                 row.step_ms.median, row.step_ms.min, row.step_ms.max
             ),
             row.examples_per_s,
-            ratio(step(Some(row)), step(pt.as_ref())),
-            ratio(step(Some(row)), step(floor.as_ref())),
-            peak(Some(row)).map_or("–".into(), |m| format!("{m:.0}")),
-            ratio(peak(Some(row)), peak(pt.as_ref())),
-            infer(Some(row)).map_or("–".into(), |v| format!("{v:.1}")),
-            ratio(infer(Some(row)), infer(pt.as_ref())),
+            shown(c.ratio(c.pt, step_ms), 2),
+            shown(c.ratio(c.floor, step_ms), 2),
+            shown(peak_mib(row), 0),
+            shown(c.ratio(c.pt, peak_mib), 2),
+            shown(c.ratio(c.floor, peak_mib), 2),
+            shown(inference(row), 1),
+            shown(c.ratio(c.pt, inference), 2),
+            shown(c.ratio(c.floor, inference), 2),
         );
     }
 }
@@ -482,49 +530,47 @@ fn write_outputs(out: &Path, rows: &[Row], headline_m: i64, device: Device) -> R
 fn csv(rows: &[Row], device: Device) -> String {
     let mut text = String::from(
         "shape,padding,variant,m,r,params,device,step_ms_median,step_ms_min,step_ms_max,examples_per_s,\
-         peak_memory_mib,peak_memory_kind,inference_samples_per_s,step_vs_pt,step_vs_floor,memory_vs_pt,\
-         inference_vs_pt\n",
+         peak_memory_mib,peak_memory_kind,inference_ms_median,inference_ms_min,inference_ms_max,\
+         inference_samples_per_s,step_vs_pt,step_vs_floor,memory_vs_pt,memory_vs_floor,inference_vs_pt,\
+         inference_vs_floor\n",
     );
+    let cell =
+        |v: Option<f64>, digits: usize| v.map(|v| format!("{v:.digits$}")).unwrap_or_default();
     for row in rows {
-        let same = |pick: fn(&Variant) -> bool| {
-            rows.iter()
-                .find(|o| o.shape == row.shape && o.padding == row.padding && pick(&o.variant))
-        };
-        let pt = same(|v| matches!(v, Variant::Pt { .. }));
-        let floor = same(|v| matches!(v, Variant::Floor));
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.4}", a / b),
-            _ => String::new(),
-        };
-        let peak = |r: &Row| r.peak.map(|p| p.mib());
+        let c = Compared::new(row, rows);
         let (m, r) = match row.variant {
             Variant::Floor => (0, 0),
             Variant::Pt { l } => (l, 0),
             Variant::Dept { m, r } => (m, r),
         };
-        text.push_str(&format!(
-            "{},{},{},{m},{r},{},{device:?},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{},{}\n",
-            row.shape,
-            row.padding.as_str(),
+        let cells = [
+            row.shape.clone(),
+            row.padding.as_str().to_string(),
             row.variant.label(),
-            row.params,
-            row.step_ms.median,
-            row.step_ms.min,
-            row.step_ms.max,
-            row.examples_per_s,
-            peak(row).map(|m| format!("{m:.1}")).unwrap_or_default(),
-            row.peak.map(|p| p.kind.as_str()).unwrap_or_default(),
-            row.inference_samples_per_s
-                .map(|v| format!("{v:.3}"))
+            m.to_string(),
+            r.to_string(),
+            row.params.to_string(),
+            format!("{device:?}"),
+            format!("{:.3}", row.step_ms.median),
+            format!("{:.3}", row.step_ms.min),
+            format!("{:.3}", row.step_ms.max),
+            format!("{:.3}", row.examples_per_s),
+            cell(peak_mib(row), 1),
+            row.peak
+                .map(|p| p.kind.as_str().to_string())
                 .unwrap_or_default(),
-            ratio(Some(row.step_ms.median), pt.map(|p| p.step_ms.median)),
-            ratio(Some(row.step_ms.median), floor.map(|f| f.step_ms.median)),
-            ratio(peak(row), pt.and_then(peak)),
-            ratio(
-                row.inference_samples_per_s,
-                pt.and_then(|p| p.inference_samples_per_s)
-            ),
-        ));
+            cell(row.inference_ms.map(|t| t.median), 3),
+            cell(row.inference_ms.map(|t| t.min), 3),
+            cell(row.inference_ms.map(|t| t.max), 3),
+            cell(inference(row), 3),
+            cell(c.ratio(c.pt, step_ms), 4),
+            cell(c.ratio(c.floor, step_ms), 4),
+            cell(c.ratio(c.pt, peak_mib), 4),
+            cell(c.ratio(c.floor, peak_mib), 4),
+            cell(c.ratio(c.pt, inference), 4),
+            cell(c.ratio(c.floor, inference), 4),
+        ];
+        text += &(cells.join(",") + "\n");
     }
     text
 }

@@ -965,6 +965,7 @@ mod tests {
                 kind: MemoryKind::ProcessRss,
             }),
             inference_samples_per_s: inference,
+            inference_ms: None,
         }
     }
 

@@ -82,6 +82,8 @@ pub struct Row {
     /// Batch size ÷ median step time.
     pub examples_per_s: f64,
     pub peak: Option<PeakMemory>,
-    /// Greedy decoding throughput; `None` when inference was skipped.
+    /// Greedy decoding throughput (batch size ÷ median batch time); `None` when inference was skipped.
     pub inference_samples_per_s: Option<f64>,
+    /// Greedy decoding of one batch, milliseconds.
+    pub inference_ms: Option<Stats>,
 }

@@ -34,7 +34,8 @@ extern "C" fn request_stop(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Runs every unfinished point; `Ok(failed points)`.
+/// Runs every unfinished point; `Ok(failed points)`. On SIGINT/SIGTERM the running points are stopped (they
+/// resume on the next call) and the process exits with 130; on an error they are stopped too.
 pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<usize> {
     // SAFETY: the handler only stores to an atomic flag, which is async-signal-safe.
     unsafe {
@@ -47,113 +48,151 @@ pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<usize> {
             request_stop as *const () as libc::sighandler_t,
         );
     }
-    let slot_names: Vec<String> = match slots {
-        Slots::Gpus(gpus) => gpus.iter().map(|g| format!("gpu {g}")).collect(),
-        Slots::Cpu(n) => (1..=*n).map(|i| format!("cpu slot {i}")).collect(),
-    };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = match slots {
-        Slots::Cpu(n) => Some((cores / n).max(1)),
-        Slots::Gpus(_) => None,
-    };
     std::fs::create_dir_all(state::status_dir(sweep))
         .with_context(|| format!("creating {}", state::status_dir(sweep).display()))?;
-
-    let mut states: Vec<State> = sweep
-        .points
-        .iter()
-        .map(|p| state::on_disk(sweep, p))
-        .collect();
-    let retried = states
-        .iter()
-        .filter(|s| matches!(s, State::Failed(_)))
-        .count();
-    if retried > 0 {
-        println!("{retried} point(s) failed before and are tried again");
+    let mut pool = Pool::new(sweep, dept, slots);
+    let result = pool.drive();
+    if result.is_err() || STOP.load(Ordering::SeqCst) {
+        pool.stop_all();
     }
-    let mut queue: Vec<usize> = (0..states.len())
-        .filter(|&i| !states[i].is_done())
-        .collect();
-    queue.reverse(); // pop() takes them in grid order
-    let mut free: Vec<usize> = (0..slot_names.len()).rev().collect();
-    let mut running: Vec<Running> = Vec::new();
-    let mut failed = 0;
-    let mut table = LiveTable::new();
-    let mut last_draw = Instant::now() - Duration::from_secs(10);
-
-    loop {
-        if STOP.load(Ordering::SeqCst) {
-            break;
-        }
-        while let (Some(&slot), Some(&index)) = (free.last(), queue.last()) {
-            let point = &sweep.points[index];
-            let child = start(sweep, point, dept, slots, slot, threads)?;
-            free.pop();
-            queue.pop();
-            let _ = std::fs::remove_file(state::failed_marker(sweep, point));
-            states[index] = State::Running(slot_names[slot].clone());
-            running.push(Running { index, slot, child });
-        }
-        if running.is_empty() {
-            break;
-        }
-        let mut finished = Vec::new();
-        for (i, run) in running.iter_mut().enumerate() {
-            if let Some(status) = run.child.try_wait()? {
-                finished.push((i, status));
-            }
-        }
-        for (i, status) in finished.into_iter().rev() {
-            let run = running.remove(i);
-            free.push(run.slot);
-            let point = &sweep.points[run.index];
-            states[run.index] = if status.success() && state::on_disk(sweep, point).is_done() {
-                State::Done
-            } else if STOP.load(Ordering::SeqCst) {
-                state::on_disk(sweep, point)
-            } else {
-                failed += 1;
-                let why = format!("{status}; log {}", sweep.log_path(point).display());
-                write_marker(&state::failed_marker(sweep, point), &why);
-                eprintln!(
-                    "point {} failed ({why}):\n{}",
-                    point.id,
-                    log_tail(&sweep.log_path(point), 6)
-                );
-                State::Failed(why)
-            };
-        }
-        if last_draw.elapsed() >= Duration::from_secs(2) {
-            table.show(&LiveTable::render(sweep, &states, false));
-            last_draw = Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
+    let failed = result?;
     if STOP.load(Ordering::SeqCst) {
-        for run in &mut running {
-            // SAFETY: signalling our own child process.
-            unsafe {
-                libc::kill(run.child.id() as libc::pid_t, libc::SIGTERM);
-            }
-        }
-        for run in &mut running {
-            let _ = run.child.wait();
-        }
-        let left = states.iter().filter(|s| !s.is_done()).count();
+        let left = pool.states.iter().filter(|s| !s.is_done()).count();
         println!(
             "interrupted: {left} point(s) not finished; run the same command again to resume them (from their last \
              checkpoint where they have one)"
         );
         std::process::exit(130);
     }
-    let states: Vec<State> = sweep
-        .points
-        .iter()
-        .map(|p| state::on_disk(sweep, p))
-        .collect();
-    table.show(&LiveTable::render(sweep, &states, false));
+    pool.table
+        .show(&LiveTable::render(sweep, &state::all_on_disk(sweep), false));
     Ok(failed)
+}
+
+/// The slots, the points waiting for one, and the points running in them.
+struct Pool<'a> {
+    sweep: &'a Sweep,
+    dept: &'a Path,
+    slots: &'a Slots,
+    slot_names: Vec<String>,
+    /// libtorch threads per CPU slot.
+    threads: Option<usize>,
+    states: Vec<State>,
+    /// Point indices, last first (`pop` takes them in grid order).
+    queue: Vec<usize>,
+    free: Vec<usize>,
+    running: Vec<Running>,
+    table: LiveTable,
+}
+
+impl<'a> Pool<'a> {
+    fn new(sweep: &'a Sweep, dept: &'a Path, slots: &'a Slots) -> Self {
+        let slot_names: Vec<String> = match slots {
+            Slots::Gpus(gpus) => gpus.iter().map(|g| format!("gpu {g}")).collect(),
+            Slots::Cpu(n) => (1..=*n).map(|i| format!("cpu slot {i}")).collect(),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = match slots {
+            Slots::Cpu(n) => Some((cores / n).max(1)),
+            Slots::Gpus(_) => None,
+        };
+        let states = state::all_on_disk(sweep);
+        let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
+        let retried = count(|s| matches!(s, State::Failed(_)));
+        if retried > 0 {
+            println!("{retried} point(s) failed before and are tried again");
+        }
+        let elsewhere = count(|s| matches!(s, State::Running(_)));
+        if elsewhere > 0 {
+            println!(
+                "{elsewhere} point(s) are being trained by another process and are left to it"
+            );
+        }
+        let mut queue: Vec<usize> = (0..states.len())
+            .filter(|&i| !matches!(states[i], State::Done | State::Running(_)))
+            .collect();
+        queue.reverse();
+        Pool {
+            free: (0..slot_names.len()).rev().collect(),
+            sweep,
+            dept,
+            slots,
+            slot_names,
+            threads,
+            states,
+            queue,
+            running: Vec::new(),
+            table: LiveTable::new(),
+        }
+    }
+
+    /// Starts points while slots are free, collects the ones that end, until none is left or a stop is asked.
+    fn drive(&mut self) -> Result<usize> {
+        let mut failed = 0;
+        let mut last_draw: Option<Instant> = None;
+        while !STOP.load(Ordering::SeqCst) {
+            while let (Some(&slot), Some(&index)) = (self.free.last(), self.queue.last()) {
+                let point = &self.sweep.points[index];
+                let child = start(self.sweep, point, self.dept, self.slots, slot, self.threads)?;
+                self.free.pop();
+                self.queue.pop();
+                let _ = std::fs::remove_file(state::failed_marker(self.sweep, point));
+                self.states[index] = State::Running(self.slot_names[slot].clone());
+                self.running.push(Running { index, slot, child });
+            }
+            if self.running.is_empty() {
+                break;
+            }
+            let mut ended = Vec::new();
+            for (i, run) in self.running.iter_mut().enumerate() {
+                if let Some(status) = run.child.try_wait()? {
+                    ended.push((i, status));
+                }
+            }
+            for (i, status) in ended.into_iter().rev() {
+                let run = self.running.remove(i);
+                self.free.push(run.slot);
+                let point = &self.sweep.points[run.index];
+                let on_disk = state::on_disk(self.sweep, point);
+                self.states[run.index] = if status.success() && on_disk.is_done() {
+                    State::Done
+                } else if STOP.load(Ordering::SeqCst) {
+                    on_disk
+                } else {
+                    failed += 1;
+                    let log = self.sweep.log_path(point);
+                    let why = format!("{status}; log {}", log.display());
+                    state::write_file(&state::failed_marker(self.sweep, point), &why)?;
+                    eprintln!("point {} failed ({why}):\n{}", point.id, log_tail(&log, 6));
+                    self.table.keep_what_was_printed();
+                    State::Failed(why)
+                };
+            }
+            if last_draw.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
+                self.table
+                    .show(&LiveTable::render(self.sweep, &self.states, false));
+                last_draw = Some(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(failed)
+    }
+
+    /// SIGTERM to every running point (`dept train` then ends; its last checkpoint stays), and waits for them.
+    fn stop_all(&mut self) {
+        for run in &mut self.running {
+            // SAFETY: signalling our own child process.
+            unsafe {
+                libc::kill(run.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        for run in &mut self.running {
+            let _ = run.child.wait();
+        }
+        for run in self.running.drain(..) {
+            self.states[run.index] = state::on_disk(self.sweep, &self.sweep.points[run.index]);
+        }
+    }
 }
 
 fn start(
@@ -190,10 +229,6 @@ fn start(
         .spawn()
         .with_context(|| format!("starting {}", dept.display()))?;
     Ok(child)
-}
-
-pub fn write_marker(path: &Path, text: &str) {
-    let _ = dept_core::atomic::write_atomically(path, |tmp| std::fs::write(tmp, text));
 }
 
 pub fn log_tail(path: &Path, lines: usize) -> String {

@@ -13,13 +13,13 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use spec::Sweep;
-use state::{LiveTable, State};
+use state::LiveTable;
 
 #[derive(Subcommand)]
 pub enum SweepCommand {
     /// Runs (or resumes) every point of a sweep file.
     Run(RunArgs),
-    /// Where every point stands (done, running, queued, interrupted, failed, pending).
+    /// Where every point stands (done, running, queued in Slurm, interrupted, failed, pending), and sacct's record.
     Status(StatusArgs),
     /// One table over every finished point: mean ± std over seeds, the best configuration per task (CSV, Markdown).
     Report(ReportArgs),
@@ -55,7 +55,7 @@ pub struct RunArgs {
     /// Slurm: after submitting, wait until no task is queued or running, showing the table.
     #[arg(long)]
     wait: bool,
-    /// Write the point configs and list the points, without running anything.
+    /// Check every point and list them, without writing or running anything.
     #[arg(long)]
     dry_run: bool,
 }
@@ -83,6 +83,11 @@ pub fn run(command: &SweepCommand) -> Result<()> {
         SweepCommand::Report(args) => {
             let out = if args.sweep.join("sweep.json").is_file() {
                 args.sweep.clone()
+            } else if args.sweep.is_dir() {
+                bail!(
+                    "{} has no sweep.json: give a sweep file, or the folder a sweep ran in",
+                    args.sweep.display()
+                );
             } else {
                 Sweep::load(&args.sweep, args.out.as_deref(), &[])?.out
             };
@@ -99,8 +104,22 @@ pub fn run(command: &SweepCommand) -> Result<()> {
 }
 
 fn run_sweep(args: &RunArgs) -> Result<()> {
-    let sweep = Sweep::load(&args.sweep, args.out.as_deref(), &args.set)?;
+    let sweep = load(&args.sweep, args.out.as_deref(), &args.set)?;
+    if args.dry_run {
+        print!(
+            "{}",
+            LiveTable::render(&sweep, &state::all_on_disk(&sweep), true)
+        );
+        println!("(dry run: nothing written or started)");
+        return Ok(());
+    }
     sweep.write()?;
+    if !args.set.is_empty() {
+        state::write_file(
+            &sweep.out.join(OVERRIDES_FILE),
+            &(serde_json::to_string_pretty(&args.set)? + "\n"),
+        )?;
+    }
     println!(
         "sweep {}: {} points over {} in {}",
         sweep.name,
@@ -108,15 +127,6 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
         sweep.grid_keys.join(" × "),
         sweep.out.display()
     );
-    if args.dry_run {
-        let states: Vec<State> = sweep
-            .points
-            .iter()
-            .map(|p| state::on_disk(&sweep, p))
-            .collect();
-        print!("{}", LiveTable::render(&sweep, &states, true));
-        return Ok(());
-    }
     let dept = std::env::current_exe()?;
     match args.backend {
         Backend::Local => {
@@ -160,16 +170,12 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
 }
 
 fn status(args: &StatusArgs) -> Result<()> {
-    let sweep = Sweep::load(&args.sweep, args.out.as_deref(), &[])?;
+    let sweep = load(&args.sweep, args.out.as_deref(), &[])?;
     let slurm_used = sweep.out.join("slurm").join("submissions.txt").is_file();
     let states = if slurm_used {
         slurm::states(&sweep)?
     } else {
-        sweep
-            .points
-            .iter()
-            .map(|p| state::on_disk(&sweep, p))
-            .collect()
+        state::all_on_disk(&sweep)
     };
     print!("{}", LiveTable::render(&sweep, &states, true));
     if slurm_used {
@@ -184,4 +190,31 @@ fn status(args: &StatusArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where the `--set` of a run is kept, so that later calls (a resumed run, status) see the same point configs.
+const OVERRIDES_FILE: &str = "overrides.json";
+
+/// The sweep with `set` applied, or, when `set` is empty, with the `--set` an earlier run saved in its folder.
+fn load(file: &std::path::Path, out: Option<&std::path::Path>, set: &[String]) -> Result<Sweep> {
+    let sweep = Sweep::load(file, out, set)?;
+    if !set.is_empty() {
+        return Ok(sweep);
+    }
+    let saved = sweep.out.join(OVERRIDES_FILE);
+    let Ok(text) = std::fs::read_to_string(&saved) else {
+        return Ok(sweep);
+    };
+    let saved_set: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("{}: not a list of key=value strings: {e}", saved.display())
+    })?;
+    if saved_set.is_empty() {
+        return Ok(sweep);
+    }
+    println!(
+        "using the --set of an earlier run ({}): {}",
+        saved.display(),
+        saved_set.join(" ")
+    );
+    Sweep::load(file, out, &saved_set)
 }

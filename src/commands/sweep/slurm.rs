@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::local::write_marker;
 use super::spec::Sweep;
 use super::state::{self, LiveTable, State};
 
@@ -28,40 +27,59 @@ fn submissions(sweep: &Sweep) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// Point id → Slurm state (`PENDING`, `RUNNING`, …) of every array task `squeue` still lists.
+/// Point id → (array task, Slurm state `PENDING`, `RUNNING`, …) of every array task `squeue` still lists.
 fn queued(sweep: &Sweep) -> Result<HashMap<String, (String, String)>> {
     let subs = submissions(sweep);
-    let mut states = HashMap::new();
     if subs.is_empty() {
-        return Ok(states);
+        return Ok(HashMap::new());
     }
     let jobs: Vec<&str> = subs.iter().map(|(j, _)| j.as_str()).collect();
-    // One line per array task (-r), `JOBID_INDEX|STATE`.
+    // One line per array task (-r), `JOBID_INDEX|STATE`, active jobs only.
     let output = Command::new("squeue")
         .args(["-h", "-r", "-o", "%i|%T", "-j", &jobs.join(",")])
         .output()
         .context("running squeue (is Slurm's client installed and SLURM_CONF set?)")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    // squeue fails for job ids it has already forgotten; that only means nothing of them is queued.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // squeue refuses a list of job ids it has all forgotten: then nothing of them is queued. Any other failure
+    // (controller unreachable) must not read as "nothing queued", or everything would be submitted again.
+    if !output.status.success() && !stderr.contains("Invalid job id") {
+        bail!("squeue failed ({}): {}", output.status, stderr.trim());
+    }
+    let points: HashMap<String, Vec<String>> = subs
+        .iter()
+        .map(|(job, file)| {
+            let ids = std::fs::read_to_string(file).unwrap_or_default();
+            (job.clone(), ids.lines().map(str::to_string).collect())
+        })
+        .collect();
+    Ok(parse_squeue(
+        &String::from_utf8_lossy(&output.stdout),
+        &points,
+    ))
+}
+
+/// `squeue -r -o '%i|%T'` lines → point id → (array task, state), through each job's points list (array index n
+/// is line n of the list that job was submitted with).
+fn parse_squeue(
+    stdout: &str,
+    points: &HashMap<String, Vec<String>>,
+) -> HashMap<String, (String, String)> {
+    let mut states = HashMap::new();
     for line in stdout.lines() {
-        let Some((task, slurm_state)) = line.split_once('|') else {
+        let Some((task, slurm_state)) = line.trim().split_once('|') else {
             continue;
         };
         let Some((job, index)) = task.split_once('_') else {
             continue;
         };
-        let Some((_, file)) = subs.iter().find(|(j, _)| j == job) else {
+        let (Some(ids), Ok(index)) = (points.get(job), index.parse::<usize>()) else {
             continue;
         };
-        let Ok(index) = index.parse::<usize>() else {
-            continue;
-        };
-        let ids = std::fs::read_to_string(file).unwrap_or_default();
-        if let Some(id) = ids.lines().nth(index) {
-            states.insert(id.to_string(), (task.to_string(), slurm_state.to_string()));
+        if let Some(id) = ids.get(index) {
+            states.insert(id.clone(), (task.to_string(), slurm_state.to_string()));
         }
     }
-    Ok(states)
+    states
 }
 
 /// Every point's state: the folder's, overridden by what `squeue` lists.
@@ -111,9 +129,9 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let number = submissions(sweep).len() + 1;
     let points_file = absolute(&dir.join(format!("points-{number}.txt")));
-    write_marker(&points_file, &(todo.join("\n") + "\n"));
+    state::write_file(&points_file, &(todo.join("\n") + "\n"))?;
     let script = absolute(&dir.join("array.sh"));
-    write_marker(&script, &array_script(sweep, &absolute(dept)));
+    state::write_file(&script, &array_script(sweep, &absolute(dept)))?;
 
     let r = &sweep.slurm;
     let mut command = Command::new("sbatch");
@@ -166,12 +184,12 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
         bail!("sbatch printed {:?}, not a job id", stdout.trim());
     }
     for id in &todo {
-        let _ = std::fs::remove_file(sweep.out.join("status").join(format!("{id}.failed")));
+        let _ = std::fs::remove_file(state::status_dir(sweep).join(format!("{id}.failed")));
     }
     let record = dir.join("submissions.txt");
     let mut text = std::fs::read_to_string(&record).unwrap_or_default();
     text += &format!("{job} {}\n", points_file.display());
-    write_marker(&record, &text);
+    state::write_file(&record, &text)?;
     println!(
         "submitted job array {job} ({} tasks): squeue -r -j {job}",
         todo.len()
@@ -192,7 +210,13 @@ ID=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$1")
 if [ -z "$ID" ]; then echo "no point for array index $SLURM_ARRAY_TASK_ID in $1" >&2; exit 2; fi
 OUT={out}
 echo "=== dept sweep: slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname) starts $ID" >> "$OUT/logs/$ID.log"
-{dept} train "$OUT/configs/$ID.yaml" >> "$OUT/logs/$ID.log" 2>&1
+CONFIG="$OUT/configs/$ID.yaml"
+# libtorch's threads: the CPUs Slurm gave the task, unless the config says.
+THREADS=()
+if [ -n "${{SLURM_CPUS_PER_TASK:-}}" ] && ! grep -q '^threads:' "$CONFIG"; then
+  THREADS=(--set "threads=$SLURM_CPUS_PER_TASK")
+fi
+{dept} train "$CONFIG" "${{THREADS[@]}}" >> "$OUT/logs/$ID.log" 2>&1
 STATUS=$?
 if [ $STATUS -ne 0 ]; then
   echo "exit status $STATUS in slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}; log $OUT/logs/$ID.log" > "$OUT/status/$ID.failed"
@@ -251,4 +275,28 @@ pub fn accounting(sweep: &Sweep) -> Option<Vec<String>> {
             .map(str::to_string)
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squeue_lines_map_array_indices_to_points() {
+        let points = HashMap::from([
+            (
+                "41".to_string(),
+                vec!["a".to_string(), "b".to_string(), "c".to_string()],
+            ),
+            ("57".to_string(), vec!["b".to_string()]),
+        ]);
+        let states = parse_squeue(
+            "41_0|RUNNING\n41_2|PENDING\n57_0|PENDING\n99_0|RUNNING\n41_7|PENDING\nnot a line\n",
+            &points,
+        );
+        assert_eq!(states["a"], ("41_0".to_string(), "RUNNING".to_string()));
+        assert_eq!(states["c"], ("41_2".to_string(), "PENDING".to_string()));
+        assert_eq!(states["b"], ("57_0".to_string(), "PENDING".to_string()));
+        assert_eq!(states.len(), 3, "unknown jobs and indices are ignored");
+    }
 }

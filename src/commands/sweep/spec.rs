@@ -140,6 +140,22 @@ impl Sweep {
             );
         }
         let mut set = spec.set.clone();
+        let names_output_dir = |key: &str| key == "output_dir";
+        if grid.iter().any(|(k, _)| names_output_dir(k))
+            || spec
+                .set
+                .keys()
+                .any(|k| k.as_str().is_some_and(names_output_dir))
+            || overrides.iter().any(|o| {
+                o.split('=')
+                    .next()
+                    .is_some_and(|k| names_output_dir(k.trim()))
+            })
+        {
+            bail!(bad(
+                "output_dir is set by the sweep (<out>/runs/<point>); set `out:` or --out to move the sweep".into()
+            ));
+        }
         for item in overrides {
             let (key, raw) = item
                 .split_once('=')
@@ -240,6 +256,21 @@ impl Sweep {
             &self.out.join("sweep.json"),
             &(serde_json::to_string_pretty(&manifest)? + "\n"),
         )?;
+        for point in &self.points {
+            let body = serde_yaml::to_string(&point.config)?;
+            let path = self.config_path(point);
+            if let Ok(old) = std::fs::read_to_string(&path) {
+                let old_body: String = old.lines().skip(1).map(|l| format!("{l}\n")).collect();
+                if old_body != body && self.run_dir(point).exists() {
+                    bail!(
+                        "point {} has started (its run folder {} exists) and its config would change; run with the \
+                         same sweep file and --set as before, or delete that run folder to start it again",
+                        point.id,
+                        self.run_dir(point).display()
+                    );
+                }
+            }
+        }
         for point in &self.points {
             let header = format!(
                 "# Sweep {}, point {} (written by dept sweep from {}; edits are overwritten)\n",

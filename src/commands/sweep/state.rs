@@ -1,6 +1,7 @@
 //! Where each point stands, read from the sweep folder alone (so any backend, and any later `dept sweep` call,
-//! sees the same thing): finished runs have `results.csv`, interrupted ones a `last/` checkpoint to resume from,
-//! failed ones a marker with the exit status, running ones a marker naming who runs them.
+//! sees the same thing): finished runs have `results.csv`, running ones hold their run folder's lock (see
+//! `dept_train::run_dir::RunLock`), failed ones have a marker with the exit status, interrupted ones a `last/`
+//! checkpoint to resume from.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ impl State {
     }
 }
 
-/// Marker files beside the runs: `status/<id>.failed` (exit status) and `status/<id>.running` (who).
+/// Marker files beside the runs: `status/<id>.failed` holds why the last attempt failed.
 pub fn status_dir(sweep: &Sweep) -> PathBuf {
     sweep.out.join("status")
 }
@@ -39,6 +40,9 @@ pub fn failed_marker(sweep: &Sweep, point: &Point) -> PathBuf {
 /// The state the folder shows, ignoring what is running (the backends know that).
 pub fn on_disk(sweep: &Sweep, point: &Point) -> State {
     let run = sweep.run_dir(point);
+    if dept_train::run_dir::RunLock::is_held(&run) {
+        return State::Running("another process".into());
+    }
     if run.join("results.csv").is_file() {
         return State::Done;
     }
@@ -49,6 +53,18 @@ pub fn on_disk(sweep: &Sweep, point: &Point) -> State {
         return State::Interrupted;
     }
     State::Pending
+}
+
+/// [`on_disk`] for every point, in grid order.
+pub fn all_on_disk(sweep: &Sweep) -> Vec<State> {
+    sweep.points.iter().map(|p| on_disk(sweep, p)).collect()
+}
+
+/// Writes a small file atomically (markers, the points list, the array script).
+pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    dept_core::atomic::write_atomically(path, |tmp| std::fs::write(tmp, text))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The last step a run has logged, and its loss.
@@ -82,6 +98,18 @@ pub struct LiveTable {
     lines_drawn: usize,
     terminal: bool,
     last_text: String,
+}
+
+/// Columns of the terminal on stdout (80 when unknown).
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; on failure it is left zeroed.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        usize::from(size.ws_col)
+    } else {
+        80
+    }
 }
 
 impl LiveTable {
@@ -133,12 +161,22 @@ impl LiveTable {
         text
     }
 
-    /// Shows the table: redrawn in place on a terminal; elsewhere (logs, CI) only its count line, when it changes.
+    /// Shows the table: redrawn in place on a terminal (each line cut to its width, so that the lines to redraw
+    /// are the lines drawn); elsewhere (logs, CI) only its count line, when it changes.
     pub fn show(&mut self, text: &str) {
-        let shown = if self.terminal {
-            text
+        let shown: String = if self.terminal {
+            let width = terminal_width();
+            text.trim_end()
+                .lines()
+                .map(|line| {
+                    line.chars()
+                        .take(width.saturating_sub(1))
+                        .collect::<String>()
+                        + "\n"
+                })
+                .collect()
         } else {
-            text.lines().next().unwrap_or("")
+            text.lines().next().unwrap_or("").to_string() + "\n"
         };
         if shown == self.last_text {
             return;
@@ -147,9 +185,15 @@ impl LiveTable {
         if self.terminal && self.lines_drawn > 0 {
             let _ = write!(out, "\x1b[{}A\x1b[J", self.lines_drawn);
         }
-        let _ = writeln!(out, "{}", shown.trim_end());
+        let _ = write!(out, "{shown}");
         let _ = out.flush();
-        self.lines_drawn = shown.trim_end().lines().count();
-        self.last_text = shown.to_string();
+        self.lines_drawn = shown.lines().count();
+        self.last_text = shown;
+    }
+
+    /// Call after printing anything else, so that the next redraw does not erase it.
+    pub fn keep_what_was_printed(&mut self) {
+        self.lines_drawn = 0;
+        self.last_text.clear();
     }
 }
