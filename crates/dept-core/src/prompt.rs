@@ -175,6 +175,56 @@ impl DecomposedPrompt {
         groups
     }
 
+    /// [`DecomposedPrompt::apply`] for rows whose tokens do not start at column 0 (left-padded batches of a
+    /// decoder-only model): row `A[p]` goes to the token at position `p` of its own sequence, `positions [b, len]`
+    /// (e.g. the running count of the mask minus one), so that a row gets the same update however it is padded.
+    /// Padding positions (mask 0) get no update.
+    pub fn apply_at(
+        &self,
+        embeds: &Tensor,
+        mask: &Tensor,
+        positions: &Tensor,
+    ) -> Result<(Tensor, Tensor), CoreError> {
+        let size = embeds.size();
+        let d = self.config.d;
+        if size.len() != 3
+            || size[2] != d
+            || mask.size() != size[..2]
+            || positions.size() != size[..2]
+        {
+            return Err(CoreError::Shape(format!(
+                "input embeddings [batch, len, d = {d}] with mask and positions [batch, len] expected, got {size:?}, \
+                 {:?} and {:?}",
+                mask.size(),
+                positions.size()
+            )));
+        }
+        let updated = match &self.pair {
+            Some((a, b)) => {
+                let s = a.size()[0];
+                let real = mask.ne(0);
+                let farthest = positions
+                    .masked_fill(&real.logical_not(), 0)
+                    .max()
+                    .int64_value(&[]);
+                if farthest >= s {
+                    return Err(CoreError::Shape(format!(
+                        "a token at position {farthest} is beyond the adapter's max_length s = {s}; truncate inputs \
+                         to s tokens"
+                    )));
+                }
+                let rows = a
+                    .index_select(0, &positions.clamp(0, s - 1).view([-1]))
+                    .view([size[0], size[1], -1]);
+                let delta =
+                    rows.matmul(b) * self.config.scale() * real.unsqueeze(-1).to_kind(b.kind());
+                embeds + delta.to_kind(embeds.kind())
+            }
+            None => embeds.shallow_clone(),
+        };
+        Ok(self.prepend_prompt(updated, mask))
+    }
+
     /// `embeds [b, len, d]`, `mask [b, len]` → `([b, m+len, d], [b, m+len])`: adds `scale·(A[..len]·B)` to each
     /// position, then puts the prompt in front (mask 1 for prompt positions).
     ///
@@ -209,16 +259,22 @@ impl DecomposedPrompt {
             }
             None => embeds.shallow_clone(),
         };
+        Ok(self.prepend_prompt(updated, mask))
+    }
+
+    /// The prompt in front of `embeds [b, len, d]` and ones in front of `mask`.
+    fn prepend_prompt(&self, embeds: Tensor, mask: &Tensor) -> (Tensor, Tensor) {
+        let (batch, d) = (embeds.size()[0], self.config.d);
         let prompt = self
             .prompt
             .to_kind(embeds.kind())
             .unsqueeze(0)
             .expand([batch, self.config.m, d], false);
         let prompt_mask = Tensor::ones([batch, self.config.m], (mask.kind(), mask.device()));
-        Ok((
-            Tensor::cat(&[prompt, updated], 1),
+        (
+            Tensor::cat(&[prompt, embeds], 1),
             Tensor::cat(&[prompt_mask, mask.shallow_clone()], 1),
-        ))
+        )
     }
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed). Each file is

@@ -209,3 +209,63 @@ fn compatibility_check_names_both_numbers() {
     let err = adapter.check_compatible(4, 256).unwrap_err().to_string();
     assert!(err.contains("s = 8") && err.contains("s = 256"), "{err}");
 }
+
+#[test]
+fn apply_at_gives_each_token_the_row_of_its_own_position() {
+    let adapter = adapter_with_nonzero_b();
+    let d = adapter.config().d;
+    tch::manual_seed(3);
+    let row = Tensor::randn([1, 3, d], (Kind::Float, Device::Cpu));
+    let (alone, _) = adapter
+        .apply(&row, &Tensor::ones([1, 3], (Kind::Int64, Device::Cpu)))
+        .unwrap();
+    // The same row left-padded by two: the update follows the tokens, and padding gets none.
+    let padded = Tensor::cat(
+        &[
+            Tensor::full([1, 2, d], 7.0, (Kind::Float, Device::Cpu)),
+            row.shallow_clone(),
+        ],
+        1,
+    );
+    let mask = Tensor::from_slice(&[0i64, 0, 1, 1, 1]).view([1, 5]);
+    let positions = (mask.cumsum(1, Kind::Int64) - 1).clamp_min(0);
+    let (left, left_mask) = adapter.apply_at(&padded, &mask, &positions).unwrap();
+    let m = adapter.config().m;
+    assert!(left
+        .narrow(1, m + 2, 3)
+        .allclose(&alone.narrow(1, m, 3), 1e-6, 1e-6, false));
+    assert!(left.narrow(1, m, 2).allclose(
+        &Tensor::full([1, 2, d], 7.0, (Kind::Float, Device::Cpu)),
+        0.0,
+        0.0,
+        false
+    ));
+    assert_eq!(
+        Vec::<i64>::try_from(left_mask.view([-1])).unwrap()[m as usize..],
+        [0, 0, 1, 1, 1]
+    );
+    // Right padding with positions 0, 1, … is `apply`.
+    let right_mask = Tensor::from_slice(&[1i64, 1, 1]).view([1, 3]);
+    let (right, _) = adapter
+        .apply_at(
+            &row,
+            &right_mask,
+            &Tensor::arange(3, (Kind::Int64, Device::Cpu)).view([1, 3]),
+        )
+        .unwrap();
+    assert!(right.allclose(&alone, 1e-6, 1e-6, false));
+    // A position past s is refused.
+    let s = adapter.config().s.unwrap();
+    let far = Tensor::full([1, 1], s, (Kind::Int64, Device::Cpu));
+    let err = adapter
+        .apply_at(
+            &row.narrow(1, 0, 1),
+            &Tensor::ones([1, 1], (Kind::Int64, Device::Cpu)),
+            &far,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("beyond the adapter's max_length"),
+        "{err}"
+    );
+}

@@ -12,12 +12,25 @@ pub struct BackboneOutput {
     pub logits: Tensor,
 }
 
+/// How source and target meet the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// T5: the source goes to the encoder (right-padded), the target is the decoder's labels.
+    EncoderDecoder,
+    /// GPT-2, Llama: source then target as one right-padded sequence with labels aligned to it (`-100` on the
+    /// source); generation continues left-padded sources.
+    DecoderOnly,
+}
+
 /// A frozen model driven on input embeddings, so that an adapter can change them before the model sees them.
 pub trait Backbone {
     /// Width `d` of the token embeddings (the adapter's rows are this wide).
     fn hidden_size(&self) -> i64;
     fn vocab_size(&self) -> i64;
     fn device(&self) -> Device;
+    fn architecture(&self) -> Architecture {
+        Architecture::EncoderDecoder
+    }
     /// Token ids `[batch, len]` to the frozen word embeddings `[batch, len, d]`.
     fn embed(&self, input_ids: &Tensor) -> Tensor;
     /// Teacher-forced pass. `embeds` `[batch, len, d]`, `attention_mask` `[batch, len]` (1 = real token),
@@ -51,10 +64,16 @@ pub fn load_backbone(
     let (path, config) = crate::checkpoint::read_config(dir)?;
     match config.get("model_type").and_then(|v| v.as_str()) {
         Some("t5") | None => Ok(Box::new(crate::t5::T5::load(dir, device)?)),
+        Some("gpt2") => Ok(Box::new(crate::decoder_only::DecoderOnly::new(Box::new(
+            crate::gpt2::Gpt2::load(dir, device)?,
+        )))),
+        Some("llama") => Ok(Box::new(crate::decoder_only::DecoderOnly::new(Box::new(
+            crate::llama::Llama::load(dir, device)?,
+        )))),
         Some(other) => Err(ModelError::Config {
             path,
             message: format!(
-                "model_type {other:?} is not supported yet: T5 (v1, v1.1, Flan) is; GPT-2 and CLIP-T5 are planned"
+                "model_type {other:?} is not supported: T5 (v1, v1.1, Flan), GPT-2 and Llama are; CLIP-T5 is planned"
             ),
         }),
     }

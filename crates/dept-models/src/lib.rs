@@ -10,14 +10,18 @@
 //! - [`TextTokenizer`]: `tokenizer.json` encoding and decoding as the official training code does it.
 
 pub mod backbone;
+pub mod causal;
 pub mod checkpoint;
+pub mod decoder_only;
 mod error;
+pub mod gpt2;
+pub mod llama;
 pub mod prompted;
 pub mod t5;
 pub mod tiny;
 pub mod tokenizer;
 
-pub use backbone::{load_backbone, Backbone, BackboneOutput};
+pub use backbone::{load_backbone, Architecture, Backbone, BackboneOutput};
 pub use error::ModelError;
 pub use prompted::PromptedModel;
 pub use tokenizer::{clean_up_tokenization_spaces, TextTokenizer};

@@ -3,9 +3,10 @@
 //! benchmarks, `dept selftest` and the tests all go through it, so every one of them runs the same computation.
 
 use dept_core::DecomposedPrompt;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-use crate::{Backbone, BackboneOutput, ModelError};
+use crate::causal::positions_from_mask;
+use crate::{Architecture, Backbone, BackboneOutput, ModelError};
 
 /// Borrowed, because the trainer owns the adapter (the optimiser steps its tensors in place, a resume overwrites
 /// them) and the backbone outlives many adapters (evaluation of `best/`, serving).
@@ -21,18 +22,32 @@ impl<'a> PromptedModel<'a> {
     }
 
     /// `input_ids` `[batch, len]` and their mask → the backbone's input: `[batch, m + len, d]` embeddings (the
-    /// prompt, then the word embeddings plus `scale·A[..len]·B`) and the mask with the prompt's positions set.
+    /// prompt, then the word embeddings plus `scale·A[p]·B` for the token at position `p`) and the mask with the
+    /// prompt's positions set.
+    ///
+    /// An encoder's inputs are right-padded, so position `p` is column `p` (`A[..len]`, the official code's
+    /// computation). A decoder-only model's may be left-padded for decoding: there a token's position is its
+    /// index among the real tokens of its row, so padding on either side changes nothing.
     pub fn embed(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> Result<(Tensor, Tensor), ModelError> {
-        Ok(self
-            .adapter
-            .apply(&self.backbone.embed(input_ids), attention_mask)?)
+        let embeds = self.backbone.embed(input_ids);
+        Ok(match self.backbone.architecture() {
+            Architecture::EncoderDecoder => self.adapter.apply(&embeds, attention_mask)?,
+            Architecture::DecoderOnly => {
+                let positions =
+                    positions_from_mask(attention_mask).masked_fill(&attention_mask.eq(0), 0);
+                self.adapter.apply_at(&embeds, attention_mask, &positions)?
+            }
+        })
     }
 
-    /// Teacher-forced pass with loss (`labels` `-100` at padding); `train` turns the backbone's dropout on.
+    /// Teacher-forced pass with loss; `train` turns the backbone's dropout on. `labels`: for an encoder-decoder
+    /// the target ids `[batch, target_len]`; for a decoder-only model aligned with `input_ids` (the target's
+    /// tokens where they sit in the sequence). `-100` marks what is not predicted; the prompt's positions get it
+    /// here, as the official code's `prefix_labels`.
     pub fn forward_t(
         &self,
         input_ids: &Tensor,
@@ -41,7 +56,16 @@ impl<'a> PromptedModel<'a> {
         train: bool,
     ) -> Result<BackboneOutput, ModelError> {
         let (embeds, mask) = self.embed(input_ids, attention_mask)?;
-        self.backbone.forward(&embeds, &mask, labels, train)
+        match self.backbone.architecture() {
+            Architecture::EncoderDecoder => self.backbone.forward(&embeds, &mask, labels, train),
+            Architecture::DecoderOnly => {
+                let m = self.adapter.config().m;
+                let prefix =
+                    Tensor::full([labels.size()[0], m], -100, (Kind::Int64, labels.device()));
+                let labels = Tensor::cat(&[prefix, labels.to_kind(Kind::Int64)], 1);
+                self.backbone.forward(&embeds, &mask, &labels, train)
+            }
+        }
     }
 
     /// Greedy decoding without gradients or dropout: `[batch, ≤ max_new_tokens]` ids, padded after end of

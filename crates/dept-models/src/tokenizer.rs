@@ -64,6 +64,16 @@ impl TextTokenizer {
         Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
     }
 
+    /// Ids of `text` without special tokens (no BOS, no `</s>`): a decoder-only model's target, which continues
+    /// the source in one sequence.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<i64>, ModelError> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| self.error(format!("cannot encode {text:?}: {e}")))?;
+        Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
+    }
+
     /// Text of generated ids, special tokens (padding, `</s>`) skipped, as `batch_decode(skip_special_tokens=True)`.
     pub fn decode(&self, ids: &[i64]) -> Result<String, ModelError> {
         let ids: Vec<u32> = ids

@@ -1,7 +1,7 @@
 //! Tokenised examples and the padded batches built from them.
 
 use dept_data::TextExample;
-use dept_models::TextTokenizer;
+use dept_models::{Architecture, TextTokenizer};
 use tch::{Device, Tensor};
 
 use crate::config::Padding;
@@ -12,6 +12,72 @@ use crate::TrainError;
 pub struct Encoded {
     pub input_ids: Vec<i64>,
     pub target_ids: Vec<i64>,
+}
+
+/// [`encode_examples`] for a decoder-only model, where source and target share one sequence of at most
+/// `max_len` tokens: the source (with the tokenizer's special tokens, e.g. Llama's BOS) cut to
+/// `max_len − max_target_len`, and the target as `" " + target` without special tokens, cut to
+/// `max_target_len − 1`, then `eos_id`. The source is cut the same way for training and generation.
+pub fn encode_causal_examples(
+    tokenizer: &TextTokenizer,
+    examples: &[TextExample],
+    max_len: usize,
+    max_target_len: usize,
+    eos_id: i64,
+) -> Result<Vec<Encoded>, TrainError> {
+    examples
+        .iter()
+        .map(|e| {
+            let mut target = tokenizer.encode_plain(&format!(" {}", e.target))?;
+            target.truncate(max_target_len.saturating_sub(1));
+            target.push(eos_id);
+            Ok(Encoded {
+                input_ids: encode_source(
+                    Architecture::DecoderOnly,
+                    tokenizer,
+                    &e.input,
+                    max_len,
+                    max_target_len,
+                )?,
+                target_ids: target,
+            })
+        })
+        .collect()
+}
+
+/// A source's ids: cut to `max_len` for an encoder; for a decoder-only model to `max_len − max_target_len`, which
+/// leaves room for the target in the same sequence.
+pub fn encode_source(
+    architecture: Architecture,
+    tokenizer: &TextTokenizer,
+    text: &str,
+    max_len: usize,
+    max_target_len: usize,
+) -> Result<Vec<i64>, TrainError> {
+    let len = match architecture {
+        Architecture::EncoderDecoder => max_len,
+        Architecture::DecoderOnly => max_len.saturating_sub(max_target_len).max(1),
+    };
+    Ok(tokenizer.encode(text, Some(len))?)
+}
+
+/// [`encode_examples`] or [`encode_causal_examples`], as the backbone's architecture needs.
+pub fn encode_for(
+    architecture: Architecture,
+    tokenizer: &TextTokenizer,
+    examples: &[TextExample],
+    max_len: usize,
+    max_target_len: usize,
+    eos_id: i64,
+) -> Result<Vec<Encoded>, TrainError> {
+    match architecture {
+        Architecture::EncoderDecoder => {
+            encode_examples(tokenizer, examples, max_len, max_target_len)
+        }
+        Architecture::DecoderOnly => {
+            encode_causal_examples(tokenizer, examples, max_len, max_target_len, eos_id)
+        }
+    }
 }
 
 pub fn encode_examples(
@@ -59,11 +125,8 @@ impl Batch {
         let input_ids = Tensor::from_slice(&input_ids)
             .view([rows, input_len as i64])
             .to_device(device);
-        let mask_values: Vec<i64> = items
-            .iter()
-            .flat_map(|e| (0..input_len).map(move |i| i64::from(i < e.input_ids.len())))
-            .collect();
-        let attention_mask = Tensor::from_slice(&mask_values)
+        let lengths: Vec<usize> = items.iter().map(|e| e.input_ids.len()).collect();
+        let attention_mask = Tensor::from_slice(&mask(&lengths, input_len, false))
             .view([rows, input_len as i64])
             .to_device(device);
         let labels = Tensor::from_slice(&labels)
@@ -75,6 +138,91 @@ impl Batch {
             labels,
         }
     }
+
+    /// A training batch for the backbone's architecture: [`Batch::new`] for an encoder-decoder; for a
+    /// decoder-only model each row is source then target, right-padded (to the longest row, or to `max_len` with
+    /// `Padding::MaxLength`, the official code's padding), with labels aligned to it: `-100` on the source and
+    /// the padding, the target's ids where they sit.
+    pub fn for_training(
+        items: &[&Encoded],
+        architecture: Architecture,
+        padding: Padding,
+        max_len: usize,
+        pad_id: i64,
+        device: Device,
+    ) -> Batch {
+        if architecture == Architecture::EncoderDecoder {
+            return Batch::new(items, padding, max_len, pad_id, device);
+        }
+        let sequences: Vec<Vec<i64>> = items
+            .iter()
+            .map(|e| e.input_ids.iter().chain(&e.target_ids).copied().collect())
+            .collect();
+        let labels: Vec<Vec<i64>> = items
+            .iter()
+            .map(|e| {
+                std::iter::repeat_n(-100, e.input_ids.len())
+                    .chain(e.target_ids.iter().copied())
+                    .collect()
+            })
+            .collect();
+        let longest = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let len = match padding {
+            Padding::Longest => longest,
+            Padding::MaxLength => max_len.max(longest),
+        };
+        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let rows = items.len() as i64;
+        let to_tensor = |values: Vec<i64>| {
+            Tensor::from_slice(&values)
+                .view([rows, len as i64])
+                .to_device(device)
+        };
+        Batch {
+            input_ids: to_tensor(padded(sequences.iter(), len, pad_id)),
+            attention_mask: to_tensor(mask(&lengths, len, false)),
+            labels: to_tensor(padded(labels.iter(), len, -100)),
+        }
+    }
+
+    /// A batch of sources to decode from: [`Batch::new`] for an encoder-decoder; for a decoder-only model the
+    /// sources left-padded to the longest (generation continues each row at its end). `labels` are the targets,
+    /// right-padded with `-100`, as in [`Batch::new`].
+    pub fn for_generation(
+        items: &[&Encoded],
+        architecture: Architecture,
+        padding: Padding,
+        max_len: usize,
+        pad_id: i64,
+        device: Device,
+    ) -> Batch {
+        let mut batch = Batch::new(items, padding, max_len, pad_id, device);
+        if architecture == Architecture::DecoderOnly {
+            let lengths: Vec<usize> = items.iter().map(|e| e.input_ids.len()).collect();
+            let len = lengths.iter().copied().max().unwrap_or(0);
+            let ids: Vec<i64> = items
+                .iter()
+                .flat_map(|e| {
+                    std::iter::repeat_n(pad_id, len - e.input_ids.len())
+                        .chain(e.input_ids.iter().copied())
+                })
+                .collect();
+            let shape = [items.len() as i64, len as i64];
+            batch.input_ids = Tensor::from_slice(&ids).view(shape).to_device(device);
+            batch.attention_mask = Tensor::from_slice(&mask(&lengths, len, true))
+                .view(shape)
+                .to_device(device);
+        }
+        batch
+    }
+}
+
+/// 1 for each row's `lengths[i]` real positions (at the end with `left`, else at the start), 0 elsewhere.
+fn mask(lengths: &[usize], len: usize, left: bool) -> Vec<i64> {
+    lengths
+        .iter()
+        .flat_map(|&n| (0..len).map(move |i| i64::from(if left { i >= len - n } else { i < n })))
+        .collect()
 }
 
 fn padded<'a>(rows: impl Iterator<Item = &'a Vec<i64>>, len: usize, pad: i64) -> Vec<i64> {
@@ -123,6 +271,45 @@ mod tests {
         );
         let official = Batch::new(&[&a, &b], Padding::MaxLength, 6, 0, Device::Cpu);
         assert_eq!(official.input_ids.size(), [2, 6]);
+    }
+
+    #[test]
+    fn decoder_only_batches_join_source_and_target_and_left_pad_for_decoding() {
+        let a = enc(&[5, 6, 7], &[3, 1]);
+        let b = enc(&[8], &[4, 9, 1]);
+        let arch = Architecture::DecoderOnly;
+        let train = Batch::for_training(&[&a, &b], arch, Padding::Longest, 16, 0, Device::Cpu);
+        let rows = |t: &Tensor| Vec::<Vec<i64>>::try_from(t).unwrap();
+        assert_eq!(
+            rows(&train.input_ids),
+            vec![vec![5, 6, 7, 3, 1], vec![8, 4, 9, 1, 0]]
+        );
+        assert_eq!(
+            rows(&train.attention_mask),
+            vec![vec![1, 1, 1, 1, 1], vec![1, 1, 1, 1, 0]]
+        );
+        assert_eq!(
+            rows(&train.labels),
+            vec![vec![-100, -100, -100, 3, 1], vec![-100, 4, 9, 1, -100]]
+        );
+        let official = Batch::for_training(&[&a, &b], arch, Padding::MaxLength, 8, 0, Device::Cpu);
+        assert_eq!(official.input_ids.size(), [2, 8]);
+        let decode = Batch::for_generation(&[&a, &b], arch, Padding::Longest, 16, 0, Device::Cpu);
+        assert_eq!(rows(&decode.input_ids), vec![vec![5, 6, 7], vec![0, 0, 8]]);
+        assert_eq!(
+            rows(&decode.attention_mask),
+            vec![vec![1, 1, 1], vec![0, 0, 1]]
+        );
+        // An encoder-decoder's batches are `Batch::new`'s.
+        let t5 = Batch::for_training(
+            &[&a, &b],
+            Architecture::EncoderDecoder,
+            Padding::Longest,
+            16,
+            0,
+            Device::Cpu,
+        );
+        assert_eq!(rows(&t5.labels), vec![vec![3, 1, -100], vec![4, 9, 1]]);
     }
 
     #[test]

@@ -28,8 +28,9 @@ impl Decoder<'_> {
         let mut predictions = vec![String::new(); encoded.len()];
         for group in length_grouped(encoded, self.batch_size) {
             let items: Vec<&Encoded> = group.iter().map(|&i| &encoded[i]).collect();
-            let batch = Batch::new(
+            let batch = Batch::for_generation(
                 &items,
+                self.backbone.architecture(),
                 self.padding,
                 self.max_len,
                 self.backbone.pad_token_id(),

@@ -6,7 +6,7 @@ use dept_core::{DecomposedPrompt, DeptConfig};
 use dept_data::{Split, TextExample};
 use dept_models::{Backbone, TextTokenizer};
 
-use crate::batch::{encode_examples, Encoded};
+use crate::batch::{encode_for, encode_source, Encoded};
 use crate::config::ExperimentConfig;
 use crate::evaluate::score;
 use crate::trainer::{decoder, open_model};
@@ -102,9 +102,13 @@ impl Inference {
             .iter()
             .map(|text| {
                 Ok(Encoded {
-                    input_ids: self
-                        .tokenizer
-                        .encode(text, Some(self.config.max_len as usize))?,
+                    input_ids: encode_source(
+                        self.backbone.architecture(),
+                        &self.tokenizer,
+                        text,
+                        self.config.max_len as usize,
+                        self.config.max_target_len,
+                    )?,
                     target_ids: Vec::new(),
                 })
             })
@@ -121,11 +125,13 @@ impl Inference {
         }
         let task = dept_data::task(&self.config.task)?;
         let examples = crate::trainer::split_examples(&self.config, task, split)?;
-        let encoded = encode_examples(
+        let encoded = encode_for(
+            self.backbone.architecture(),
             &self.tokenizer,
             &examples,
             self.config.max_len as usize,
             self.config.max_target_len,
+            self.backbone.eos_token_id(),
         )?;
         let start = std::time::Instant::now();
         let predictions = self.decode(&encoded)?;

@@ -10,7 +10,7 @@ use dept_models::{load_backbone, Backbone, PromptedModel, TextTokenizer};
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
-use crate::batch::{encode_examples, Batch, Encoded};
+use crate::batch::{encode_for, Batch, Encoded};
 use crate::checkpoint::{self, TrainState};
 use crate::config::{ExperimentConfig, Precision, PromptInitKind, Shape};
 use crate::evaluate::{score, Decoder};
@@ -196,7 +196,8 @@ impl<'a> Trainer<'a> {
         for split in Split::ALL {
             dept_data::find_source(task, &config.data_dir, task.source_split(split))?;
         }
-        let [train_data, validation, test] = load_data(config, task, &tokenizer)?;
+        let [train_data, validation, test] =
+            load_data(config, task, &tokenizer, backbone.as_ref())?;
         tracing::info!(
             "data: train {}, validation {}, test {} examples",
             train_data.examples.len(),
@@ -301,8 +302,9 @@ impl<'a> Trainer<'a> {
                 .map(|&i| &self.train_data.encoded[i])
                 .collect();
             examples += items.len();
-            batches.push(Batch::new(
+            batches.push(Batch::for_training(
                 &items,
+                self.backbone.architecture(),
                 config.padding,
                 config.max_len as usize,
                 self.backbone.pad_token_id(),
@@ -543,15 +545,18 @@ fn load_data(
     config: &ExperimentConfig,
     task: &Task,
     tokenizer: &TextTokenizer,
+    backbone: &dyn Backbone,
 ) -> Result<[SplitData; 3], TrainError> {
     let mut splits = Vec::with_capacity(3);
     for split in [Split::Train, Split::Validation, Split::Test] {
         let examples = split_examples(config, task, split)?;
-        let encoded = encode_examples(
+        let encoded = encode_for(
+            backbone.architecture(),
             tokenizer,
             &examples,
             config.max_len as usize,
             config.max_target_len,
+            backbone.eos_token_id(),
         )?;
         splits.push(SplitData { examples, encoded });
     }
@@ -590,6 +595,12 @@ fn prepare_run_dir(
 ) -> Result<RunDir, TrainError> {
     let root = config.run_dir(shape);
     if options.overwrite {
+        if crate::run_dir::RunLock::is_held(&root) {
+            return Err(TrainError::Run(format!(
+                "--overwrite: {} is in use by another dept train right now; stop it first",
+                root.display()
+            )));
+        }
         crate::run_dir::remove_marked(&root)?;
     }
     let run = RunDir::create(&root)?;

@@ -1,0 +1,1022 @@
+//! Llama (transformers' `LlamaForCausalLM`, as of 4.57.1) on tch, frozen, as a decoder-only DePT backbone.
+//!
+//! Variables carry the Hugging Face checkpoint names (`model.layers.0.self_attn.q_proj.weight`, …), so
+//! `model.safetensors` (or its shards) loads as it is, bf16 checkpoints included. The computation follows
+//! transformers' eager path step by step, so that fp32 logits agree to float rounding
+//! (tests/llama_parity.rs): RMS norms in fp32 and cast back to the input's kind, rotary angles from
+//! `inv_freq = 1 / θ^(2i/dim)` in fp32 with the `rotate_half` layout, grouped-query attention (key/value heads
+//! repeated), an additive mask of the kind's minimum (causal and padding), softmax in fp32, SwiGLU MLP.
+//!
+//! Only the default rotary embedding is implemented: a `rope_scaling` (linear, dynamic, yarn, llama3, …) is refused
+//! at load rather than run with the wrong angles.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use tch::nn::{Init, Path as VarPath, VarStore};
+use tch::{Device, Kind, Tensor};
+
+use crate::causal::{CausalLm, KvCache};
+use crate::checkpoint::{self, LoadPlan};
+use crate::ModelError;
+
+/// The fields of a Hugging Face Llama `config.json` the model depends on, with transformers' defaults resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub vocab_size: i64,
+    pub hidden_size: i64,
+    pub intermediate_size: i64,
+    pub num_hidden_layers: i64,
+    pub num_attention_heads: i64,
+    /// Grouped-query attention: each key/value head serves `num_attention_heads / num_key_value_heads` query heads.
+    pub num_key_value_heads: i64,
+    pub head_dim: i64,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub max_position_embeddings: i64,
+    pub tie_word_embeddings: bool,
+    pub attention_bias: bool,
+    pub mlp_bias: bool,
+    /// Dropout on attention weights in training (0 in every released Llama).
+    pub attention_dropout: f64,
+    /// Standard deviation of [`Llama::new_random`]'s normal init.
+    pub initializer_range: f64,
+    pub bos_token_id: Option<i64>,
+    /// The first one where `config.json` lists several (Llama 3 instruct models list two).
+    pub eos_token_id: i64,
+    pub pad_token_id: Option<i64>,
+}
+
+/// `config.json` as written, before defaults and checks.
+#[derive(Deserialize)]
+struct RawConfig {
+    vocab_size: i64,
+    hidden_size: i64,
+    intermediate_size: i64,
+    num_hidden_layers: i64,
+    num_attention_heads: i64,
+    #[serde(default)]
+    num_key_value_heads: Option<i64>,
+    #[serde(default)]
+    head_dim: Option<i64>,
+    #[serde(default = "default_rms_norm_eps")]
+    rms_norm_eps: f64,
+    #[serde(default)]
+    rope_theta: Option<f64>,
+    #[serde(default = "default_max_positions")]
+    max_position_embeddings: i64,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+    #[serde(default)]
+    attention_bias: bool,
+    #[serde(default)]
+    mlp_bias: bool,
+    #[serde(default)]
+    attention_dropout: f64,
+    #[serde(default = "default_hidden_act")]
+    hidden_act: String,
+    #[serde(default = "default_initializer_range")]
+    initializer_range: f64,
+    #[serde(default = "default_bos")]
+    bos_token_id: Option<i64>,
+    /// An integer or a list of them; absent means transformers' default (2), `null` is refused.
+    #[serde(default = "default_eos")]
+    eos_token_id: serde_json::Value,
+    #[serde(default)]
+    pad_token_id: Option<i64>,
+    #[serde(default)]
+    rope_scaling: Option<serde_json::Value>,
+}
+
+// transformers' `LlamaConfig` defaults, for keys a config.json leaves out.
+fn default_rms_norm_eps() -> f64 {
+    1e-6
+}
+fn default_max_positions() -> i64 {
+    2048
+}
+fn default_hidden_act() -> String {
+    "silu".into()
+}
+fn default_initializer_range() -> f64 {
+    0.02
+}
+fn default_bos() -> Option<i64> {
+    Some(1)
+}
+fn default_eos() -> serde_json::Value {
+    2.into()
+}
+const DEFAULT_ROPE_THETA: f64 = 10000.0;
+
+impl LlamaConfig {
+    /// Parses and validates a `config.json` value; `path` is only used in messages.
+    pub fn from_json(path: &Path, value: serde_json::Value) -> Result<Self, ModelError> {
+        let bad = |message: String| ModelError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        match value.get("model_type").and_then(|v| v.as_str()) {
+            Some("llama") => {}
+            Some(other) => {
+                return Err(bad(format!(
+                    "`model_type` is {other:?}, expected \"llama\" for a Llama checkpoint"
+                )))
+            }
+            None => {
+                return Err(bad(
+                    "`model_type` is missing, expected \"llama\" for a Llama checkpoint".into(),
+                ))
+            }
+        }
+        let raw: RawConfig =
+            serde_json::from_value(value).map_err(|e| bad(format!("not a Llama config: {e}")))?;
+
+        // "swish" is the same function in transformers' ACT2FN.
+        if !matches!(raw.hidden_act.as_str(), "silu" | "swish") {
+            return Err(bad(format!(
+                "`hidden_act` {:?} is not supported: Llama's MLP is implemented with \"silu\" only",
+                raw.hidden_act
+            )));
+        }
+        if let Some(scaling) = &raw.rope_scaling {
+            check_rope_scaling(scaling).map_err(bad)?;
+        }
+        let eos_token_id = first_eos(&raw.eos_token_id).map_err(bad)?;
+        let num_key_value_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
+        // transformers divides without checking; a zero head count is refused by `check`.
+        let head_dim = raw.head_dim.unwrap_or_else(|| {
+            raw.hidden_size
+                .checked_div(raw.num_attention_heads)
+                .unwrap_or(0)
+        });
+        let config = LlamaConfig {
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            intermediate_size: raw.intermediate_size,
+            num_hidden_layers: raw.num_hidden_layers,
+            num_attention_heads: raw.num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            rms_norm_eps: raw.rms_norm_eps,
+            rope_theta: raw.rope_theta.unwrap_or(DEFAULT_ROPE_THETA),
+            max_position_embeddings: raw.max_position_embeddings,
+            tie_word_embeddings: raw.tie_word_embeddings,
+            attention_bias: raw.attention_bias,
+            mlp_bias: raw.mlp_bias,
+            attention_dropout: raw.attention_dropout,
+            initializer_range: raw.initializer_range,
+            bos_token_id: raw.bos_token_id,
+            eos_token_id,
+            // Some fine-tunes write -1 for "none".
+            pad_token_id: raw.pad_token_id.filter(|&id| id >= 0),
+        };
+        config.check().map_err(bad)?;
+        Ok(config)
+    }
+
+    /// The sizes and values a model can be built from (also for configs written in code).
+    pub fn check(&self) -> Result<(), String> {
+        for (field, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("head_dim", self.head_dim),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            if v <= 0 {
+                return Err(format!("`{field}` must be positive, found {v}"));
+            }
+        }
+        if self.num_attention_heads % self.num_key_value_heads != 0 {
+            return Err(format!(
+                "`num_attention_heads` ({}) must be a multiple of `num_key_value_heads` ({})",
+                self.num_attention_heads, self.num_key_value_heads
+            ));
+        }
+        if self.head_dim % 2 != 0 {
+            return Err(format!(
+                "`head_dim` must be even for rotary embeddings, found {}",
+                self.head_dim
+            ));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Err(format!(
+                "`rope_theta` must be positive, found {}",
+                self.rope_theta
+            ));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps >= 0.0) {
+            return Err(format!(
+                "`rms_norm_eps` must be a non-negative number, found {}",
+                self.rms_norm_eps
+            ));
+        }
+        if !(0.0..1.0).contains(&self.attention_dropout) {
+            return Err(format!(
+                "`attention_dropout` must be in [0, 1), found {}",
+                self.attention_dropout
+            ));
+        }
+        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
+            return Err(format!(
+                "`initializer_range` must be a non-negative number, found {}",
+                self.initializer_range
+            ));
+        }
+        Ok(())
+    }
+
+    /// `config.json` as transformers' `save_pretrained` writes it (the fields above, model type, architecture).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": null,
+            "max_position_embeddings": self.max_position_embeddings,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "attention_bias": self.attention_bias,
+            "mlp_bias": self.mlp_bias,
+            "attention_dropout": self.attention_dropout,
+            "initializer_range": self.initializer_range,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            "pad_token_id": self.pad_token_id,
+        })
+    }
+}
+
+/// `rope_scaling`: only the default rotary embedding is implemented, so anything else is refused by name.
+fn check_rope_scaling(scaling: &serde_json::Value) -> Result<(), String> {
+    // transformers reads `rope_type`, and `type` for older configs.
+    let kind = scaling
+        .get("rope_type")
+        .or_else(|| scaling.get("type"))
+        .and_then(|v| v.as_str());
+    match kind {
+        Some("default") => Ok(()),
+        Some(kind) => Err(format!(
+            "`rope_scaling` of type {kind:?} ({scaling}) is not implemented: only the default rotary embedding is \
+             (`rope_scaling` null or absent); linear, dynamic, yarn, longrope and llama3 scaling are not"
+        )),
+        None => Err(format!(
+            "`rope_scaling` {scaling} is not understood (expected null, or an object with `rope_type`); only the \
+             default rotary embedding is implemented"
+        )),
+    }
+}
+
+fn first_eos(value: &serde_json::Value) -> Result<i64, String> {
+    let first = match value {
+        serde_json::Value::Array(ids) => ids.first(),
+        other => Some(other),
+    };
+    first.and_then(|v| v.as_i64()).ok_or_else(|| {
+        format!(
+            "`eos_token_id` must be an integer or a non-empty list of integers, found {value} (decoding needs an \
+             end-of-sequence id)"
+        )
+    })
+}
+
+/// A frozen Llama. Its variables live in their own [`VarStore`] with gradients switched off, so an optimiser over
+/// the adapter's store never sees (or keeps state for) the backbone.
+pub struct Llama {
+    config: LlamaConfig,
+    vs: VarStore,
+    /// `model.embed_tokens.weight` (and, tied, the output layer).
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    /// `lm_head.weight`, absent when tied to the embeddings.
+    lm_head: Option<Tensor>,
+    rotary: Rotary,
+}
+
+impl Llama {
+    /// Loads `config.json` and `model.safetensors` (or its shards) from a Hugging Face folder, converting the
+    /// weights to fp32 ([`CausalLm::set_float_kind`] casts them afterwards).
+    pub fn load(dir: &Path, device: Device) -> Result<Self, ModelError> {
+        let (path, value) = checkpoint::read_config(dir)?;
+        let config = LlamaConfig::from_json(&path, value)?;
+        // Zeros rather than a random draw: every variable is overwritten, and drawing billions of normals for a
+        // real checkpoint would cost seconds for nothing.
+        let mut model = Self::build(&config, device, Init::Const(0.0));
+        // A tied checkpoint may hold the shared matrix under the output layer's name only.
+        let aliases: &[(&str, &str)] = if config.tie_word_embeddings {
+            &[("model.embed_tokens.weight", "lm_head.weight")]
+        } else {
+            &[]
+        };
+        let plan = LoadPlan {
+            aliases,
+            ..LoadPlan::default()
+        };
+        checkpoint::load_weights(&mut model.vs, dir, &plan)?;
+        Ok(model)
+    }
+
+    /// A model with transformers' random initialisation (`PreTrainedModel._init_weights`): linear and embedding
+    /// weights normal(0, `initializer_range`), biases zero, the padding token's embedding zero, norms one.
+    pub fn new_random(config: &LlamaConfig, device: Device) -> Result<Self, ModelError> {
+        config.check().map_err(ModelError::Input)?;
+        let init = Init::Randn {
+            mean: 0.0,
+            stdev: config.initializer_range,
+        };
+        let model = Self::build(config, device, init);
+        if let Some(pad) = config.pad_token_id.filter(|&id| id < config.vocab_size) {
+            tch::no_grad(|| {
+                let mut row = model.embed_tokens.get(pad);
+                let _ = row.zero_();
+            });
+        }
+        Ok(model)
+    }
+
+    /// The modules with their HF names, weight matrices drawn from `init` (norms one, biases zero).
+    fn build(config: &LlamaConfig, device: Device, init: Init) -> Self {
+        let mut vs = VarStore::new(device);
+        let root = vs.root();
+        let model = &root / "model";
+        let embed_tokens =
+            (&model / "embed_tokens").var("weight", &[config.vocab_size, config.hidden_size], init);
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| DecoderLayer::new(&(&model / "layers" / i), config, init))
+            .collect();
+        let norm = RmsNorm::new(&(&model / "norm"), config);
+        let lm_head = (!config.tie_word_embeddings).then(|| {
+            (&root / "lm_head").var("weight", &[config.vocab_size, config.hidden_size], init)
+        });
+        vs.freeze();
+        Llama {
+            rotary: Rotary::new(config, device),
+            config: config.clone(),
+            vs,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+        }
+    }
+
+    /// Writes `config.json` and `model.safetensors` in the Hugging Face layout (tiny test models).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        checkpoint::save_folder(dir, &self.config.to_hf_json(), &self.vs)
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The backbone's variables, named as in Hugging Face checkpoints.
+    pub fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+
+    fn check_inputs(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        position_ids: &Tensor,
+        cache: Option<&KvCache>,
+    ) -> Result<i64, ModelError> {
+        let e = embeds.size();
+        if e.len() != 3 || e[2] != self.config.hidden_size {
+            return Err(ModelError::Input(format!(
+                "input embeddings must be [batch, len, {}], got {e:?}",
+                self.config.hidden_size
+            )));
+        }
+        let past = match cache {
+            Some(cache) => {
+                if cache.layers.len() != self.layers.len() {
+                    return Err(ModelError::Input(format!(
+                        "the key/value cache has {} layers, the model {}",
+                        cache.layers.len(),
+                        self.layers.len()
+                    )));
+                }
+                if let Some((k, _)) = cache.layers.first().and_then(|l| l.as_ref()) {
+                    if k.size()[0] != e[0] {
+                        return Err(ModelError::Input(format!(
+                            "the key/value cache holds a batch of {}, the input embeddings {}",
+                            k.size()[0],
+                            e[0]
+                        )));
+                    }
+                }
+                cache.len()
+            }
+            None => 0,
+        };
+        let m = attention_mask.size();
+        if m != [e[0], past + e[1]] {
+            return Err(ModelError::Input(format!(
+                "attention mask must be [batch, past + len] = [{}, {}] ({past} cached positions), got {m:?}",
+                e[0],
+                past + e[1]
+            )));
+        }
+        let p = position_ids.size();
+        if p != e[..2] {
+            return Err(ModelError::Input(format!(
+                "position ids {p:?} do not match input embeddings {e:?}"
+            )));
+        }
+        Ok(past)
+    }
+
+    /// `[b, t, d]` final states → `[b, t, vocab]` logits (tied: the embedding matrix is the output layer).
+    fn logits(&self, hidden: &Tensor) -> Tensor {
+        hidden.linear::<Tensor>(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+    }
+}
+
+impl CausalLm for Llama {
+    fn hidden_size(&self) -> i64 {
+        self.config.hidden_size
+    }
+
+    fn vocab_size(&self) -> i64 {
+        self.config.vocab_size
+    }
+
+    fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    fn embed(&self, ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embed_tokens, ids, -1, false, false)
+    }
+
+    fn forward_embeds(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        position_ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        train: bool,
+    ) -> Result<Tensor, ModelError> {
+        let past = self.check_inputs(embeds, attention_mask, position_ids, cache.as_deref())?;
+        // Embeddings changed by an fp32 adapter meet a bf16 model in the model's kind.
+        let kind = self.embed_tokens.kind();
+        let mut hidden = embeds.to_kind(kind);
+        let bias = attention_bias(attention_mask, past, embeds.size()[1], kind);
+        let (cos, sin) = self.rotary.forward(position_ids, kind);
+        let dropout = if train {
+            self.config.attention_dropout
+        } else {
+            0.0
+        };
+        let step = Step {
+            bias: &bias,
+            cos: &cos,
+            sin: &sin,
+            dropout,
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            hidden = layer.forward(&hidden, &step, layer_cache);
+        }
+        let logits = self.logits(&self.norm.forward(&hidden));
+        Ok(logits.to_kind(Kind::Float))
+    }
+
+    /// Casts the frozen weights (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for exactness checks); the rotary
+    /// frequencies stay fp32, as transformers keeps them when loading in bf16.
+    fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
+        match kind {
+            Kind::Float => self.vs.float(),
+            Kind::Double => self.vs.double(),
+            Kind::BFloat16 => self.vs.bfloat16(),
+            Kind::Half => self.vs.half(),
+            other => {
+                return Err(ModelError::Input(format!(
+                    "{other:?} is not a floating-point kind for model weights"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn eos_token_id(&self) -> i64 {
+        self.config.eos_token_id
+    }
+
+    fn pad_token_id(&self) -> i64 {
+        self.config.pad_token_id.unwrap_or(self.config.eos_token_id)
+    }
+}
+
+/// fp32 for 16-bit kinds (as transformers computes softmax and norms); fp64 stays fp64 for exactness checks.
+fn at_least_fp32(kind: Kind) -> Kind {
+    if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
+fn min_value(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => f64::MIN,
+        Kind::Half => -65504.0,
+        Kind::BFloat16 => -3.389_531_389_251_535e38,
+        _ => f32::MIN as f64,
+    }
+}
+
+/// `[b, 1, t, past + t]`: 0 where query `i` (at cache position `past + i`) may see key `j` — `j ≤ past + i` and
+/// `attention_mask[j] ≠ 0` — and the kind's minimum elsewhere. As transformers' eager mask, the minimum is set, not
+/// added, so a fully masked row (a left-padding query) gets equal scores and a finite uniform softmax.
+fn attention_bias(attention_mask: &Tensor, past: i64, t: i64, kind: Kind) -> Tensor {
+    let device = attention_mask.device();
+    let total = past + t;
+    let queries = Tensor::arange_start(past, total, (Kind::Int64, device)).unsqueeze(1);
+    let keys = Tensor::arange(total, (Kind::Int64, device)).unsqueeze(0);
+    let causal = keys.le_tensor(&queries); // [t, past + t]
+    let keep = attention_mask.ne(0).unsqueeze(1); // [b, 1, past + t]
+    let allowed = causal.unsqueeze(0).logical_and(&keep).unsqueeze(1);
+    let b = attention_mask.size()[0];
+    Tensor::zeros([b, 1, t, total], (kind, device))
+        .masked_fill(&allowed.logical_not(), min_value(kind))
+}
+
+/// What every layer of one forward shares.
+struct Step<'a> {
+    /// Additive attention mask `[b, 1, t, past + t]`.
+    bias: &'a Tensor,
+    /// Rotary cosines and sines `[b, t, head_dim]`, in the model's kind.
+    cos: &'a Tensor,
+    sin: &'a Tensor,
+    dropout: f64,
+}
+
+/// Rotary position embedding (the default kind): angle `position · inv_freq[i]`, `inv_freq = 1 / θ^(2i/dim)`.
+struct Rotary {
+    /// `[head_dim / 2]`, fp32 whatever the weights' kind (transformers keeps this buffer fp32 when loading bf16).
+    inv_freq: Tensor,
+}
+
+impl Rotary {
+    fn new(config: &LlamaConfig, device: Device) -> Self {
+        let dim = config.head_dim;
+        // As transformers: exponents in fp32 from integer steps, then `theta ** x` and its reciprocal in fp32.
+        let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Int64, device))
+            .to_kind(Kind::Float)
+            / dim as f64;
+        let inv_freq = Tensor::pow_scalar(config.rope_theta, &exponents).reciprocal();
+        Rotary { inv_freq }
+    }
+
+    /// `position_ids` `[b, t]` → (cos, sin) `[b, t, head_dim]` in `kind`, the half-angles repeated as
+    /// `cat(freqs, freqs)` to match `rotate_half`.
+    fn forward(&self, position_ids: &Tensor, kind: Kind) -> (Tensor, Tensor) {
+        // Each angle is one fp32 product, as transformers' (inv_freq ⊗ positions) matmul with an inner size of 1.
+        let freqs = position_ids.to_kind(Kind::Float).unsqueeze(-1) * &self.inv_freq;
+        let emb = Tensor::cat(&[&freqs, &freqs], -1);
+        (emb.cos().to_kind(kind), emb.sin().to_kind(kind))
+    }
+
+    /// `x·cos + rotate_half(x)·sin` for `x` `[b, heads, t, head_dim]`, where `rotate_half` = `[−x₂, x₁]`.
+    fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+        let half = x.size()[3] / 2;
+        let rotated = Tensor::cat(&[-x.narrow(3, half, half), x.narrow(3, 0, half)], 3);
+        x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)
+    }
+}
+
+/// `nn.Linear`: weight `[out, in]`, optional bias.
+struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(p: &VarPath, input: i64, output: i64, bias: bool, init: Init) -> Self {
+        Linear {
+            weight: p.var("weight", &[output, input], init),
+            bias: bias.then(|| p.var("bias", &[output], Init::Const(0.0))),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+/// Llama's RMS norm: the mean square in fp32, the normalised states cast back to the input's kind, then scaled.
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(p: &VarPath, config: &LlamaConfig) -> Self {
+        RmsNorm {
+            weight: p.var("weight", &[config.hidden_size], Init::Const(1.0)),
+            eps: config.rms_norm_eps,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let input_kind = x.kind();
+        let x = x.to_kind(at_least_fp32(input_kind));
+        let variance = x.pow_tensor_scalar(2).mean_dim(-1, true, x.kind());
+        let normed = &x * (variance + self.eps).rsqrt();
+        &self.weight * normed.to_kind(input_kind)
+    }
+}
+
+/// Self-attention with grouped key/value heads and rotary positions.
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    heads: i64,
+    kv_heads: i64,
+    head_dim: i64,
+    /// `head_dim^-½`, applied to the scores as transformers' eager path does.
+    scaling: f64,
+}
+
+impl Attention {
+    fn new(p: &VarPath, config: &LlamaConfig, init: Init) -> Self {
+        let (d, hd, bias) = (config.hidden_size, config.head_dim, config.attention_bias);
+        let (q_out, kv_out) = (
+            config.num_attention_heads * hd,
+            config.num_key_value_heads * hd,
+        );
+        Attention {
+            q_proj: Linear::new(&(p / "q_proj"), d, q_out, bias, init),
+            k_proj: Linear::new(&(p / "k_proj"), d, kv_out, bias, init),
+            v_proj: Linear::new(&(p / "v_proj"), d, kv_out, bias, init),
+            o_proj: Linear::new(&(p / "o_proj"), q_out, d, bias, init),
+            heads: config.num_attention_heads,
+            kv_heads: config.num_key_value_heads,
+            head_dim: hd,
+            scaling: (hd as f64).powf(-0.5),
+        }
+    }
+
+    /// `[b, t, heads · head_dim]` → `[b, heads, t, head_dim]`.
+    fn split_heads(&self, x: &Tensor, heads: i64) -> Tensor {
+        let (b, t) = (x.size()[0], x.size()[1]);
+        x.view([b, t, heads, self.head_dim]).transpose(1, 2)
+    }
+
+    /// Each key/value head repeated for the query heads it serves (transformers' `repeat_kv`: head `h` uses
+    /// key/value head `h / groups`).
+    fn repeat_kv(&self, x: &Tensor) -> Tensor {
+        let groups = self.heads / self.kv_heads;
+        if groups == 1 {
+            return x.shallow_clone();
+        }
+        let s = x.size();
+        x.unsqueeze(2)
+            .expand([s[0], s[1], groups, s[2], s[3]], false)
+            .reshape([s[0], s[1] * groups, s[2], s[3]])
+    }
+
+    fn forward(&self, x: &Tensor, step: &Step, cache: Option<(&mut KvCache, usize)>) -> Tensor {
+        let q = self.split_heads(&self.q_proj.forward(x), self.heads);
+        let k = self.split_heads(&self.k_proj.forward(x), self.kv_heads);
+        let v = self.split_heads(&self.v_proj.forward(x), self.kv_heads);
+        let q = Rotary::apply(&q, step.cos, step.sin);
+        let k = Rotary::apply(&k, step.cos, step.sin);
+        // The cache holds rotated keys, before the repeat (as transformers' DynamicCache).
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, k, v),
+            None => (k, v),
+        };
+        let (k, v) = (self.repeat_kv(&k), self.repeat_kv(&v));
+        let scores = q.matmul(&k.transpose(2, 3)) * self.scaling + step.bias;
+        let weights = scores
+            .softmax(-1, at_least_fp32(scores.kind()))
+            .to_kind(q.kind())
+            .dropout(step.dropout, step.dropout > 0.0);
+        let out = weights.matmul(&v).transpose(1, 2);
+        let (b, t) = (out.size()[0], out.size()[1]);
+        self.o_proj
+            .forward(&out.reshape([b, t, self.heads * self.head_dim]))
+    }
+}
+
+/// SwiGLU: `down(silu(gate(x)) ⊙ up(x))`.
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn new(p: &VarPath, config: &LlamaConfig, init: Init) -> Self {
+        let (d, ff, bias) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.mlp_bias,
+        );
+        Mlp {
+            gate_proj: Linear::new(&(p / "gate_proj"), d, ff, bias, init),
+            up_proj: Linear::new(&(p / "up_proj"), d, ff, bias, init),
+            down_proj: Linear::new(&(p / "down_proj"), ff, d, bias, init),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let hidden = self.gate_proj.forward(x).silu() * self.up_proj.forward(x);
+        self.down_proj.forward(&hidden)
+    }
+}
+
+/// Pre-norm block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+impl DecoderLayer {
+    fn new(p: &VarPath, config: &LlamaConfig, init: Init) -> Self {
+        DecoderLayer {
+            input_layernorm: RmsNorm::new(&(p / "input_layernorm"), config),
+            self_attn: Attention::new(&(p / "self_attn"), config, init),
+            post_attention_layernorm: RmsNorm::new(&(p / "post_attention_layernorm"), config),
+            mlp: Mlp::new(&(p / "mlp"), config, init),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, step: &Step, cache: Option<(&mut KvCache, usize)>) -> Tensor {
+        let attended = self
+            .self_attn
+            .forward(&self.input_layernorm.forward(x), step, cache);
+        let x = x + attended;
+        let out = self.mlp.forward(&self.post_attention_layernorm.forward(&x));
+        x + out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::causal::generate_greedy;
+
+    fn tiny_json() -> serde_json::Value {
+        serde_json::json!({
+            "model_type": "llama",
+            "vocab_size": 32,
+            "hidden_size": 16,
+            "intermediate_size": 24,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "initializer_range": 0.3,
+            "pad_token_id": 0,
+            "eos_token_id": 2,
+        })
+    }
+
+    fn parse(value: serde_json::Value) -> Result<LlamaConfig, ModelError> {
+        LlamaConfig::from_json(Path::new("config.json"), value)
+    }
+
+    fn with(key: &str, v: serde_json::Value) -> serde_json::Value {
+        let mut value = tiny_json();
+        value[key] = v;
+        value
+    }
+
+    fn refused(value: serde_json::Value) -> String {
+        parse(value).expect_err("should be refused").to_string()
+    }
+
+    #[test]
+    fn llama_config_defaults_follow_transformers() {
+        let mut value = tiny_json();
+        let obj = value.as_object_mut().unwrap();
+        for key in ["num_key_value_heads", "eos_token_id", "pad_token_id"] {
+            obj.remove(key);
+        }
+        let c = parse(value).unwrap();
+        assert_eq!(c.num_key_value_heads, 4);
+        assert_eq!(c.head_dim, 4);
+        assert_eq!(c.rope_theta, 10000.0);
+        assert_eq!(c.rms_norm_eps, 1e-6);
+        assert!(!c.tie_word_embeddings && !c.attention_bias && !c.mlp_bias);
+        assert_eq!(
+            (c.bos_token_id, c.eos_token_id, c.pad_token_id),
+            (Some(1), 2, None)
+        );
+        let c = parse(with("eos_token_id", serde_json::json!([128001, 128009]))).unwrap();
+        assert_eq!(c.eos_token_id, 128001);
+        let c = parse(with("head_dim", 8.into())).unwrap();
+        assert_eq!(c.head_dim, 8);
+        let c = parse(with("rope_scaling", serde_json::Value::Null)).unwrap();
+        assert_eq!(c, parse(tiny_json()).unwrap());
+        let default_rope = serde_json::json!({"rope_type": "default"});
+        assert_eq!(parse(with("rope_scaling", default_rope)).unwrap(), c);
+        assert_eq!(
+            parse(with("pad_token_id", (-1).into()))
+                .unwrap()
+                .pad_token_id,
+            None
+        );
+    }
+
+    #[test]
+    fn llama_config_refuses_what_is_not_implemented() {
+        let e = refused(with(
+            "rope_scaling",
+            serde_json::json!({"type": "linear", "factor": 2.0}),
+        ));
+        assert!(
+            e.contains("rope_scaling") && e.contains("\"linear\""),
+            "{e}"
+        );
+        let e = refused(with(
+            "rope_scaling",
+            serde_json::json!({"rope_type": "llama3", "factor": 8.0}),
+        ));
+        assert!(e.contains("\"llama3\"") && e.contains("default"), "{e}");
+        let e = refused(with("hidden_act", "gelu".into()));
+        assert!(e.contains("hidden_act") && e.contains("gelu"), "{e}");
+        let e = refused(with("model_type", "gpt2".into()));
+        assert!(e.contains("model_type") && e.contains("gpt2"), "{e}");
+        let e = refused(with("num_key_value_heads", 3.into()));
+        assert!(e.contains("num_key_value_heads"), "{e}");
+        let e = refused(with("eos_token_id", serde_json::Value::Null));
+        assert!(e.contains("eos_token_id"), "{e}");
+        let e = refused(with("num_attention_heads", 0.into()));
+        assert!(e.contains("num_attention_heads"), "{e}");
+        let mut value = tiny_json();
+        value.as_object_mut().unwrap().remove("hidden_size");
+        let e = refused(value);
+        assert!(
+            e.contains("hidden_size") && e.contains("config.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn llama_variables_have_hf_names_and_shapes() {
+        let config = parse(tiny_json()).unwrap();
+        let model = Llama::new_random(&config, Device::Cpu).unwrap();
+        let vars = model.var_store().variables();
+        let shape = |name: &str| vars.get(name).unwrap_or_else(|| panic!("{name}")).size();
+        assert_eq!(shape("model.embed_tokens.weight"), [32, 16]);
+        assert_eq!(shape("model.layers.1.self_attn.q_proj.weight"), [16, 16]);
+        assert_eq!(shape("model.layers.1.self_attn.k_proj.weight"), [8, 16]);
+        assert_eq!(shape("model.layers.0.mlp.down_proj.weight"), [16, 24]);
+        assert_eq!(shape("lm_head.weight"), [32, 16]);
+        assert_eq!(vars.len(), 2 + 2 * 9 + 1);
+        assert!(vars.values().all(|v| !v.requires_grad()));
+        // transformers zeroes the padding token's embedding.
+        let pad_row = model.embed_tokens.get(0).abs().sum(Kind::Float);
+        assert_eq!(pad_row.double_value(&[]), 0.0);
+        let tied = Llama::new_random(
+            &parse(with("tie_word_embeddings", true.into())).unwrap(),
+            Device::Cpu,
+        )
+        .unwrap();
+        assert!(!tied.var_store().variables().contains_key("lm_head.weight"));
+    }
+
+    /// Prefill plus one-token steps with the cache give the logits of one pass over the whole sequence.
+    #[test]
+    fn llama_cache_matches_a_full_pass() {
+        tch::manual_seed(0);
+        let config = parse(with("attention_bias", true.into())).unwrap();
+        let model = Llama::new_random(&config, Device::Cpu).unwrap();
+        let ids = Tensor::from_slice(&[0i64, 0, 5, 6, 7, 8, 1, 9, 10, 11, 12, 13]).view([2, 6]);
+        let mask = ids.ne(0).to_kind(Kind::Int64);
+        let positions = (mask.cumsum(-1, Kind::Int64) - 1).masked_fill(&mask.eq(0), 1);
+        let full = model
+            .forward_embeds(&model.embed(&ids), &mask, &positions, None, false)
+            .unwrap();
+        assert_eq!(full.size(), [2, 6, 32]);
+        assert_eq!(full.kind(), Kind::Float);
+        let mut cache = KvCache::new(model.num_layers());
+        let split = 3;
+        let mut pieces = vec![model
+            .forward_embeds(
+                &model.embed(&ids.narrow(1, 0, split)),
+                &mask.narrow(1, 0, split),
+                &positions.narrow(1, 0, split),
+                Some(&mut cache),
+                false,
+            )
+            .unwrap()];
+        for i in split..6 {
+            pieces.push(
+                model
+                    .forward_embeds(
+                        &model.embed(&ids.narrow(1, i, 1)),
+                        &mask.narrow(1, 0, i + 1),
+                        &positions.narrow(1, i, 1),
+                        Some(&mut cache),
+                        false,
+                    )
+                    .unwrap(),
+            );
+        }
+        assert_eq!(cache.len(), 6);
+        let stepped = Tensor::cat(&pieces, 1);
+        // Real positions only: left-padding queries see nothing and their outputs are not meaningful.
+        let keep = mask.to_kind(Kind::Bool);
+        let diff = (full.index(&[Some(&keep)]) - stepped.index(&[Some(&keep)]))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(diff < 1e-5, "cache vs full pass: {diff}");
+    }
+
+    #[test]
+    fn llama_refuses_bad_inputs_and_runs_in_bf16() {
+        let config = parse(tiny_json()).unwrap();
+        let mut model = Llama::new_random(&config, Device::Cpu).unwrap();
+        let embeds = model.embed(&Tensor::from_slice(&[1i64, 2, 3]).view([1, 3]));
+        let mask = Tensor::ones([1, 3], (Kind::Int64, Device::Cpu));
+        let positions = Tensor::arange(3, (Kind::Int64, Device::Cpu)).view([1, 3]);
+        let wide = Tensor::zeros([1, 3, 8], (Kind::Float, Device::Cpu));
+        assert!(model
+            .forward_embeds(&wide, &mask, &positions, None, false)
+            .is_err());
+        let short = mask.narrow(1, 0, 2);
+        assert!(model
+            .forward_embeds(&embeds, &short, &positions, None, false)
+            .is_err());
+        let mut wrong_cache = KvCache::new(5);
+        assert!(model
+            .forward_embeds(&embeds, &mask, &positions, Some(&mut wrong_cache), false)
+            .is_err());
+        assert!(model.set_float_kind(Kind::Int64).is_err());
+        assert!(generate_greedy(&model, &embeds, &short, 2).is_err());
+        assert_eq!(
+            generate_greedy(&model, &embeds, &mask, 0).unwrap().size(),
+            [1, 0]
+        );
+
+        let reference = model
+            .forward_embeds(&embeds, &mask, &positions, None, false)
+            .unwrap();
+        model.set_float_kind(Kind::BFloat16).unwrap();
+        // fp32 embeddings (as an adapter makes them) are accepted by a bf16 model.
+        let logits = model
+            .forward_embeds(&embeds, &mask, &positions, None, false)
+            .unwrap();
+        assert_eq!(logits.kind(), Kind::Float);
+        let err = (&logits - &reference).abs().max().double_value(&[])
+            / reference.abs().max().double_value(&[]);
+        assert!(err < 5e-2, "bf16 vs fp32: {err}");
+        assert_eq!(
+            model.embed(&Tensor::from_slice(&[1i64])).kind(),
+            Kind::BFloat16
+        );
+        let tokens = generate_greedy(
+            &model,
+            &model.embed(&Tensor::from_slice(&[1i64, 2, 3]).view([1, 3])),
+            &mask,
+            3,
+        )
+        .unwrap();
+        assert_eq!(tokens.size()[0], 1);
+    }
+
+    #[test]
+    fn llama_save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = parse(with("tie_word_embeddings", true.into())).unwrap();
+        let model = Llama::new_random(&config, Device::Cpu).unwrap();
+        model.save(dir.path()).unwrap();
+        let loaded = Llama::load(dir.path(), Device::Cpu).unwrap();
+        assert_eq!(loaded.config(), model.config());
+        let ids = Tensor::from_slice(&[1i64, 4, 9, 3]).view([1, 4]);
+        let mask = ids.ones_like();
+        let positions = Tensor::arange(4, (Kind::Int64, Device::Cpu)).view([1, 4]);
+        let run = |m: &Llama| {
+            m.forward_embeds(&m.embed(&ids), &mask, &positions, None, false)
+                .unwrap()
+        };
+        assert_eq!(run(&model), run(&loaded));
+    }
+}
