@@ -161,3 +161,62 @@ fn built_in_length_profiles_are_what_the_data_measures() {
     assert_eq!(measured["tasks"]["boolq"]["split"], "validation");
     assert_eq!(measured["tasks"]["rte"]["rows"], 2490);
 }
+
+#[test]
+fn decoder_only_shapes_are_measured_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("eff");
+    let output = dept()
+        .args([
+            "bench",
+            "efficiency",
+            "--shape",
+            "gpt2",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "2",
+            "--max-len",
+            "32",
+            "--pt-len",
+            "12",
+            "--m",
+            "4",
+            "--uniform",
+            "8:24",
+            "--padding",
+            "longest",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--inference-batches",
+            "1",
+            "--decode-tokens",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("efficiency.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    // gpt2: d = 768, s = 32: 12·768 = 4·768 + 800·r gives r = 7.68, rounded to 8.
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("gpt2,longest,DePT m=4 r=8,4,8,")),
+        "{csv}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("gpt2,longest,PT l=12,12,0,9216,")),
+        "{csv}"
+    );
+}

@@ -1,5 +1,5 @@
 //! `dept bench efficiency`: the paper's efficiency study (§3.3, Figures 3–4, Tables 6–8) on this machine. For each
-//! random-weight T5 shape (timings do not depend on the weights) and each padding, it measures the frozen backbone
+//! random-weight model shape (T5, GPT-2, LLaMA-2) (timings do not depend on the weights) and each padding, it measures the frozen backbone
 //! alone (the floor), PT with `l` soft tokens and DePT at the same parameter count for each `m` (r solved from
 //! `l·d = m·d + (s+d)·r`): the training step as `dept train` runs it (dropout on, backward, clipping, AdamW), its
 //! peak memory, and greedy-decoding throughput, all on the same batches. Output: a table per shape and padding, a
@@ -8,6 +8,7 @@
 mod lengths;
 mod plot;
 mod row;
+mod shapes;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,8 +17,7 @@ use anyhow::{ensure, Context, Result};
 use clap::{Args, ValueEnum};
 use dept_core::budget::{Budget, Rounding};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
-use dept_models::t5::T5;
-use dept_models::{Backbone, PromptedModel};
+use dept_models::{Architecture, Backbone, PromptedModel};
 use dept_train::batch::{Batch, Encoded};
 use dept_train::config;
 use dept_train::guard::guarded;
@@ -29,7 +29,8 @@ use tch::{Device, Kind};
 pub use lengths::{draw_uniform, profile, LengthProfile, ProfileArgs};
 pub use row::{PaddingMode, Row, Stats, Variant};
 
-use super::bench::{examples_with_lengths, t5_shape};
+use super::bench::examples_with_lengths;
+use shapes::Shape;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PaddingArg {
@@ -50,7 +51,8 @@ enum Precision {
 
 #[derive(Args)]
 pub struct EfficiencyArgs {
-    /// Random-weight T5 v1 shapes to measure (repeat the flag): t5-small, t5-base, t5-large.
+    /// Random-weight model shapes to measure (repeat the flag): t5-small, t5-base, t5-large, gpt2, gpt2-medium,
+    /// gpt2-large, llama-2-7b, llama-2-13b. For GPT-2 and Llama, source and target share the s tokens.
     #[arg(long = "shape", default_value = "t5-small")]
     shapes: Vec<String>,
     #[arg(long, default_value_t = 16)]
@@ -114,7 +116,7 @@ pub struct EfficiencyArgs {
 struct Bench<'a> {
     args: &'a EfficiencyArgs,
     shape: &'a str,
-    backbone: &'a T5,
+    backbone: &'a dyn Backbone,
     device: Device,
 }
 
@@ -135,9 +137,9 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
     let configs = shapes
         .into_iter()
         .map(|name| {
-            let config = t5_shape(name)?;
-            let variants = variants(args, config.d_model)?;
-            Ok((name.clone(), config, variants))
+            let shape = Shape::named(name)?;
+            let variants = variants(args, shape.hidden_size())?;
+            Ok((shape, variants))
         })
         .collect::<Result<Vec<_>>>()?;
     let paddings: &[PaddingMode] = match args.padding {
@@ -163,29 +165,38 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         args.inference_batches,
         args.decode_tokens
     );
-    // The same token ids for every shape (they share T5's vocabulary), padding and variant.
-    let vocab = configs.first().map_or(32128, |(_, c, _)| c.vocab_size);
+    // The same token ids for every shape (below the smallest vocabulary), padding and variant.
+    let vocab = configs
+        .iter()
+        .map(|(shape, _)| shape.vocab_size())
+        .min()
+        .unwrap_or(32000);
     let examples = lengths
         .chunks(args.batch_size as usize)
         .map(|chunk| examples_with_lengths(chunk, vocab))
         .collect::<Result<Vec<_>>>()?;
 
     let mut rows = Vec::new();
-    for (name, config, variants) in &configs {
+    for (shape, variants) in &configs {
+        let name = &shape.name;
         tch::manual_seed(0);
-        let mut backbone = guarded(|| Ok(T5::new_random(config, device)?))
-            .with_context(|| format!("building a random {name} on {device:?}"))?;
+        let mut backbone = guarded(|| {
+            shape
+                .build(device)
+                .map_err(|e| dept_train::TrainError::Run(format!("{e:#}")))
+        })
+        .with_context(|| format!("building a random {name} on {device:?}"))?;
         if args.precision == Precision::Bf16 {
             backbone.set_float_kind(Kind::BFloat16)?;
         }
         let bench = Bench {
             args,
             shape: name,
-            backbone: &backbone,
+            backbone: backbone.as_ref(),
             device,
         };
         for &padding in paddings {
-            let batches = to_batches(&examples, padding, args.max_len, device);
+            let batches = to_batches(&examples, backbone.as_ref(), padding, args.max_len);
             for (variant, config) in variants {
                 let row = bench.measure(*variant, config.clone(), padding, &batches)?;
                 eprintln!(
@@ -271,23 +282,59 @@ fn variants(args: &EfficiencyArgs, d: i64) -> Result<Vec<(Variant, Option<DeptCo
     Ok(out)
 }
 
+/// Training batches and decoding batches of the same examples, laid out for the backbone: for a decoder-only
+/// model source and target share the s tokens (the source is cut to leave room for the target), training rows
+/// join them and decoding rows are left-padded sources.
+struct Batches {
+    train: Vec<Batch>,
+    decode: Vec<Batch>,
+}
+
 fn to_batches(
     examples: &[Vec<Encoded>],
+    backbone: &dyn Backbone,
     padding: PaddingMode,
     max_len: i64,
-    device: Device,
-) -> Vec<Batch> {
+) -> Batches {
     let padding = match padding {
         PaddingMode::MaxLength => config::Padding::MaxLength,
         PaddingMode::Longest => config::Padding::Longest,
     };
-    examples
+    let architecture = backbone.architecture();
+    let (pad, device, s) = (backbone.pad_token_id(), backbone.device(), max_len as usize);
+    let fitted: Vec<Vec<Encoded>> = examples
         .iter()
-        .map(|examples| {
-            let items: Vec<&Encoded> = examples.iter().collect();
-            Batch::new(&items, padding, max_len as usize, 0, device)
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    if architecture == Architecture::DecoderOnly {
+                        e.input_ids
+                            .truncate(s.saturating_sub(e.target_ids.len()).max(1));
+                    }
+                    e
+                })
+                .collect()
         })
-        .collect()
+        .collect();
+    let build = |generation: bool| {
+        fitted
+            .iter()
+            .map(|examples| {
+                let items: Vec<&Encoded> = examples.iter().collect();
+                if generation {
+                    Batch::for_generation(&items, architecture, padding, s, pad, device)
+                } else {
+                    Batch::for_training(&items, architecture, padding, s, pad, device)
+                }
+            })
+            .collect()
+    };
+    Batches {
+        train: build(false),
+        decode: build(true),
+    }
 }
 
 impl Bench<'_> {
@@ -296,7 +343,7 @@ impl Bench<'_> {
         variant: Variant,
         config: Option<DeptConfig>,
         padding: PaddingMode,
-        batches: &[Batch],
+        batches: &Batches,
     ) -> Result<Row> {
         let args = self.args;
         let params = config.as_ref().map_or(0, DeptConfig::num_params);
@@ -309,47 +356,30 @@ impl Bench<'_> {
         release_freed_memory();
         reset_peak(self.device);
 
-        let step_ms = guarded(|| {
-            let mut timings = Vec::with_capacity(args.steps);
-            match (&model, &adapter) {
-                (Some(model), Some(adapter)) => {
-                    let params = adapter.parameters();
-                    let mut optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
-                    for (i, batch) in batches.iter().take(args.warmup + args.steps).enumerate() {
-                        let start = Instant::now();
-                        // The step `dept train` takes (dropout on), with its default rates.
-                        optimizer.zero_grad();
-                        step::forward_backward(*model, std::slice::from_ref(batch), true)?;
-                        step::update(&mut optimizer, &params, 1.0, 0.3, 1e-4);
-                        self.synchronize();
-                        if i >= args.warmup {
-                            timings.push(start.elapsed().as_secs_f64() * 1e3);
-                        }
-                    }
+        // The step `dept train` takes (dropout on, its default rates), or the floor's forward and backward.
+        let mut optimizer = adapter.as_ref().map(|a| {
+            (
+                a.parameters(),
+                AdamW::new(a.param_groups(), AdamWConfig::default()),
+            )
+        });
+        let step_ms = self.timed(&batches.train, args.warmup, args.steps, |batch| {
+            match (&model, &mut optimizer) {
+                (Some(model), Some((params, optimizer))) => {
+                    optimizer.zero_grad();
+                    step::forward_backward(*model, std::slice::from_ref(batch), true)?;
+                    step::update(optimizer, params, 1.0, 0.3, 1e-4);
+                    Ok(())
                 }
-                _ => {
-                    for (i, batch) in batches.iter().take(args.warmup + args.steps).enumerate() {
-                        let start = Instant::now();
-                        self.floor_step(batch)?;
-                        self.synchronize();
-                        if i >= args.warmup {
-                            timings.push(start.elapsed().as_secs_f64() * 1e3);
-                        }
-                    }
-                }
+                _ => self.floor_step(batch),
             }
-            Ok(Stats::of(timings))
         })?;
         let peak = peak_memory(self.device);
 
-        let inference_ms = if args.inference_batches == 0 {
-            None
-        } else {
-            let mut timings = Vec::with_capacity(args.inference_batches);
-            // One untimed decode first, then the timed ones, on batches the training steps also saw.
-            for (i, batch) in batches.iter().take(args.inference_batches + 1).enumerate() {
-                let start = Instant::now();
-                guarded(|| {
+        // One untimed decode first, then the timed ones, on the sources the training steps also saw.
+        let inference_ms = (args.inference_batches > 0)
+            .then(|| {
+                self.timed(&batches.decode, 1, args.inference_batches, |batch| {
                     let generated = match &model {
                         Some(model) => model.generate(
                             &batch.input_ids,
@@ -364,16 +394,11 @@ impl Bench<'_> {
                             )
                         })?,
                     };
-                    self.synchronize();
                     drop(generated);
                     Ok(())
-                })?;
-                if i > 0 {
-                    timings.push(start.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            Some(Stats::of(timings))
-        };
+                })
+            })
+            .transpose()?;
         Ok(Row {
             shape: self.shape.to_string(),
             padding,
@@ -401,6 +426,30 @@ impl Bench<'_> {
             .forward(&embeds, &batch.attention_mask, &batch.labels, true)?;
         output.loss.backward();
         Ok(())
+    }
+
+    /// Runs `work` on `warmup` batches untimed, then on `timed` more, each ended by a device synchronisation:
+    /// median and range in milliseconds.
+    fn timed(
+        &self,
+        batches: &[Batch],
+        warmup: usize,
+        timed: usize,
+        mut work: impl FnMut(&Batch) -> Result<(), dept_train::TrainError>,
+    ) -> Result<Stats> {
+        let mut timings = Vec::with_capacity(timed);
+        for (i, batch) in batches.iter().take(warmup + timed).enumerate() {
+            let start = Instant::now();
+            guarded(|| {
+                work(batch)?;
+                self.synchronize();
+                Ok(())
+            })?;
+            if i >= warmup {
+                timings.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        Ok(Stats::of(timings))
     }
 
     fn synchronize(&self) {
