@@ -43,8 +43,10 @@ enum Command {
         #[command(subcommand)]
         command: commands::bench::BenchCommand,
     },
-    /// Write a tiny random T5 model folder, to exercise the pipeline on real data without pretrained weights.
-    TinyT5(commands::tiny::TinyArgs),
+    /// Write a tiny random T5, GPT-2 or Llama folder (--arch), to exercise the pipeline on real data without
+    /// pretrained weights.
+    #[command(visible_alias = "tiny-t5")]
+    TinyModel(commands::tiny::TinyArgs),
     /// List the DePT shapes (m, r) that match a PT budget l·d = m·d + (s+d)·r, or solve for one of them.
     Budget(commands::budget::BudgetArgs),
     /// Offline end-to-end demo: train, evaluate and use a DePT adapter on a tiny T5 and a synthetic task.
@@ -73,7 +75,7 @@ fn main() -> ExitCode {
         Command::Env => commands::env::run(),
         Command::Selftest(args) => commands::selftest::run(&args),
         Command::Bench { command } => commands::bench::run(&command),
-        Command::TinyT5(args) => commands::tiny::run(&args),
+        Command::TinyModel(args) => commands::tiny::run(&args),
         Command::Budget(args) => commands::budget::run(&args),
         Command::Quickstart(args) => commands::quickstart::run(&args, cli.quiet),
         Command::Data { command } => commands::data::run(command),

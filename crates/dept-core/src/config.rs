@@ -54,6 +54,9 @@ pub struct DeptConfig {
     pub base_model_name_or_path: Option<String>,
     #[serde(default = "default_submodules")]
     pub num_transformer_submodules: i64,
+    /// PEFT's `task_type`: `SEQ_2_SEQ_LM` (T5) or `CAUSAL_LM` (GPT-2, Llama); PEFT picks its model wrapper by it.
+    #[serde(default = "default_task_type")]
+    pub task_type: String,
 }
 
 /// `prompt_tuning_init` / `prompt_tuning_init_text` as PEFT writes them.
@@ -71,6 +74,9 @@ fn default_alpha() -> f64 {
 fn default_submodules() -> i64 {
     1
 }
+fn default_task_type() -> String {
+    "SEQ_2_SEQ_LM".into()
+}
 fn default_init_kind() -> String {
     "RANDOM".into()
 }
@@ -87,6 +93,7 @@ impl DeptConfig {
             init: InitFields::from(&PromptInit::Text(DEFAULT_INIT_TEXT.into())),
             base_model_name_or_path: None,
             num_transformer_submodules: 1,
+            task_type: default_task_type(),
         };
         config.validate()?;
         Ok(config)

@@ -288,7 +288,6 @@ impl DecomposedPrompt {
             .map_err(|e| CoreError::Config(format!("cannot serialise the adapter config: {e}")))?;
         if let Some(obj) = config.as_object_mut() {
             obj.insert("peft_type".into(), self.config.peft_type().into());
-            obj.insert("task_type".into(), "SEQ_2_SEQ_LM".into());
             obj.insert("inference_mode".into(), true.into());
         }
         let text = serde_json::to_string_pretty(&config)

@@ -418,6 +418,56 @@ impl Gpt2 {
         &self.config
     }
 
+    /// Writes `config.json` (the keys transformers' `save_pretrained` writes for a `GPT2LMHeadModel`, less
+    /// `dtype` and `transformers_version`) and `model.safetensors` (`transformer.*` names, in the weights' kind),
+    /// each atomically, creating `dir`: what [`Gpt2::load`] and transformers read. rust-bert's causal-mask buffers
+    /// (`….attn.bias`) are not written, and neither is the output layer (tied to `transformer.wte.weight`). For
+    /// tiny test models ([`crate::tiny`]).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let io_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ModelError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let mut named: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(name, _)| !is_causal_mask(name))
+            .map(|(name, t)| (name, t.detach().to_device(Device::Cpu).contiguous()))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let weights = dir.join(checkpoint::WEIGHTS_FILE);
+        dept_core::atomic::write_atomically(&weights, |tmp| {
+            Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
+        })
+        .map_err(io_error(&weights))?;
+
+        let to_json =
+            |e: serde_json::Error| ModelError::Input(format!("GPT-2 config as JSON: {e}"));
+        let mut config = serde_json::to_value(&self.config).map_err(to_json)?;
+        let extra = serde_json::json!({
+            "model_type": "gpt2",
+            "architectures": ["GPT2LMHeadModel"],
+            // GPT-2 begins and ends documents with the same token.
+            "bos_token_id": self.config.eos_token_id,
+            "reorder_and_upcast_attn": false,
+            "summary_activation": null,
+            "summary_first_dropout": 0.1,
+            "summary_proj_to_labels": true,
+            "summary_type": "cls_index",
+            "summary_use_proj": true,
+            "use_cache": true,
+        });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            config.extend(extra.clone());
+        }
+        let text = serde_json::to_string_pretty(&config).map_err(to_json)?;
+        let path = dir.join(checkpoint::CONFIG_FILE);
+        dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, text.as_bytes()))
+            .map_err(io_error(&path))
+    }
+
     /// The backbone's variables, named as in `GPT2LMHeadModel` checkpoints, plus rust-bert's `….attn.bias`
     /// causal-mask buffers (`[1, 1, n_positions, n_positions]` per layer: 4 MiB each in fp32 at 1 024 positions).
     pub fn var_store(&self) -> &VarStore {

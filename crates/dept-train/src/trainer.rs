@@ -660,6 +660,9 @@ fn new_adapter(
         .with_alpha(config.lora_alpha)
         .with_init(&init);
     dept.base_model_name_or_path = Some(config.model.display().to_string());
+    if backbone.architecture() == dept_models::Architecture::DecoderOnly {
+        dept.task_type = "CAUSAL_LM".into();
+    }
     let device = backbone.device();
     let rows = match &init {
         PromptInit::Text(text) => {

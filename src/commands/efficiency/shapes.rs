@@ -106,7 +106,10 @@ mod tests {
         }
         assert_eq!(Shape::named("gpt2-medium").unwrap().hidden_size(), 1024);
         assert_eq!(Shape::named("llama-2-7b").unwrap().hidden_size(), 4096);
-        let err = Shape::named("t5-huge").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = Shape::named("t5-huge")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("unknown shape"), "{err}");
     }
 }
