@@ -276,25 +276,8 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
     };
     let model = tiny_model(&shared, dir.path());
     let out = dir.path().join("out");
-    let sweep_file = dir.path().join("slurm4.yaml");
-    let base = std::fs::read_to_string(repo().join("configs/sweeps/tiny-cpu.yaml")).unwrap();
-    let set_block: String = base
-        .lines()
-        .skip_while(|l| !l.starts_with("set:"))
-        .take_while(|l| !l.starts_with("grid:"))
-        .filter(|l| !l.contains("model:") && !l.contains("data_dir:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(
-        &sweep_file,
-        format!(
-            "name: slurm4\n{set_block}  model: {:?}\n  data_dir: {:?}\n  threads: 1\ngrid:\n  task: [rte]\n  lr_pair: \
-             [1.0e-4, 5.0e-3]\n  seed: [42, 43]\nslurm:\n  cpus_per_task: 1\n  max_parallel: 2\n",
-            model.display().to_string(),
-            shared.join("data").display().to_string()
-        ),
-    )
-    .unwrap();
+    // The tiny CPU sweep itself (2 tasks × 2 α2 × 2 seeds), with its `slurm:` resources.
+    let sweep_file = repo().join("configs/sweeps/tiny-cpu.yaml");
     let sweep = |extra: &[&str]| {
         let mut command = dept();
         command
@@ -304,11 +287,18 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
             .arg("--out")
             .arg(&out)
             .args(["--backend", "slurm"])
+            .arg("--set")
+            .arg(format!("model={:?}", model.display().to_string()))
+            .arg("--set")
+            .arg(format!(
+                "data_dir={:?}",
+                shared.join("data").display().to_string()
+            ))
             .args(extra);
         command
     };
 
-    // Submit the 4 points as one array, then cancel its task 1 straight away (pending or just started).
+    // Submit the 8 points as one array, then cancel its task 1 straight away (pending or just started).
     let submitted = run_ok(&mut sweep(&[]));
     let stdout = String::from_utf8_lossy(&submitted.stdout).to_string();
     let job = stdout
@@ -327,7 +317,7 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
     let waited = run_ok(&mut sweep(&["--wait"]));
     let waited = String::from_utf8_lossy(&waited.stdout).to_string();
     assert!(waited.contains("every point is done"), "{waited}");
-    assert_eq!(done_points(&out).len(), 4, "{waited}");
+    assert_eq!(done_points(&out).len(), 8, "{waited}");
     let submissions = std::fs::read_to_string(out.join("slurm/submissions.txt")).unwrap();
     assert_eq!(submissions.lines().count(), 2, "{submissions}\n{waited}");
     let first: Vec<String> = std::fs::read_to_string(out.join("slurm/points-1.txt"))
@@ -336,7 +326,7 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
         .map(String::from)
         .collect();
     let second = std::fs::read_to_string(out.join("slurm/points-2.txt")).unwrap();
-    assert_eq!(first.len(), 4);
+    assert_eq!(first.len(), 8);
     assert_eq!(
         second.lines().collect::<Vec<_>>(),
         [first[1].as_str()],
@@ -352,5 +342,17 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
             .arg("--out")
             .arg(&out),
     );
-    assert!(String::from_utf8_lossy(&status.stdout).contains("4 points, 4 done"));
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(status.contains("8 points, 8 done"), "{status}");
+    // CI installs Slurm with accounting: there sacct's record of the finished tasks is shown too.
+    if std::env::var_os("DEPT_REQUIRE_SLURM").is_some_and(|v| v == "1") {
+        assert!(
+            status.contains("sacct (JobID|State") && status.contains("|COMPLETED|"),
+            "{status}"
+        );
+    }
+
+    // The report over the Slurm-run points.
+    let report = run_ok(dept().args(["sweep", "report"]).arg(&out));
+    assert!(String::from_utf8_lossy(&report.stdout).contains("8 of 8 points finished"));
 }
