@@ -92,8 +92,13 @@ fn every_kind_of_bad_input_gets_an_error_that_says_what_is_wrong() {
     std::fs::remove_file(no_tokenizer.join("tokenizer.json")).unwrap();
     let broken_tokenizer = copy_dir(&model, &root.join("broken-tokenizer"));
     std::fs::write(broken_tokenizer.join("tokenizer.json"), "{").unwrap();
+    let bert = root.join("bert");
+    write(&bert.join("config.json"), r#"{"model_type": "bert"}"#);
     let gpt2 = root.join("gpt2");
-    write(&gpt2.join("config.json"), r#"{"model_type": "gpt2"}"#);
+    write(
+        &gpt2.join("config.json"),
+        r#"{"model_type": "gpt2", "n_embd": 16}"#,
+    );
     let bad_row = root.join("bad-row");
     write(&bad_row.join("RTE/train.tsv"), "index\tsentence1\n0\tx\n");
     std::fs::copy(data.join("RTE/dev.tsv"), bad_row.join("RTE/dev.tsv")).unwrap();
@@ -199,8 +204,17 @@ fn every_kind_of_bad_input_gets_an_error_that_says_what_is_wrong() {
         },
         Case {
             what: "unsupported model_type",
+            args: with_model(&bert),
+            expect: vec![s(
+                "model_type \"bert\" is not supported: T5 (v1, v1.1, Flan), GPT-2 and Llama are",
+            )],
+        },
+        Case {
+            what: "GPT-2 config.json missing a key",
             args: with_model(&gpt2),
-            expect: vec![s("model_type \"gpt2\" is not supported yet")],
+            expect: vec![s(
+                "gpt2/config.json: not a GPT-2 config: missing field `vocab_size`",
+            )],
         },
         Case {
             what: "no tokenizer.json",
