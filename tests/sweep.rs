@@ -356,3 +356,34 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
     let report = run_ok(dept().args(["sweep", "report"]).arg(&out));
     assert!(String::from_utf8_lossy(&report.stdout).contains("8 of 8 points finished"));
 }
+
+#[test]
+fn every_shipped_sweep_expands_into_checked_points() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, points) in [
+        ("glue", 320),
+        ("superglue", 160),
+        ("fewshot", 27),
+        ("tiny-cpu", 8),
+    ] {
+        let output = run_ok(
+            dept()
+                .current_dir(repo())
+                .args([
+                    "sweep",
+                    "run",
+                    &format!("configs/sweeps/{file}.yaml"),
+                    "--dry-run",
+                    "--out",
+                ])
+                .arg(dir.path().join(file)),
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains(&format!("{points} points, 0 done")),
+            "{file}: {stdout}"
+        );
+        // A dry run writes nothing.
+        assert!(!dir.path().join(file).exists(), "{file}");
+    }
+}
