@@ -12,9 +12,11 @@
 pub mod backbone;
 pub mod causal;
 pub mod checkpoint;
+pub mod clip;
 pub mod decoder_only;
 mod error;
 pub mod gpt2;
+pub mod image_input;
 pub mod llama;
 pub mod prompted;
 pub mod t5;

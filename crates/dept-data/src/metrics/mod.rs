@@ -7,10 +7,12 @@
 //! the official code defines by convention (F1 without positives, Matthews with constant predictions, a correlation
 //! of constant input) follows that convention and says so on the function.
 
+pub mod caption;
 pub mod classification;
 pub mod correlation;
 pub mod group;
 pub mod squad;
+pub mod vqa;
 
 pub use classification::{accuracy, binary_f1_with_invalid, macro_f1, matthews};
 pub use correlation::{pearson, spearman};
