@@ -135,10 +135,13 @@ EOF
 }
 check "bf16 training on RTE rows, SIGKILL + resume, eval" train_kill_resume
 
-# --- 4. speed and memory: PT against DePT on T5-base and T5-large shapes ----------------------------------------
+# --- 4. speed and memory: PT against DePT on T5-base/large and GPT-2 small/medium shapes -----------------------
 check "the efficiency study: backbone alone, PT l=100, DePT m=0..80 at equal parameters (batch 16, s=256)" \
     "$DEPT" bench efficiency --device cuda --shape t5-base --shape t5-large --batch-size 16 --max-len 256 \
     --pt-len 100 --m 0,20,40,60,80 --out "$OUT/efficiency"
+check "the same study on GPT-2 small and medium shapes (decoder-only: source + target share s), bf16 backbone" \
+    "$DEPT" bench efficiency --device cuda --precision bf16 --shape gpt2 --shape gpt2-medium --batch-size 16 \
+    --max-len 256 --pt-len 100 --m 0,20,40,60,80 --padding max-length --out "$OUT/efficiency-gpt2"
 
 # --- 5. running out of GPU memory gives advice, not a crash -----------------------------------------------------
 oom() {
