@@ -84,6 +84,24 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
     Ok(files.into_iter().collect())
 }
 
+/// Casts a model's frozen weights to a floating-point kind (`Kind::BFloat16` on CUDA, `Kind::Double` for exactness
+/// checks); any other kind is refused.
+pub fn set_float_kind(vs: &mut VarStore, kind: tch::Kind) -> Result<(), ModelError> {
+    use tch::Kind;
+    match kind {
+        Kind::Float => vs.float(),
+        Kind::Double => vs.double(),
+        Kind::BFloat16 => vs.bfloat16(),
+        Kind::Half => vs.half(),
+        other => {
+            return Err(ModelError::Input(format!(
+                "{other:?} is not a floating-point kind for model weights"
+            )))
+        }
+    }
+    Ok(())
+}
+
 /// How to match checkpoint tensors to a model's variables.
 pub struct LoadPlan<'a> {
     /// `(variable, alternative name in the file)`: tied weights that a checkpoint stores under another name.

@@ -457,17 +457,7 @@ impl ClipVision {
     /// Casts the frozen weights (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for exactness checks); outputs come
     /// in that kind.
     pub fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
-        match kind {
-            Kind::Float => self.vs.float(),
-            Kind::Double => self.vs.double(),
-            Kind::BFloat16 => self.vs.bfloat16(),
-            Kind::Half => self.vs.half(),
-            other => {
-                return Err(ModelError::Input(format!(
-                    "{other:?} is not a floating-point kind for model weights"
-                )))
-            }
-        }
+        checkpoint::set_float_kind(&mut self.vs, kind)?;
         Ok(())
     }
 

@@ -707,17 +707,7 @@ impl CausalLm for Gpt2 {
     /// Casts the weights (and rust-bert's 0/1 causal masks, exactly) to a floating-point kind. Input embeddings of
     /// another kind are cast to it in [`CausalLm::forward_embeds`]; logits come back in fp32 (fp64 for fp64).
     fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
-        match kind {
-            Kind::Float => self.vs.float(),
-            Kind::Double => self.vs.double(),
-            Kind::BFloat16 => self.vs.bfloat16(),
-            Kind::Half => self.vs.half(),
-            other => {
-                return Err(ModelError::Input(format!(
-                    "{other:?} is not a floating-point kind for model weights"
-                )))
-            }
-        }
+        checkpoint::set_float_kind(&mut self.vs, kind)?;
         self.kind = kind;
         Ok(())
     }

@@ -503,17 +503,7 @@ impl CausalLm for Llama {
     /// Casts the frozen weights (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for exactness checks); the rotary
     /// frequencies stay fp32, as transformers keeps them when loading in bf16.
     fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
-        match kind {
-            Kind::Float => self.vs.float(),
-            Kind::Double => self.vs.double(),
-            Kind::BFloat16 => self.vs.bfloat16(),
-            Kind::Half => self.vs.half(),
-            other => {
-                return Err(ModelError::Input(format!(
-                    "{other:?} is not a floating-point kind for model weights"
-                )))
-            }
-        }
+        checkpoint::set_float_kind(&mut self.vs, kind)?;
         Ok(())
     }
 

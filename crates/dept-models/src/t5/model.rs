@@ -277,17 +277,7 @@ impl Backbone for T5 {
     /// Casts the backbone's weights to a floating-point kind (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for
     /// exactness checks). Inputs must then be embedded with the same kind, which [`Backbone::embed`] does.
     fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
-        match kind {
-            Kind::Float => self.vs.float(),
-            Kind::Double => self.vs.double(),
-            Kind::BFloat16 => self.vs.bfloat16(),
-            Kind::Half => self.vs.half(),
-            other => {
-                return Err(ModelError::Input(format!(
-                    "{other:?} is not a floating-point kind for model weights"
-                )))
-            }
-        }
+        checkpoint::set_float_kind(&mut self.vs, kind)?;
         Ok(())
     }
 
