@@ -84,6 +84,28 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
     Ok(files.into_iter().collect())
 }
 
+/// `Err` naming the first of `fields` (config key, value) that is not positive: the sizes a model is built from.
+pub fn check_positive(fields: &[(&str, i64)]) -> Result<(), String> {
+    match fields.iter().find(|(_, v)| *v <= 0) {
+        Some((field, v)) => Err(format!("`{field}` must be positive, found {v}")),
+        None => Ok(()),
+    }
+}
+
+/// `Err` unless `value` (config key `name`) is a multiple of `divisor` (key `divisor_name`), e.g. a width that
+/// heads split evenly.
+pub fn check_multiple(
+    (name, value): (&str, i64),
+    (divisor_name, divisor): (&str, i64),
+) -> Result<(), String> {
+    if value % divisor != 0 {
+        return Err(format!(
+            "`{name}` ({value}) must be a multiple of `{divisor_name}` ({divisor})"
+        ));
+    }
+    Ok(())
+}
+
 /// Casts a model's frozen weights to a floating-point kind (`Kind::BFloat16` on CUDA, `Kind::Double` for exactness
 /// checks); any other kind is refused.
 pub fn set_float_kind(vs: &mut VarStore, kind: tch::Kind) -> Result<(), ModelError> {

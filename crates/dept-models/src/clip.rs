@@ -255,7 +255,7 @@ impl ClipVisionConfig {
 
     /// The sizes and values a model can be built from (also for configs written in code).
     pub fn check(&self) -> Result<(), String> {
-        for (field, v) in [
+        checkpoint::check_positive(&[
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
             ("num_hidden_layers", self.num_hidden_layers),
@@ -263,17 +263,11 @@ impl ClipVisionConfig {
             ("num_channels", self.num_channels),
             ("image_size", self.image_size),
             ("patch_size", self.patch_size),
-        ] {
-            if v <= 0 {
-                return Err(format!("`{field}` must be positive, found {v}"));
-            }
-        }
-        if self.hidden_size % self.num_attention_heads != 0 {
-            return Err(format!(
-                "`hidden_size` ({}) must be a multiple of `num_attention_heads` ({})",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
+        ])?;
+        checkpoint::check_multiple(
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+        )?;
         if self.patch_size > self.image_size {
             return Err(format!(
                 "`patch_size` ({}) must not exceed `image_size` ({})",

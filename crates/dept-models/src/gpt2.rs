@@ -180,23 +180,14 @@ impl Gpt2Config {
 
     /// Everything rust-bert's module would panic on or compute differently from transformers, as a message.
     fn validate(&self) -> Result<(), String> {
-        for (field, v) in [
+        checkpoint::check_positive(&[
             ("vocab_size", self.vocab_size),
             ("n_embd", self.n_embd),
             ("n_layer", self.n_layer),
             ("n_head", self.n_head),
             ("n_positions", self.n_positions),
-        ] {
-            if v <= 0 {
-                return Err(format!("`{field}` must be positive, found {v}"));
-            }
-        }
-        if self.n_embd % self.n_head != 0 {
-            return Err(format!(
-                "`n_embd` ({}) must be a multiple of `n_head` ({})",
-                self.n_embd, self.n_head
-            ));
-        }
+        ])?;
+        checkpoint::check_multiple(("n_embd", self.n_embd), ("n_head", self.n_head))?;
         if let Some(inner) = self.n_inner.filter(|&n| n != 4 * self.n_embd) {
             return Err(format!(
                 "`n_inner` = {inner} is not supported: rust-bert's GPT-2 has a feed-forward width of 4·n_embd = {}",

@@ -177,7 +177,7 @@ impl LlamaConfig {
 
     /// The sizes and values a model can be built from (also for configs written in code).
     pub fn check(&self) -> Result<(), String> {
-        for (field, v) in [
+        checkpoint::check_positive(&[
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
@@ -186,17 +186,11 @@ impl LlamaConfig {
             ("num_key_value_heads", self.num_key_value_heads),
             ("head_dim", self.head_dim),
             ("max_position_embeddings", self.max_position_embeddings),
-        ] {
-            if v <= 0 {
-                return Err(format!("`{field}` must be positive, found {v}"));
-            }
-        }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
-            return Err(format!(
-                "`num_attention_heads` ({}) must be a multiple of `num_key_value_heads` ({})",
-                self.num_attention_heads, self.num_key_value_heads
-            ));
-        }
+        ])?;
+        checkpoint::check_multiple(
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+        )?;
         if self.head_dim % 2 != 0 {
             return Err(format!(
                 "`head_dim` must be even for rotary embeddings, found {}",

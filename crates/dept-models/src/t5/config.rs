@@ -77,7 +77,7 @@ impl T5Config {
         };
         let config: T5Config =
             serde_json::from_value(value).map_err(|e| bad(format!("not a T5 config: {e}")))?;
-        for (field, v) in [
+        crate::checkpoint::check_positive(&[
             ("vocab_size", config.vocab_size),
             ("d_model", config.d_model),
             ("d_kv", config.d_kv),
@@ -88,11 +88,8 @@ impl T5Config {
                 "relative_attention_num_buckets",
                 config.relative_attention_num_buckets,
             ),
-        ] {
-            if v <= 0 {
-                return Err(bad(format!("`{field}` must be positive, found {v}")));
-            }
-        }
+        ])
+        .map_err(bad)?;
         if config.num_decoder_layers.is_some_and(|n| n <= 0) {
             return Err(bad("`num_decoder_layers` must be positive".into()));
         }
