@@ -11,48 +11,52 @@ fn dept() -> Command {
     Command::new(env!("CARGO_BIN_EXE_dept"))
 }
 
-#[test]
-fn the_study_measures_every_variant_on_both_paddings() {
+/// Runs `dept bench efficiency ARGS --out <temp>` and returns its stdout, the CSV it wrote and the output folder.
+fn run_study(args: &[&str]) -> (String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("eff");
     let output = dept()
-        .args([
-            "bench",
-            "efficiency",
-            "--shape",
-            "t5-small",
-            "--device",
-            "cpu",
-            "--batch-size",
-            "2",
-            "--max-len",
-            "48",
-            "--pt-len",
-            "12",
-            "--m",
-            "4,8",
-            "--uniform",
-            "8:40",
-            "--steps",
-            "2",
-            "--warmup",
-            "0",
-            "--inference-batches",
-            "1",
-            "--decode-tokens",
-            "2",
-            "--out",
-        ])
-        .arg(&out)
+        .args(["bench", "efficiency"])
+        .args(args)
+        .arg("--out")
+        .arg(dir.path())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let csv = std::fs::read_to_string(out.join("efficiency.csv")).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("efficiency.csv")).unwrap();
+    (stdout, csv, dir)
+}
+
+#[test]
+fn the_study_measures_every_variant_on_both_paddings() {
+    let (stdout, csv, out) = run_study(&[
+        "--shape",
+        "t5-small",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--max-len",
+        "48",
+        "--pt-len",
+        "12",
+        "--m",
+        "4,8",
+        "--uniform",
+        "8:40",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--inference-batches",
+        "1",
+        "--decode-tokens",
+        "2",
+    ]);
     let lines: Vec<&str> = csv.lines().collect();
     // floor, PT and DePT m = 4, 8 on each padding.
     assert_eq!(lines.len(), 1 + 8, "{csv}");
@@ -96,7 +100,7 @@ fn the_study_measures_every_variant_on_both_paddings() {
         );
     }
     for figure in ["figure3.svg", "figure4.svg"] {
-        let svg = std::fs::read_to_string(out.join(figure)).unwrap();
+        let svg = std::fs::read_to_string(out.path().join(figure)).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("PT"), "{figure}");
     }
     assert!(stdout.contains("÷ floor"), "{stdout}");
@@ -164,48 +168,32 @@ fn built_in_length_profiles_are_what_the_data_measures() {
 
 #[test]
 fn decoder_only_shapes_are_measured_the_same_way() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("eff");
-    let output = dept()
-        .args([
-            "bench",
-            "efficiency",
-            "--shape",
-            "gpt2",
-            "--device",
-            "cpu",
-            "--batch-size",
-            "2",
-            "--max-len",
-            "32",
-            "--pt-len",
-            "12",
-            "--m",
-            "4",
-            "--uniform",
-            "8:24",
-            "--padding",
-            "longest",
-            "--steps",
-            "1",
-            "--warmup",
-            "0",
-            "--inference-batches",
-            "1",
-            "--decode-tokens",
-            "2",
-            "--out",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let csv = std::fs::read_to_string(out.join("efficiency.csv")).unwrap();
+    let (_, csv, _out) = run_study(&[
+        "--shape",
+        "gpt2",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "2",
+        "--max-len",
+        "32",
+        "--pt-len",
+        "12",
+        "--m",
+        "4",
+        "--uniform",
+        "8:24",
+        "--padding",
+        "longest",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--inference-batches",
+        "1",
+        "--decode-tokens",
+        "2",
+    ]);
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{csv}");
     // gpt2: d = 768, s = 32: 12·768 = 4·768 + 800·r gives r = 7.68, rounded to 8.
