@@ -251,19 +251,9 @@ fn sweep(args: &[String]) -> Result<(), Failure> {
     }
     forwarded.extend(args.iter().map(String::as_str));
     // In the caller's folder (cargo keeps it), where the sweep file's relative paths point.
-    eprintln!("xtask: $ {} {}", dept.display(), forwarded.join(" "));
-    let status = std::process::Command::new(&dept)
-        .args(&forwarded)
-        .status()
-        .map_err(|e| Failure::new(format!("could not start {}: {e}", dept.display())))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Failure::new(format!(
-            "`dept {}` failed ({status})",
-            forwarded.join(" ")
-        )))
-    }
+    let here = std::env::current_dir()
+        .map_err(|e| Failure::new(format!("cannot read the current folder: {e}")))?;
+    process::run(&here, &dept.to_string_lossy(), &forwarded)
 }
 
 fn quickstart() -> Result<(), Failure> {

@@ -12,6 +12,19 @@ pub struct BackboneOutput {
     pub logits: Tensor,
 }
 
+/// Mean cross-entropy of `[.., vocab]` logits against `labels` of the same leading shape, over the labels that are
+/// not `-100` (transformers' loss for both T5 and causal LMs).
+pub fn token_loss(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let vocab = logits.size().last().copied().unwrap_or(0);
+    logits.reshape([-1, vocab]).cross_entropy_loss::<Tensor>(
+        &labels.reshape([-1]),
+        None,
+        tch::Reduction::Mean,
+        -100,
+        0.0,
+    )
+}
+
 /// How source and target meet the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {

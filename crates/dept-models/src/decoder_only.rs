@@ -6,9 +6,9 @@
 //! does for generation and as the official PEFT fork gets for right-padded training rows: a row's numbers do not
 //! depend on how much padding the batch gives it, on either side.
 
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Tensor};
 
-use crate::backbone::Architecture;
+use crate::backbone::{token_loss, Architecture};
 use crate::causal::{generate_greedy, positions_from_mask, CausalLm};
 use crate::{Backbone, BackboneOutput, ModelError};
 
@@ -84,17 +84,7 @@ impl Backbone for DecoderOnly {
             .model
             .forward_embeds(embeds, attention_mask, &positions, None, train)?;
         let len = logits.size()[1];
-        let vocab = self.model.vocab_size();
-        let loss = logits
-            .narrow(1, 0, len - 1)
-            .reshape([-1, vocab])
-            .cross_entropy_loss::<Tensor>(
-                &labels.narrow(1, 1, len - 1).reshape([-1]),
-                None,
-                Reduction::Mean,
-                -100,
-                0.0,
-            );
+        let loss = token_loss(&logits.narrow(1, 0, len - 1), &labels.narrow(1, 1, len - 1));
         Ok(BackboneOutput { loss, logits })
     }
 

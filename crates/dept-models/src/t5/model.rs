@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use tch::nn::{Init, Path as VarPath, VarStore};
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::backbone::{Backbone, BackboneOutput};
 use crate::checkpoint::{self, LoadPlan};
@@ -172,9 +172,7 @@ impl T5 {
 
     /// Mean cross-entropy of `[b, t, vocab]` logits over targets that are not `-100`.
     pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        logits
-            .view([-1, self.config.vocab_size])
-            .cross_entropy_loss::<Tensor>(&labels.view([-1]), None, Reduction::Mean, -100, 0.0)
+        crate::backbone::token_loss(logits, labels)
     }
 
     /// `[b, t, d]` decoder states → `[b, t, vocab]` logits (tied: scaled by `d^-½` first, as transformers).
