@@ -67,6 +67,23 @@ pub trait Backbone {
     /// Id used to pad generated sequences (and targets before they are masked to `-100`).
     fn pad_token_id(&self) -> i64;
     fn eos_token_id(&self) -> i64;
+    /// Width of the visual features a vision-language backbone (CLIP-T5) reads; `None` for text-only models.
+    fn visual_width(&self) -> Option<i64> {
+        None
+    }
+    /// Visual features `[batch, tokens, visual_width]` → tokens `[batch, tokens, d]` for the encoder, placed after
+    /// the text (see [`crate::clip_t5`]).
+    fn visual_tokens(&self, _features: &Tensor) -> Result<Tensor, ModelError> {
+        Err(ModelError::Input(
+            "this model reads text only: it takes no visual features (CLIP-T5 does)".into(),
+        ))
+    }
+    /// Parameters the backbone itself trains (CLIP-T5's visual embedding) with their checkpoint names, sorted by
+    /// name; empty for a fully frozen backbone. They train in their own optimiser group and are saved next to the
+    /// adapter.
+    fn trainable_parameters(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
 }
 
 /// Loads the backbone a Hugging Face folder describes (`model_type` in its `config.json`).
@@ -86,7 +103,8 @@ pub fn load_backbone(
         Some(other) => Err(ModelError::Config {
             path,
             message: format!(
-                "model_type {other:?} is not supported: T5 (v1, v1.1, Flan), GPT-2 and Llama are; CLIP-T5 is planned"
+                "model_type {other:?} is not supported: T5 (v1, v1.1, Flan), GPT-2 and Llama are (CLIP-T5 is a T5 \
+                 folder plus a feature file: the `features` key of an experiment config)"
             ),
         }),
     }

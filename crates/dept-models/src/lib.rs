@@ -6,6 +6,8 @@
 //! - [`Backbone`]: the interface every model implements.
 //! - [`PromptedModel`]: a backbone with a DePT adapter in front, the one path every caller runs.
 //! - [`t5::T5`]: T5 v1 (ReLU, tied embeddings) and v1.1 / Flan (gated-GELU, untied), our own module on tch.
+//! - [`clip::ClipVision`], [`features`] and [`clip_t5::ClipT5`]: CLIP's vision tower, the feature files it writes
+//!   once, and T5 reading those features as visual tokens (the paper's CLIP-T5).
 //! - [`checkpoint`]: the Hugging Face folder layout (`config.json`, `model.safetensors`, `tokenizer.json`).
 //! - [`TextTokenizer`]: `tokenizer.json` encoding and decoding as the official training code does it.
 
@@ -13,8 +15,10 @@ pub mod backbone;
 pub mod causal;
 pub mod checkpoint;
 pub mod clip;
+pub mod clip_t5;
 pub mod decoder_only;
 mod error;
+pub mod features;
 pub mod gpt2;
 pub mod image_input;
 pub mod llama;

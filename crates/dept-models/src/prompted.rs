@@ -14,11 +14,23 @@ use crate::{Architecture, Backbone, BackboneOutput, ModelError};
 pub struct PromptedModel<'a> {
     pub backbone: &'a dyn Backbone,
     pub adapter: &'a DecomposedPrompt,
+    /// The batch's visual features `[batch, tokens, width]` for a vision-language backbone (CLIP-T5).
+    pub visual: Option<&'a Tensor>,
 }
 
 impl<'a> PromptedModel<'a> {
     pub fn new(backbone: &'a dyn Backbone, adapter: &'a DecomposedPrompt) -> Self {
-        PromptedModel { backbone, adapter }
+        PromptedModel {
+            backbone,
+            adapter,
+            visual: None,
+        }
+    }
+
+    /// The same model reading `visual` features with the next batch (required by CLIP-T5, refused by text-only
+    /// backbones).
+    pub fn with_visual(self, visual: Option<&'a Tensor>) -> Self {
+        PromptedModel { visual, ..self }
     }
 
     /// `input_ids` `[batch, len]` and their mask → the backbone's input: `[batch, m + len, d]` embeddings (the
@@ -28,7 +40,40 @@ impl<'a> PromptedModel<'a> {
     /// An encoder's inputs are right-padded, so position `p` is column `p` (`A[..len]`, the official code's
     /// computation). A decoder-only model's may be left-padded for decoding: there a token's position is its
     /// index among the real tokens of its row, so padding on either side changes nothing.
+    ///
+    /// With visual features (CLIP-T5) their tokens follow: `[prompt | text | visual]`, all of them in the mask.
     pub fn embed(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<(Tensor, Tensor), ModelError> {
+        let (embeds, mask) = self.embed_text(input_ids, attention_mask)?;
+        match (self.visual, self.backbone.visual_width()) {
+            (None, None) => Ok((embeds, mask)),
+            (Some(features), _) => {
+                let tokens = self.backbone.visual_tokens(features)?;
+                let (b, n) = (tokens.size()[0], tokens.size()[1]);
+                if b != embeds.size()[0] {
+                    return Err(ModelError::Input(format!(
+                        "visual features for {b} examples, text for {}",
+                        embeds.size()[0]
+                    )));
+                }
+                let tokens = tokens.to_kind(embeds.kind());
+                let ones = Tensor::ones([b, n], (mask.kind(), mask.device()));
+                Ok((
+                    Tensor::cat(&[embeds, tokens], 1),
+                    Tensor::cat(&[mask, ones], 1),
+                ))
+            }
+            (None, Some(width)) => Err(ModelError::Input(format!(
+                "this model reads images: every example needs its visual features ({width} wide), and none \
+                 were given"
+            ))),
+        }
+    }
+
+    fn embed_text(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,

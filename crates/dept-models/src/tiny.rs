@@ -95,6 +95,48 @@ pub fn write_tiny_llama(
     copy_tokenizer(tokenizer_json, dir)
 }
 
+/// A tiny random CLIP vision tower in the `CLIPVisionModel` layout (`config.json` with model_type
+/// `clip_vision_model`, `model.safetensors` with `vision_model.*`, and a `preprocessor_config.json` resizing and
+/// cropping to its 32-pixel input): width `hidden_size` (a multiple of 4), 2 layers, 4 heads, 8-pixel patches (16
+/// patch tokens), quick-GELU, transformers' initialisation. For feature extraction on generated images without
+/// pretrained weights.
+pub fn write_tiny_clip(dir: &Path, hidden_size: i64, seed: i64) -> Result<(), ModelError> {
+    let config = crate::clip::ClipVisionConfig {
+        hidden_size,
+        intermediate_size: 2 * hidden_size,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_channels: 3,
+        image_size: 32,
+        patch_size: 8,
+        hidden_act: crate::clip::ClipActivation::QuickGelu,
+        layer_norm_eps: 1e-5,
+        attention_dropout: 0.0,
+        initializer_range: 0.02,
+        initializer_factor: 1.0,
+    };
+    tch::manual_seed(seed);
+    let model = crate::clip::ClipVision::new_random(&config, tch::Device::Cpu)?;
+    model.save(dir)?;
+    let preprocessor = serde_json::json!({
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": true, "size": {"shortest_edge": 32}, "resample": 3,
+        "do_center_crop": true, "crop_size": {"height": 32, "width": 32},
+        "do_rescale": true, "rescale_factor": 1.0 / 255.0, "do_normalize": true,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "do_convert_rgb": true,
+    });
+    let path = dir.join(crate::image_input::PREPROCESSOR_CONFIG_FILE);
+    dept_core::atomic::write_atomically(&path, |tmp| {
+        std::fs::write(
+            tmp,
+            serde_json::to_string_pretty(&preprocessor).unwrap_or_default(),
+        )
+    })
+    .map_err(|source| ModelError::Io { path, source })
+}
+
 /// The end-of-sequence token of a `tokenizer.json`: the first of `<|endoftext|>` (GPT-2), `</s>` (T5, Llama 1–2),
 /// `<|end_of_text|>` (Llama 3) and `<eos>` (Gemma) that it has.
 pub fn end_of_text_id(tokenizer_json: &Path) -> Result<i64, ModelError> {
