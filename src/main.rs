@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "dept",
     version,
-    about = "Decomposed Prompt Tuning (DePT) on T5 backbones",
+    about = "Decomposed Prompt Tuning (DePT) on T5, GPT-2, Llama and CLIP-T5 backbones",
     long_about = "Decomposed Prompt Tuning (Shi & Lipani, ICLR 2024): a short soft prompt plus a low-rank update of \
                   the frozen input embeddings, trained with two learning rates.\n\n\
                   Models are Hugging Face folders (config.json, model.safetensors, tokenizer.json); adapters are \
@@ -43,7 +43,7 @@ enum Command {
         #[command(subcommand)]
         command: commands::bench::BenchCommand,
     },
-    /// Write a tiny random T5, GPT-2 or Llama folder (--arch), to exercise the pipeline on real data without
+    /// Write a tiny random T5, GPT-2, Llama or CLIP vision folder (--arch), to exercise the pipeline on real data without
     /// pretrained weights.
     #[command(visible_alias = "tiny-t5")]
     TinyModel(commands::tiny::TinyArgs),
@@ -55,6 +55,11 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: commands::data::DataCommand,
+    },
+    /// CLIP image features for vision-language tasks (VQA, COCO captions), extracted once.
+    Features {
+        #[command(subcommand)]
+        command: commands::features::FeaturesCommand,
     },
     /// Grid sweeps of `dept train` runs: local GPUs or CPU slots, or a Slurm job array; resumable; one report.
     Sweep {
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
         Command::Quickstart(args) => commands::quickstart::run(&args, cli.quiet),
         Command::Data { command } => commands::data::run(command),
         Command::Sweep { command } => commands::sweep::run(&command),
+        Command::Features { command } => commands::features::run(&command, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

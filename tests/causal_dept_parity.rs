@@ -97,6 +97,7 @@ fn encoded(sources: Vec<Vec<i64>>, targets: Vec<Vec<i64>>) -> Vec<Encoded> {
         .map(|(input_ids, target_ids)| Encoded {
             input_ids,
             target_ids,
+            image: None,
         })
         .collect()
 }

@@ -169,6 +169,7 @@ pub fn examples_with_lengths(lengths: &[(usize, usize)], vocab: i64) -> Result<V
             Ok(Encoded {
                 input_ids: ids(input)?,
                 target_ids: ids(target)?,
+                image: None,
             })
         })
         .collect()

@@ -14,13 +14,14 @@ use dept_data::{
 
 #[derive(Subcommand)]
 pub enum DataCommand {
-    /// List the tasks, their metrics and where their files are looked for.
+    /// List the paper's 23 tasks and the transfer source tasks: metrics and where their files are looked for.
     Tasks,
     /// Split sizes, label balance and input lengths of a task.
     Stats(StatsArgs),
     /// Print a few formatted examples of a split.
     Show(ShowArgs),
-    /// Write a split's formatted examples as JSON lines: {"id", "input", "target"}.
+    /// Write a split's formatted examples as JSON lines: {"id", "input", "target"} (and "image" for VQA and COCO
+    /// captions: the image id the features are keyed by).
     Export(ExportArgs),
 }
 
@@ -91,27 +92,67 @@ pub fn run(command: DataCommand) -> Result<()> {
 }
 
 fn tasks() -> Result<()> {
-    println!(
-        "{:<18} {:<22} {:<28} {:<34} folders",
-        "task", "official", "metrics (best first)", "hub dataset"
-    );
-    for t in dept_data::all_tasks() {
-        let mut metrics: Vec<&str> = vec![t.best_metric.name()];
-        metrics.extend(
-            t.metrics
-                .iter()
-                .map(|m| m.name())
-                .filter(|m| *m != t.best_metric.name()),
-        );
-        println!(
-            "{:<18} {:<22} {:<28} {:<34} {}",
-            t.name,
-            t.official_name,
-            metrics.join(", "),
-            t.hub_dataset,
-            t.dirs.join(" | ")
-        );
+    let rows = |tasks: &[&Task]| -> Vec<[String; 5]> {
+        tasks
+            .iter()
+            .map(|t| {
+                let mut metrics: Vec<&str> = vec![t.best_metric.name()];
+                metrics.extend(
+                    t.metrics
+                        .iter()
+                        .map(|m| m.name())
+                        .filter(|m| *m != t.best_metric.name()),
+                );
+                [
+                    t.name.to_string(),
+                    t.official_name.to_string(),
+                    metrics.join(", "),
+                    t.hub_dataset.to_string(),
+                    t.dirs.join(" | "),
+                ]
+            })
+            .collect()
+    };
+    let paper: Vec<&Task> = dept_data::paper_tasks().collect();
+    let sources: Vec<&Task> = dept_data::transfer_source_tasks().collect();
+    let (paper, sources) = (rows(&paper), rows(&sources));
+    let header = [
+        "task",
+        "official",
+        "metrics (best first)",
+        "hub dataset / files",
+        "folders",
+    ]
+    .map(String::from);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(&paper).chain(&sources) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
     }
+    let print = |row: &[String; 5]| {
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        )
+    };
+    println!(
+        "The paper's {} tasks (21 NLP tasks, VQA and MSCOCO captions):",
+        paper.len()
+    );
+    print(&header);
+    paper.iter().for_each(print);
+    println!();
+    println!("Transfer source tasks (the paper uses them only as source tasks for transfer):");
+    sources.iter().for_each(print);
     Ok(())
 }
 
@@ -258,6 +299,9 @@ fn show(args: &ShowArgs) -> Result<()> {
         if let Some(group) = &e.extra.group {
             println!("group   {group}");
         }
+        if let Some(image) = &e.extra.image {
+            println!("image   {image}");
+        }
         if !e.extra.answers.is_empty() {
             println!("answers {:?}", e.extra.answers);
         }
@@ -302,7 +346,10 @@ fn export(args: &ExportArgs) -> Result<()> {
 
 fn write_rows(out: &mut impl Write, examples: &[TextExample]) -> std::io::Result<()> {
     for e in examples {
-        let row = serde_json::json!({"id": e.id, "input": e.input, "target": e.target});
+        let mut row = serde_json::json!({"id": e.id, "input": e.input, "target": e.target});
+        if let Some(image) = &e.extra.image {
+            row["image"] = serde_json::Value::from(image.as_str());
+        }
         serde_json::to_writer(&mut *out, &row)?;
         out.write_all(b"\n")?;
     }

@@ -41,6 +41,9 @@ pub struct InferenceArgs {
     /// Decoding batch size.
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Image feature file of a CLIP-T5 adapter (default: the run's `features`).
+    #[arg(long)]
+    features: Option<PathBuf>,
 }
 
 impl InferenceArgs {
@@ -51,6 +54,7 @@ impl InferenceArgs {
             task: self.task.clone(),
             device: self.device.clone(),
             batch_size: self.batch_size,
+            features: self.features.clone(),
         }
     }
 }
@@ -61,9 +65,12 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if let Some(path) = &args.predictions {
         let mut out = String::new();
         for (example, prediction) in evaluation.examples.iter().zip(&evaluation.predictions) {
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "id": example.id, "input": example.input, "target": example.target, "prediction": prediction,
             });
+            if let Some(image) = &example.extra.image {
+                line["image"] = serde_json::json!(image);
+            }
             out.push_str(&line.to_string());
             out.push('\n');
         }

@@ -14,12 +14,16 @@ pub struct PredictArgs {
     /// Adapter folder, e.g. runs/rte-…/best.
     #[arg(long)]
     adapter: PathBuf,
-    /// JSON lines with an `input` field (and optionally `id`); without it, plain text lines are read from stdin.
+    /// JSON lines with an `input` field (and optionally `id`, and `image` for a CLIP-T5 adapter: the image's id in
+    /// its feature file); without it, plain text lines are read from stdin.
     #[arg(long, conflicts_with = "text")]
     input: Option<PathBuf>,
     /// One input text given directly.
     #[arg(long)]
     text: Option<String>,
+    /// With --text, for a CLIP-T5 adapter: the image's id in the feature file (e.g. COCO_val2014_000000391895).
+    #[arg(long, requires = "text")]
+    image: Option<String>,
     #[command(flatten)]
     overrides: InferenceArgs,
 }
@@ -27,13 +31,18 @@ pub struct PredictArgs {
 pub fn run(args: &PredictArgs) -> Result<()> {
     let rows = read_inputs(args)?;
     let inference = Inference::open(&args.adapter, &args.overrides.to_overrides())?;
-    let inputs: Vec<String> = rows.iter().map(|(_, input)| input.clone()).collect();
-    let predictions = inference.predict(&inputs)?;
+    let inputs: Vec<String> = rows.iter().map(|row| row.input.clone()).collect();
+    let images: Vec<Option<String>> = rows.iter().map(|row| row.image.clone()).collect();
+    let predictions = inference.predict_with_images(&inputs, &images)?;
     // Classification targets are label ids ("0"); the class name goes beside them for a person to read.
     let task = dept_data::task(&inference.config.task).ok();
     let mut stdout = std::io::stdout().lock();
-    for ((id, input), prediction) in rows.iter().zip(predictions) {
-        let mut line = serde_json::json!({"id": id, "input": input, "prediction": prediction});
+    for (row, prediction) in rows.iter().zip(predictions) {
+        let mut line =
+            serde_json::json!({"id": row.id, "input": row.input, "prediction": prediction});
+        if let Some(image) = &row.image {
+            line["image"] = serde_json::json!(image);
+        }
         if let Some(name) = task.and_then(|t| t.label_name(&prediction)) {
             line["label"] = serde_json::json!(name);
         }
@@ -44,10 +53,21 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// `(id, input)` pairs; ids default to the line number.
-fn read_inputs(args: &PredictArgs) -> Result<Vec<(serde_json::Value, String)>> {
+/// One input to predict for.
+struct Row {
+    /// Defaults to the line number.
+    id: serde_json::Value,
+    input: String,
+    image: Option<String>,
+}
+
+fn read_inputs(args: &PredictArgs) -> Result<Vec<Row>> {
     if let Some(text) = &args.text {
-        return Ok(vec![(serde_json::json!(0), text.clone())]);
+        return Ok(vec![Row {
+            id: serde_json::json!(0),
+            input: text.clone(),
+            image: args.image.clone(),
+        }]);
     }
     let mut rows = Vec::new();
     match &args.input {
@@ -73,15 +93,31 @@ fn read_inputs(args: &PredictArgs) -> Result<Vec<(serde_json::Value, String)>> {
                         n + 1
                     );
                 };
-                let id = value.get("id").cloned().unwrap_or(serde_json::json!(n));
-                rows.push((id, input.to_string()));
+                let image = match value.get("image") {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(image)) => Some(image.clone()),
+                    Some(other) => bail!(
+                        "{}: line {}: `image` must be a string (the image id), got {other}",
+                        path.display(),
+                        n + 1
+                    ),
+                };
+                rows.push(Row {
+                    id: value.get("id").cloned().unwrap_or(serde_json::json!(n)),
+                    input: input.to_string(),
+                    image,
+                });
             }
         }
         None => {
             for (n, line) in std::io::stdin().lock().lines().enumerate() {
                 let line = line.context("reading stdin")?;
                 if !line.trim().is_empty() {
-                    rows.push((serde_json::json!(n), line));
+                    rows.push(Row {
+                        id: serde_json::json!(n),
+                        input: line,
+                        image: None,
+                    });
                 }
             }
         }

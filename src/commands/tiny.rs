@@ -1,4 +1,4 @@
-//! `dept tiny-model` (alias `tiny-t5`): write a tiny random T5, GPT-2 or Llama folder, to try the whole pipeline
+//! `dept tiny-model` (alias `tiny-t5`): write a tiny random T5, GPT-2, Llama or CLIP vision folder, to try the whole pipeline
 //! on real data without pretrained weights.
 
 use std::path::PathBuf;
@@ -15,6 +15,9 @@ pub enum TinyArch {
     Gpt2,
     /// Llama (`LlamaForCausalLM`: 2 layers, 4 query heads over 2 key/value heads, untied output layer).
     Llama,
+    /// A CLIP vision tower (`CLIPVisionModel`: 32-pixel images, 8-pixel patches, 2 layers, 4 heads) with its
+    /// preprocessor_config.json, for `dept features extract`.
+    Clip,
 }
 
 #[derive(Args)]
@@ -44,6 +47,21 @@ pub struct TinyArgs {
 pub fn run(args: &TinyArgs) -> Result<()> {
     let name = match args.arch {
         TinyArch::T5 => write_t5(args)?,
+        TinyArch::Clip => {
+            if args.tokenizer.is_some() || args.feed_forward_proj.is_some() {
+                bail!(
+                    "--arch clip is a vision tower: it takes no --tokenizer or --feed-forward-proj"
+                );
+            }
+            if args.d_model % 4 != 0 || args.d_model <= 0 {
+                bail!(
+                    "--arch clip needs --d-model a positive multiple of 4 (4 heads), got {}",
+                    args.d_model
+                );
+            }
+            dept_models::tiny::write_tiny_clip(&args.out, args.d_model, args.seed)?;
+            "CLIP vision tower"
+        }
         arch @ (TinyArch::Gpt2 | TinyArch::Llama) => {
             let flag = if arch == TinyArch::Gpt2 {
                 "gpt2"

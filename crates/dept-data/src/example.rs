@@ -22,14 +22,19 @@ pub struct Extra {
     /// MultiRC: the question the answer belongs to (`paragraph-question`); exact match is averaged per group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
-    /// SQuAD / MRQA / ReCoRD: every gold answer, for max-over-gold scoring.
+    /// SQuAD / MRQA / ReCoRD: every gold answer, for max-over-gold scoring. VQA: the annotators' raw answers in
+    /// file order (usually 10), for VQA accuracy. COCO captions (validation/test): every reference caption.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<String>,
+    /// VQA / COCO captions: the id of the image the example is about, as image feature files are keyed
+    /// (VL-T5's `img_id`: `COCO_val2014_000000393225`, the COCO file name without its extension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl Extra {
     /// True when there is nothing to carry.
     pub fn is_empty(&self) -> bool {
-        self.group.is_none() && self.answers.is_empty()
+        self.group.is_none() && self.answers.is_empty() && self.image.is_none()
     }
 }

@@ -18,7 +18,8 @@ pub struct Record {
     pub fields: Map<String, Value>,
     /// The file the row came from.
     pub path: Arc<PathBuf>,
-    /// 1-based line in a text file (or 1-based row in a parquet file).
+    /// 1-based line in a text file (or 1-based row in a parquet file, or 1-based element of the array of a
+    /// single-document JSON file: the question of a VQA file, the image of `dataset_coco.json`).
     pub line: usize,
 }
 

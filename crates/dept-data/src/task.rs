@@ -115,6 +115,16 @@ pub enum Metric {
     SquadEm,
     /// `f1` for extractive QA: SQuAD token F1 after answer normalisation, max over gold answers.
     SquadF1,
+    /// `vqa_accuracy`: the VQA v2 accuracy (`min(1, #matching annotators / 3)`, leave-one-out over the 10
+    /// annotators) against `extra.answers`, averaged over questions ([`crate::metrics::vqa`]).
+    VqaAccuracy,
+    /// `CIDEr`: CIDEr-D against all reference captions (`extra.answers`), PTB-tokenised
+    /// ([`crate::metrics::caption`]); reported ×100 like the other metrics (1.165 → 116.5).
+    Cider,
+    /// `Bleu_4`: corpus BLEU-4 against all reference captions, PTB-tokenised.
+    Bleu4,
+    /// `ROUGE_L`: ROUGE-L against all reference captions, PTB-tokenised.
+    RougeL,
 }
 
 impl Metric {
@@ -128,6 +138,10 @@ impl Metric {
             Metric::Pearson => "pearson",
             Metric::Spearman => "spearmanr",
             Metric::GroupExactMatch | Metric::SquadEm => "em",
+            Metric::VqaAccuracy => "vqa_accuracy",
+            Metric::Cider => "CIDEr",
+            Metric::Bleu4 => "Bleu_4",
+            Metric::RougeL => "ROUGE_L",
         }
     }
 }
@@ -142,11 +156,16 @@ pub enum Family {
     Yelp,
     SciTail,
     Paws,
+    /// VQA v2, Karpathy split, in VL-T5's JSON files.
+    Vqa,
+    /// MSCOCO captions, Karpathy split, in Karpathy's `dataset_coco.json`.
+    CocoCaption,
 }
 
 pub(crate) type Formatter = fn(&Record, usize) -> Result<Vec<TextExample>>;
 
-/// One task of the paper.
+/// One task of the registry: the paper's 23 evaluation tasks and the two transfer source tasks (see
+/// [`Task::is_transfer_source`]).
 #[derive(Debug)]
 pub struct Task {
     /// Our name, used on the command line and in configs (`rte`, `boolq`, `natural_questions`).
@@ -171,6 +190,18 @@ pub struct Task {
 }
 
 impl Task {
+    /// True for ReCoRD and SQuAD: the paper uses them only as source tasks for transfer, not among the 23 tasks it
+    /// evaluates on (21 NLP tasks, VQA and MSCOCO captions).
+    pub fn is_transfer_source(&self) -> bool {
+        matches!(self.name, "record" | "squad")
+    }
+
+    /// True for the vision-language tasks (VQA, COCO captions): their examples name an image
+    /// (`extra.image`) whose features the model needs besides the text.
+    pub fn is_vision_language(&self) -> bool {
+        matches!(self.family, Family::Vqa | Family::CocoCaption)
+    }
+
     /// The class name behind a classification target (`"1"` → `"not_entailment"` for RTE), as the hub dataset's
     /// `ClassLabel` names it; `None` for free-text tasks, STS-B scores, and targets outside the label set.
     pub fn label_name(&self, target: &str) -> Option<&'static str> {
@@ -241,9 +272,19 @@ pub fn task(name: &str) -> Result<&'static Task> {
         })
 }
 
-/// Every task in the registry.
+/// Every task in the registry: the paper's 23 tasks and the transfer sources ReCoRD and SQuAD.
 pub fn all_tasks() -> &'static [Task] {
     &crate::tasks::ALL
+}
+
+/// The 23 tasks the paper evaluates on (its 21 NLP tasks, VQA and MSCOCO captions), in registry order.
+pub fn paper_tasks() -> impl Iterator<Item = &'static Task> {
+    all_tasks().iter().filter(|t| !t.is_transfer_source())
+}
+
+/// The tasks the paper uses only as sources for transfer (ReCoRD, SQuAD).
+pub fn transfer_source_tasks() -> impl Iterator<Item = &'static Task> {
+    all_tasks().iter().filter(|t| t.is_transfer_source())
 }
 
 #[cfg(test)]
@@ -271,6 +312,38 @@ mod tests {
                 for l in labels {
                     assert!(t.label_name(l).is_some(), "{} {l}", t.name);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_paper_has_23_tasks_and_two_transfer_sources() {
+        use crate::task::{paper_tasks, transfer_source_tasks};
+        assert_eq!(crate::task::all_tasks().len(), 25);
+        assert_eq!(paper_tasks().count(), 23);
+        let sources: Vec<&str> = transfer_source_tasks().map(|t| t.name).collect();
+        assert_eq!(sources, vec!["record", "squad"]);
+        let vl: Vec<&str> = paper_tasks()
+            .filter(|t| t.is_vision_language())
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(vl, vec!["vqa", "coco_caption"]);
+        let vqa = task("vqa").unwrap();
+        assert_eq!(vqa.labels, None);
+        assert_eq!(vqa.label_name("yes"), None);
+        let names: Vec<&str> = task("coco_caption")
+            .unwrap()
+            .metrics
+            .iter()
+            .map(|m| m.name())
+            .collect();
+        assert_eq!(names, vec!["CIDEr", "Bleu_4", "ROUGE_L"]);
+        // Names and official names are unique across the registry.
+        let mut seen = std::collections::HashSet::new();
+        for t in crate::task::all_tasks() {
+            assert!(seen.insert(t.name), "{}", t.name);
+            if t.official_name != t.name {
+                assert!(seen.insert(t.official_name), "{}", t.official_name);
             }
         }
     }

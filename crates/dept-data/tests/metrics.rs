@@ -20,6 +20,7 @@ fn examples(targets: &[String], groups: Option<&[String]>) -> Vec<TextExample> {
             extra: Extra {
                 group: groups.map(|g| g[i].clone()),
                 answers: Vec::new(),
+                image: None,
             },
         })
         .collect()
@@ -95,6 +96,7 @@ fn squad_em_f1_match_reference() {
             extra: Extra {
                 group: None,
                 answers: g.clone(),
+                image: None,
             },
         })
         .collect();

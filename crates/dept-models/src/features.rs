@@ -219,6 +219,8 @@ pub struct Extractor {
     pub options: FeatureOptions,
     /// Images per forward pass.
     pub batch_size: usize,
+    /// Images per part file ([`PART_SIZE`]): what a killed extraction can lose at most.
+    pub part_size: usize,
 }
 
 impl Extractor {
@@ -236,6 +238,7 @@ impl Extractor {
             processor: ClipImageProcessor::from_model_dir(model_dir)?,
             options,
             batch_size,
+            part_size: PART_SIZE,
         })
     }
 
@@ -319,7 +322,7 @@ impl Extractor {
             })?;
         }
         let mut finished = reused;
-        for part in todo.chunks(PART_SIZE) {
+        for part in todo.chunks(self.part_size.max(1)) {
             let mut entries: Vec<(String, Tensor)> = Vec::with_capacity(part.len());
             for batch in part.chunks(batch_size.max(1)) {
                 let paths: Vec<&Path> = batch.iter().map(|i| i.path.as_path()).collect();

@@ -1,6 +1,7 @@
 //! Tokenised examples and the padded batches built from them.
 
 use dept_data::TextExample;
+use dept_models::features::FeatureStore;
 use dept_models::{Architecture, TextTokenizer};
 use tch::{Device, Tensor};
 
@@ -8,10 +9,12 @@ use crate::config::Padding;
 use crate::TrainError;
 
 /// One example as ids: input cut to `max_len` and target cut to `max_target_len` (special tokens kept).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Encoded {
     pub input_ids: Vec<i64>,
     pub target_ids: Vec<i64>,
+    /// The example's image id in the feature file (vision-language tasks).
+    pub image: Option<String>,
 }
 
 /// [`encode_examples`] for a decoder-only model, where source and target share one sequence of at most
@@ -40,6 +43,7 @@ pub fn encode_causal_examples(
                     max_target_len,
                 )?,
                 target_ids: target,
+                image: e.extra.image.clone(),
             })
         })
         .collect()
@@ -92,19 +96,47 @@ pub fn encode_examples(
             Ok(Encoded {
                 input_ids: tokenizer.encode(&e.input, Some(max_len))?,
                 target_ids: tokenizer.encode(&e.target, Some(max_target_len))?,
+                image: e.extra.image.clone(),
             })
         })
         .collect()
 }
 
-/// Input ids and mask `[b, len]`, labels `[b, target_len]` with `-100` at padding.
+/// Input ids and mask `[b, len]`, labels `[b, target_len]` with `-100` at padding, and for a vision-language
+/// model the images' features `[b, tokens, width]`.
 pub struct Batch {
     pub input_ids: Tensor,
     pub attention_mask: Tensor,
     pub labels: Tensor,
+    pub visual: Option<Tensor>,
 }
 
 impl Batch {
+    /// Reads the items' image features from `features` (when there is a feature file) onto `device`.
+    pub fn with_visual(
+        mut self,
+        items: &[&Encoded],
+        features: Option<&FeatureStore>,
+        device: Device,
+    ) -> Result<Batch, TrainError> {
+        if let Some(store) = features {
+            let ids = items
+                .iter()
+                .map(|e| {
+                    e.image.as_deref().ok_or_else(|| {
+                        TrainError::Run(format!(
+                            "an example has no image id, but the run reads image features from {}: is the task \
+                             a vision-language one (vqa, coco_caption)?",
+                            store.path().display()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<&str>, TrainError>>()?;
+            self.visual = Some(store.batch(&ids)?.to_device(device));
+        }
+        Ok(self)
+    }
+
     /// Pads inputs with `pad_id` to the longest input (`Padding::Longest`) or to `max_len`
     /// (`Padding::MaxLength`, the official code), and targets to the longest target.
     pub fn new(
@@ -136,6 +168,7 @@ impl Batch {
             input_ids,
             attention_mask,
             labels,
+            visual: None,
         }
     }
 
@@ -182,6 +215,7 @@ impl Batch {
             input_ids: to_tensor(padded(sequences.iter(), len, pad_id)),
             attention_mask: to_tensor(mask(&lengths, len, false)),
             labels: to_tensor(padded(labels.iter(), len, -100)),
+            visual: None,
         }
     }
 
@@ -249,6 +283,7 @@ mod tests {
         Encoded {
             input_ids: input.to_vec(),
             target_ids: target.to_vec(),
+            image: None,
         }
     }
 

@@ -14,6 +14,8 @@ use crate::optim::AdamW;
 use crate::TrainError;
 
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// The backbone's own trained parameters (CLIP-T5's visual embedding), next to the adapter they were trained with.
+pub const VISUAL_FILE: &str = "visual_embedding.safetensors";
 pub const STATE_FILE: &str = "trainer_state.json";
 
 /// Where training stands; with the seed this fixes the data order and dropout of everything that follows.
@@ -29,10 +31,12 @@ pub struct TrainState {
     pub evals_without_improvement: u32,
 }
 
-/// Writes adapter, optimiser state and trainer state into `dir`, replacing any previous checkpoint atomically.
+/// Writes adapter, the backbone's trained parameters (`trained`, if any), optimiser state and trainer state into
+/// `dir`, replacing any previous checkpoint atomically.
 pub fn save(
     dir: &Path,
     adapter: &DecomposedPrompt,
+    trained: &[(String, Tensor)],
     optimizer: Option<&AdamW>,
     state: &TrainState,
 ) -> Result<(), TrainError> {
@@ -44,6 +48,13 @@ pub fn save(
     };
     std::fs::create_dir_all(&partial).map_err(write_err(&partial))?;
     adapter.save(&partial)?;
+    if !trained.is_empty() {
+        let named: Vec<(String, Tensor)> = trained
+            .iter()
+            .map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu)))
+            .collect();
+        Tensor::write_safetensors(&named, partial.join(VISUAL_FILE))?;
+    }
     if let Some(optimizer) = optimizer {
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (i, (m, v, step)) in optimizer.state().into_iter().enumerate() {
@@ -90,10 +101,53 @@ pub fn existing(dir: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Restores the adapter's values, the optimiser's moments and the trainer state from a checkpoint folder.
+/// Copies the backbone's trained parameters saved in `dir` into `trained` (the backbone's own tensors, by name).
+/// Nothing to do for a text-only backbone; a missing file, a missing name or another shape is an error naming
+/// the folder.
+pub fn load_trained(dir: &Path, trained: &[(String, Tensor)]) -> Result<(), TrainError> {
+    if trained.is_empty() {
+        return Ok(());
+    }
+    let path = dir.join(VISUAL_FILE);
+    let bad = |message: String| TrainError::Checkpoint {
+        path: path.clone(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(bad(
+            "missing: this adapter was not trained with a visual embedding (CLIP-T5), or the folder is incomplete"
+                .into(),
+        ));
+    }
+    let saved = Tensor::read_safetensors(&path).map_err(|e| bad(e.to_string()))?;
+    for (name, target) in trained {
+        let source = saved
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| bad(format!("no `{name}`")))?;
+        if source.size() != target.size() {
+            return Err(bad(format!(
+                "`{name}` is {:?} there but {:?} in this model: the visual features are of another width than \
+                 the ones it was trained on (feature file of another CLIP model?)",
+                source.size(),
+                target.size()
+            )));
+        }
+        tch::no_grad(|| {
+            let mut t = target.shallow_clone();
+            t.f_copy_(source)
+        })?;
+    }
+    Ok(())
+}
+
+/// Restores the adapter's values, the backbone's trained parameters, the optimiser's moments and the trainer
+/// state from a checkpoint folder.
 pub fn restore(
     dir: &Path,
     adapter: &mut DecomposedPrompt,
+    trained: &[(String, Tensor)],
     optimizer: &mut AdamW,
 ) -> Result<TrainState, TrainError> {
     let bad = |message: String| TrainError::Checkpoint {
@@ -109,6 +163,7 @@ pub fn restore(
         )));
     }
     adapter.copy_from(&saved)?;
+    load_trained(dir, trained)?;
     let tensors = Tensor::read_safetensors(dir.join(OPTIMIZER_FILE))
         .map_err(|e| bad(format!("{OPTIMIZER_FILE}: {e}")))?;
     let get = |name: String| -> Result<Tensor, TrainError> {

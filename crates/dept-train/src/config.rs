@@ -147,6 +147,22 @@ pub struct ExperimentConfig {
     pub threads: Option<i32>,
     /// Print a progress line every N steps when not on a terminal.
     pub log_every: u64,
+
+    /// Vision-language tasks (CLIP-T5): the feature file (`dept features extract`) whose entries, keyed by image
+    /// id, the encoder reads after the text. Setting it turns `model` (a T5 folder) into CLIP-T5.
+    pub features: Option<PathBuf>,
+    /// A folder of images to extract `features` from first, when that file is missing or lacks images (needs
+    /// `clip_model`); a killed extraction resumes.
+    pub images: Option<PathBuf>,
+    /// The CLIP folder (`CLIPModel` or `CLIPVisionModel`) `images` are encoded with.
+    pub clip_model: Option<PathBuf>,
+    /// Which CLIP layer becomes the features (transformers' `hidden_states` index; -1, the last layer's output,
+    /// as VL-Adapter).
+    pub clip_layer: i64,
+    /// Keep CLIP's class token among the visual tokens (VL-Adapter keeps the patch tokens only).
+    pub clip_class_token: bool,
+    /// Learning rate of CLIP-T5's visual embedding (its own optimiser group, on the same warm-up and decay).
+    pub lr_visual: f64,
 }
 
 impl Default for ExperimentConfig {
@@ -197,6 +213,14 @@ impl Default for ExperimentConfig {
             precision: Precision::Fp32,
             threads: None,
             log_every: 50,
+            features: None,
+            images: None,
+            clip_model: None,
+            clip_layer: -1,
+            clip_class_token: false,
+            // VL-Adapter's learning rate (`--lr 1e-3` in its image scripts), with which it trains its visual
+            // projection.
+            lr_visual: 1e-3,
         }
     }
 }
@@ -300,6 +324,11 @@ impl ExperimentConfig {
         Ok(shape)
     }
 
+    /// True for a vision-language run (CLIP-T5).
+    pub fn is_vision(&self) -> bool {
+        self.features.is_some()
+    }
+
     pub fn warmup(&self) -> u64 {
         match (self.warmup_ratio, self.warmup_steps) {
             (Some(ratio), _) => (ratio * self.max_steps as f64).round() as u64,
@@ -357,6 +386,7 @@ impl ExperimentConfig {
             ("weight_decay", self.weight_decay),
             ("max_grad_norm", self.max_grad_norm),
             ("lora_alpha", self.lora_alpha),
+            ("lr_visual", self.lr_visual),
         ] {
             if !value.is_finite() || value < 0.0 {
                 return Err(format!("`{key}` must be a finite number ≥ 0, got {value}"));
@@ -379,6 +409,22 @@ impl ExperimentConfig {
             return Err("`prompt_init: text` needs a non-empty `prompt_init_text`".into());
         }
         crate::device::parse_device(&self.device)?;
+        match (&self.features, &self.images, &self.clip_model) {
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                return Err(
+                    "`images` and `clip_model` need `features`: the file the image features are written to and \
+                     read from"
+                        .into(),
+                )
+            }
+            (Some(_), Some(_), None) => {
+                return Err("`images` needs `clip_model`, the CLIP folder to encode them with".into())
+            }
+            (Some(_), None, Some(_)) => {
+                return Err("`clip_model` needs `images`, the folder of images to encode".into())
+            }
+            _ => {}
+        }
         // The shape's budget arithmetic needs d; here only what does not depend on the model is checked.
         match self.method {
             Method::Pt if self.rank.is_some_and(|r| r != 0) => {

@@ -2,6 +2,7 @@
 
 use dept_core::DecomposedPrompt;
 use dept_data::{Task, TextExample};
+use dept_models::features::FeatureStore;
 use dept_models::{Backbone, PromptedModel, TextTokenizer};
 
 use crate::batch::{length_grouped, Batch, Encoded};
@@ -14,6 +15,8 @@ pub struct Decoder<'a> {
     pub backbone: &'a dyn Backbone,
     pub adapter: &'a DecomposedPrompt,
     pub tokenizer: &'a TextTokenizer,
+    /// Vision-language models: where each example's image features are read from.
+    pub features: Option<&'a FeatureStore>,
     pub padding: Padding,
     pub max_len: usize,
     pub batch_size: usize,
@@ -35,8 +38,10 @@ impl Decoder<'_> {
                 self.max_len,
                 self.backbone.pad_token_id(),
                 self.backbone.device(),
-            );
-            let model = PromptedModel::new(self.backbone, self.adapter);
+            )
+            .with_visual(&items, self.features, self.backbone.device())?;
+            let model =
+                PromptedModel::new(self.backbone, self.adapter).with_visual(batch.visual.as_ref());
             let generated = guarded(|| {
                 Ok(model.generate(&batch.input_ids, &batch.attention_mask, self.max_new_tokens)?)
             })?;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use dept_core::{DecomposedPrompt, DeptConfig};
 use dept_data::{Split, TextExample};
+use dept_models::features::FeatureStore;
 use dept_models::{Backbone, TextTokenizer};
 
 use crate::batch::{encode_for, encode_source, Encoded};
@@ -20,6 +21,8 @@ pub struct InferenceOverrides {
     pub task: Option<String>,
     pub device: Option<String>,
     pub batch_size: Option<usize>,
+    /// The image feature file of a vision-language (CLIP-T5) adapter.
+    pub features: Option<PathBuf>,
 }
 
 /// A backbone with an adapter, set up as the run that trained the adapter was.
@@ -28,6 +31,7 @@ pub struct Inference {
     backbone: Box<dyn Backbone>,
     tokenizer: TextTokenizer,
     adapter: DecomposedPrompt,
+    features: Option<FeatureStore>,
 }
 
 impl Inference {
@@ -72,13 +76,17 @@ impl Inference {
         if let Some(n) = overrides.batch_size {
             config.eval_batch_size = n;
         }
+        if let Some(features) = &overrides.features {
+            config.features = Some(features.clone());
+        }
         if run_config.is_none() {
             if let Some(s) = adapter_config.s {
                 config.max_len = s;
             }
         }
-        let (device, backbone, tokenizer) = open_model(&config)?;
+        let (device, backbone, tokenizer, features) = open_model(&config, false)?;
         let adapter = DecomposedPrompt::load(adapter_dir, device)?;
+        crate::checkpoint::load_trained(adapter_dir, &backbone.trainable_parameters())?;
         adapter
             .check_compatible(backbone.hidden_size(), config.max_len)
             .map_err(|e| {
@@ -93,15 +101,47 @@ impl Inference {
             backbone,
             tokenizer,
             adapter,
+            features,
         })
+    }
+
+    /// True when the model reads images (CLIP-T5): every input then needs an image id.
+    pub fn reads_images(&self) -> bool {
+        self.features.is_some()
     }
 
     /// Greedy predictions for input texts.
     pub fn predict(&self, inputs: &[String]) -> Result<Vec<String>, TrainError> {
+        let images = vec![None; inputs.len()];
+        self.predict_with_images(inputs, &images)
+    }
+
+    /// Greedy predictions for input texts, each with the id of its image in the run's feature file (vision-language
+    /// runs; `None` for text-only ones).
+    pub fn predict_with_images(
+        &self,
+        inputs: &[String],
+        images: &[Option<String>],
+    ) -> Result<Vec<String>, TrainError> {
+        if let Some(store) = &self.features {
+            if let Some(i) = images.iter().position(Option::is_none) {
+                return Err(TrainError::Run(format!(
+                    "input {i} has no image: this adapter's model reads images, give each input the id of its \
+                     image in {} (`image` in the JSON lines, or --image with --text)",
+                    store.path().display()
+                )));
+            }
+        } else if images.iter().any(Option::is_some) {
+            return Err(TrainError::Run(
+                "images were given, but this adapter's model reads text only".into(),
+            ));
+        }
         let encoded: Vec<Encoded> = inputs
             .iter()
-            .map(|text| {
+            .zip(images)
+            .map(|(text, image)| {
                 Ok(Encoded {
+                    image: image.clone(),
                     input_ids: encode_source(
                         self.backbone.architecture(),
                         &self.tokenizer,
@@ -158,6 +198,7 @@ impl Inference {
             self.backbone.as_ref(),
             &self.adapter,
             &self.tokenizer,
+            self.features.as_ref(),
         )
         .predict(encoded)
     }

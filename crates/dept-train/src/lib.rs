@@ -23,6 +23,7 @@ pub mod run_dir;
 pub mod schedule;
 pub mod step;
 mod trainer;
+pub mod vision;
 
 pub use config::ExperimentConfig;
 pub use error::TrainError;

@@ -20,7 +20,7 @@ pub fn forward_backward(
     let mut loss_sum = 0.0;
     for batch in batches {
         let loss = guarded(|| {
-            let out = model.forward_t(
+            let out = model.with_visual(batch.visual.as_ref()).forward_t(
                 &batch.input_ids,
                 &batch.attention_mask,
                 &batch.labels,
@@ -44,13 +44,23 @@ pub fn update(
     lr_prompt: f64,
     lr_pair: f64,
 ) -> f64 {
-    let grad_norm = clip_grad_norm(params, max_grad_norm);
-    optimizer.step(|group| {
+    update_groups(optimizer, params, max_grad_norm, |group| {
         if group == PAIR_GROUP {
             lr_pair
         } else {
             lr_prompt
         }
-    });
+    })
+}
+
+/// [`update`] with any number of groups: `lr(group)` is each group's rate (CLIP-T5 adds the visual embedding's).
+pub fn update_groups(
+    optimizer: &mut AdamW,
+    params: &[Tensor],
+    max_grad_norm: f64,
+    lr: impl Fn(usize) -> f64,
+) -> f64 {
+    let grad_norm = clip_grad_norm(params, max_grad_norm);
+    optimizer.step(lr);
     grad_norm
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_data::{Split, Task, TextExample, OFFICIAL_SPLIT_SEED};
+use dept_models::features::FeatureStore;
 use dept_models::{load_backbone, Backbone, PromptedModel, TextTokenizer};
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
@@ -44,6 +45,10 @@ pub struct TrainOutcome {
     pub test: Vec<(String, f64)>,
     pub resumed_from: Option<u64>,
 }
+
+/// The optimiser group of a backbone's own trained parameters (CLIP-T5's visual embedding), after the adapter's
+/// prompt and pair groups.
+pub const VISUAL_GROUP: usize = 2;
 
 /// Keys that may differ between a checkpoint's config and a resumed run's without changing what is trained.
 const RESUMABLE_CHANGES: &[&str] = &["log_every", "device", "threads", "eval_batch_size"];
@@ -144,6 +149,8 @@ pub struct StepReport {
     pub grad_norm: f64,
     pub lr_prompt: f64,
     pub lr_pair: f64,
+    /// CLIP-T5's visual embedding.
+    pub lr_visual: Option<f64>,
     pub examples: usize,
 }
 
@@ -157,6 +164,10 @@ pub struct Trainer<'a> {
     device: Device,
     backbone: Box<dyn Backbone>,
     tokenizer: TextTokenizer,
+    /// Vision-language runs: the images' features, read per batch.
+    features: Option<FeatureStore>,
+    /// The backbone's own trained parameters (CLIP-T5's visual embedding), saved with every checkpoint.
+    trained: Vec<(String, Tensor)>,
     train_data: SplitData,
     validation: SplitData,
     test: SplitData,
@@ -179,7 +190,7 @@ impl<'a> Trainer<'a> {
     /// data is read and tokenised; an existing checkpoint in the run folder is resumed.
     pub fn new(config: &'a ExperimentConfig, options: &TrainOptions) -> Result<Self, TrainError> {
         let task = dept_data::task(&config.task)?;
-        let (device, backbone, tokenizer) = open_model(config)?;
+        let (device, backbone, tokenizer, features) = open_model(config, options.quiet)?;
         let d = backbone.hidden_size();
         let shape = config
             .shape(d)
@@ -220,8 +231,22 @@ impl<'a> Trainer<'a> {
 
         let run = prepare_run_dir(config, shape, options)?;
         let mut adapter = new_adapter(config, shape, backbone.as_ref(), &tokenizer)?;
+        let trained = backbone.trainable_parameters();
+        let mut groups = adapter.param_groups();
+        if !trained.is_empty() {
+            let visual_params: i64 = trained.iter().map(|(_, t)| t.numel() as i64).sum();
+            tracing::info!(
+                "trainable: adapter {} parameters (the PT/DePT budget, l·d = m·d + (s+d)·r), CLIP-T5 visual \
+                 embedding {visual_params} more (outside the budget; VL-Adapter's tables count it as updated)",
+                adapter.parameters().iter().map(Tensor::numel).sum::<usize>()
+            );
+            groups.push((
+                VISUAL_GROUP,
+                trained.iter().map(|(_, t)| t.shallow_clone()).collect(),
+            ));
+        }
         let mut optimizer = AdamW::new(
-            adapter.param_groups(),
+            groups,
             AdamWConfig {
                 beta1: config.adam_beta1,
                 beta2: config.adam_beta2,
@@ -239,12 +264,13 @@ impl<'a> Trainer<'a> {
             )));
         }
         if let Some(dir) = checkpoint_dir {
-            state = checkpoint::restore(&dir, &mut adapter, &mut optimizer)?;
+            state = checkpoint::restore(&dir, &mut adapter, &trained, &mut optimizer)?;
             resumed_from = Some(state.step);
             tracing::info!("resuming from {} at step {}", dir.display(), state.step);
         }
         let log = MetricsLog::open(&run.metrics(), state.step)?;
-        let params = adapter.parameters();
+        let mut params = adapter.parameters();
+        params.extend(trained.iter().map(|(_, t)| t.shallow_clone()));
         Ok(Trainer {
             config,
             task,
@@ -268,6 +294,8 @@ impl<'a> Trainer<'a> {
             progress: Progress::new(config, options, state.step),
             backbone,
             tokenizer,
+            features,
+            trained,
             train_data,
             validation,
             test,
@@ -302,14 +330,17 @@ impl<'a> Trainer<'a> {
                 .map(|&i| &self.train_data.encoded[i])
                 .collect();
             examples += items.len();
-            batches.push(Batch::for_training(
-                &items,
-                self.backbone.architecture(),
-                config.padding,
-                config.max_len as usize,
-                self.backbone.pad_token_id(),
-                self.device,
-            ));
+            batches.push(
+                Batch::for_training(
+                    &items,
+                    self.backbone.architecture(),
+                    config.padding,
+                    config.max_len as usize,
+                    self.backbone.pad_token_id(),
+                    self.device,
+                )
+                .with_visual(&items, self.features.as_ref(), self.device)?,
+            );
         }
         let model = PromptedModel::new(self.backbone.as_ref(), &self.adapter);
         let loss_sum = step::forward_backward(model, &batches, config.backbone_dropout)?;
@@ -322,12 +353,16 @@ impl<'a> Trainer<'a> {
         }
         let factor = self.schedule.factor(self.state.step);
         let (lr_prompt, lr_pair) = (factor * config.lr_prompt, factor * config.lr_pair);
-        let grad_norm = step::update(
+        let lr_visual = factor * config.lr_visual;
+        let grad_norm = step::update_groups(
             &mut self.optimizer,
             &self.params,
             config.max_grad_norm,
-            lr_prompt,
-            lr_pair,
+            |group| match group {
+                dept_core::PAIR_GROUP => lr_pair,
+                VISUAL_GROUP => lr_visual,
+                _ => lr_prompt,
+            },
         );
         self.state.step += 1;
         Ok(StepReport {
@@ -335,6 +370,7 @@ impl<'a> Trainer<'a> {
             grad_norm,
             lr_prompt,
             lr_pair,
+            lr_visual: (!self.trained.is_empty()).then_some(lr_visual),
             examples,
         })
     }
@@ -350,12 +386,19 @@ impl<'a> Trainer<'a> {
         };
         let stop_early = verdict.is_some_and(|v| v.stop_early);
         if verdict.is_some_and(|v| v.improved) {
-            checkpoint::save(&self.run.best(), &self.adapter, None, &self.state)?;
+            checkpoint::save(
+                &self.run.best(),
+                &self.adapter,
+                &self.trained,
+                None,
+                &self.state,
+            )?;
         }
         if self.cadence.saves_at(step, stop_early) {
             checkpoint::save(
                 &self.run.last(),
                 &self.adapter,
+                &self.trained,
                 Some(&self.optimizer),
                 &self.state,
             )?;
@@ -383,12 +426,16 @@ impl<'a> Trainer<'a> {
         if self.state.step % self.config.log_every == 0 {
             self.window = (Instant::now(), 0);
         }
-        self.log.append(&json!({
+        let mut record = json!({
             "step": self.state.step, "epoch": self.state.epoch, "loss": report.loss,
             "lr_prompt": report.lr_prompt, "lr_pair": report.lr_pair, "grad_norm": report.grad_norm,
             "examples_per_s": round3(examples_per_s),
             "peak_memory_mb": peak.map(|p| p.mib().round()), "peak_memory_kind": peak.map(|p| p.kind.as_str()),
-        }))?;
+        });
+        if let Some(lr) = report.lr_visual {
+            record["lr_visual"] = json!(lr);
+        }
+        self.log.append(&record)?;
         self.progress
             .step(self.state.step, report.loss, examples_per_s);
         Ok(())
@@ -428,6 +475,7 @@ impl<'a> Trainer<'a> {
             self.backbone.as_ref(),
             adapter,
             &self.tokenizer,
+            self.features.as_ref(),
         )
         .predict(&data.encoded)?;
         score(
@@ -449,6 +497,7 @@ impl<'a> Trainer<'a> {
             .or_else(|| checkpoint::existing(&self.run.last()))
             .unwrap_or_else(|| self.run.last());
         let best = DecomposedPrompt::load(&best_dir, self.device)?;
+        checkpoint::load_trained(&best_dir, &self.trained)?;
         let test_scores = self.score_split(&best, &self.test)?;
         self.log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
         tracing::info!(
@@ -479,6 +528,11 @@ impl<'a> Trainer<'a> {
                 state.best_metric.map(|v| v.to_string()).unwrap_or_default(),
             ),
         ];
+        if !self.trained.is_empty() {
+            let visual: i64 = self.trained.iter().map(|(_, t)| t.numel() as i64).sum();
+            columns.push(("lr_visual".into(), config.lr_visual.to_string()));
+            columns.push(("visual_params".into(), visual.to_string()));
+        }
         columns.extend(
             test_scores
                 .iter()
@@ -500,11 +554,21 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// The device, backbone (at the configured precision) and tokenizer a config names; training and inference
-/// both open their model here so they run it the same way.
+/// What [`open_model`] opens.
+pub(crate) type OpenedModel = (
+    Device,
+    Box<dyn Backbone>,
+    TextTokenizer,
+    Option<FeatureStore>,
+);
+
+/// The device, backbone (at the configured precision), tokenizer and, for a vision-language run, the feature file
+/// a config names (CLIP-T5 is built for its width); training and inference both open their model here so they
+/// run it the same way.
 pub(crate) fn open_model(
     config: &ExperimentConfig,
-) -> Result<(Device, Box<dyn Backbone>, TextTokenizer), TrainError> {
+    quiet: bool,
+) -> Result<OpenedModel, TrainError> {
     if let Some(threads) = config.threads {
         tch::set_num_threads(threads);
     }
@@ -514,12 +578,16 @@ pub(crate) fn open_model(
             "precision bf16 on CPU: it is meant for CUDA; most CPUs run bf16 matrix work slower than fp32"
         );
     }
-    let mut backbone = load_backbone(&config.model, device)?;
+    let features = crate::vision::open_features(config, device, quiet)?;
+    let mut backbone: Box<dyn Backbone> = match &features {
+        Some(store) => Box::new(crate::vision::clip_t5(&config.model, store, device)?),
+        None => load_backbone(&config.model, device)?,
+    };
     if config.precision == Precision::Bf16 {
         backbone.set_float_kind(Kind::BFloat16)?;
     }
     let tokenizer = TextTokenizer::from_model_dir(&config.model)?;
-    Ok((device, backbone, tokenizer))
+    Ok((device, backbone, tokenizer, features))
 }
 
 /// Greedy decoding as the config sets it up.
@@ -528,11 +596,13 @@ pub fn decoder<'a>(
     backbone: &'a dyn Backbone,
     adapter: &'a DecomposedPrompt,
     tokenizer: &'a TextTokenizer,
+    features: Option<&'a FeatureStore>,
 ) -> Decoder<'a> {
     Decoder {
         backbone,
         adapter,
         tokenizer,
+        features,
         padding: config.padding,
         max_len: config.max_len as usize,
         batch_size: config.eval_batch_size,

@@ -13,6 +13,9 @@
 //! exactly as `pycocoevalcap` does after the tokenizer. Feed them raw text and the scores will differ from the
 //! official ones.
 //!
+//! [`ptb_tokenize`] approximates that step in Rust (its docs list where it can differ from Stanford's); it is what
+//! [`crate::score()`] applies to predictions and references of `coco_caption` before these functions.
+//!
 //! ## Left out: METEOR and SPICE
 //!
 //! `pycocoevalcap`'s METEOR (`meteor-1.5.jar`) and SPICE (`spice-1.0.jar`, with Stanford CoreNLP) are Java
@@ -42,6 +45,130 @@ use std::collections::HashMap;
 
 use super::check_pairs;
 use crate::error::{DataError, Result};
+
+/// The tokens `pycocoevalcap`'s `PTBTokenizer` removes after the Java tokenizer (`PUNCTUATIONS`). The bracket
+/// names are upper-case here but the tokenizer runs with `-lowerCase`, which lower-cases every token it writes
+/// (`-LRB-` becomes `-lrb-`), so brackets are never removed: kept on purpose, like the official scores.
+const PTB_REMOVED: [&str; 17] = [
+    "''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
+    "...", ";",
+];
+
+/// The clitics the PTB tokenizer splits off a word (`it's` → `it 's`), after lower-casing.
+const PTB_CLITICS: [&str; 6] = ["'s", "'m", "'d", "'re", "'ve", "'ll"];
+
+/// A caption as `pycocoevalcap`'s `PTBTokenizer` turns it into space-separated tokens before BLEU, ROUGE-L and
+/// CIDEr-D: Stanford CoreNLP 3.4.1's `PTBTokenizer -preserveLines -lowerCase`, then the tokens of its
+/// `PUNCTUATIONS` list dropped. Predictions and references must both go through it.
+///
+/// What it does: newlines become spaces; the text is lower-cased; each whitespace-separated chunk is split into
+/// tokens: `"` (PTB `` `` `` / `''`), `` ` ``, `;`, `?`, `!`, `$`, `#` and `%` are always tokens of their own,
+/// and so are `,` and `:` unless between two digits (`1,000` and `10:30` stay whole); brackets become `-lrb-`
+/// `-rrb-` `-lsb-` `-rsb-` `-lcb-` `-rcb-`; a run of periods at the end of a word is split off (`man.` → `man`
+/// `.`), periods inside a word stay (`3.5`); a word's leading and trailing single quotes are split off unless
+/// the word is a clitic (`'s`); `n't` and the clitics `'s 'm 'd 're 've 'll` are split off the word before them
+/// (`don't` → `do n't`, `can't` → `ca n't`, `dog's` → `dog 's`), as PTB does; `’` and `‘` count as `'`. Then
+/// `'' ' `` ` . ? ! , : - -- ... ;` tokens are dropped and the rest joined by single spaces. Hyphenated words
+/// (`black-and-white`) stay whole.
+///
+/// Where it can differ from Stanford's lexer (rare in captions, but it changes the scores when it happens):
+/// abbreviations and acronyms keep their final period there (`mr.`, `st.`, `u.s.`), here the period is dropped
+/// (`mr`, `u.s`); fused forms that PTB splits (`cannot` → `can not`, `gonna` → `gon na`) stay whole here;
+/// runs of `!`/`?` and ellipses inside a word (`wait...what`), URLs, e-mail addresses, emoticons, `&` and
+/// `/` or `*` (which some PTB settings escape as `\/`, `\*`) follow the simple rules above rather than the
+/// lexer's special cases; and Stanford's Unicode normalisations (dashes, other quote characters, non-breaking
+/// spaces) are not reproduced beyond `’`/`‘`.
+pub fn ptb_tokenize(text: &str) -> String {
+    let text = text.replace(['\u{2019}', '\u{2018}'], "'").to_lowercase();
+    let mut tokens: Vec<String> = Vec::new();
+    for chunk in text.split(char::is_whitespace).filter(|c| !c.is_empty()) {
+        let chars: Vec<char> = chunk.chars().collect();
+        let mut word = String::new();
+        for (i, &c) in chars.iter().enumerate() {
+            let between_digits = i > 0
+                && i + 1 < chars.len()
+                && chars[i - 1].is_ascii_digit()
+                && chars[i + 1].is_ascii_digit();
+            let own: Option<&str> = match c {
+                '"' => Some("''"),
+                '`' => Some("`"),
+                '(' => Some("-lrb-"),
+                ')' => Some("-rrb-"),
+                '[' => Some("-lsb-"),
+                ']' => Some("-rsb-"),
+                '{' => Some("-lcb-"),
+                '}' => Some("-rcb-"),
+                ';' => Some(";"),
+                '?' => Some("?"),
+                '!' => Some("!"),
+                '$' => Some("$"),
+                '#' => Some("#"),
+                '%' => Some("%"),
+                ',' if !between_digits => Some(","),
+                ':' if !between_digits => Some(":"),
+                _ => None,
+            };
+            match own {
+                Some(token) => {
+                    ptb_word(&word, &mut tokens);
+                    word.clear();
+                    tokens.push(token.to_string());
+                }
+                None => word.push(c),
+            }
+        }
+        ptb_word(&word, &mut tokens);
+    }
+    tokens.retain(|t| !PTB_REMOVED.contains(&t.as_str()));
+    tokens.join(" ")
+}
+
+/// The tokens of one word of [`ptb_tokenize`] (no always-split characters left in it).
+fn ptb_word(word: &str, tokens: &mut Vec<String>) {
+    if word.is_empty() {
+        return;
+    }
+    if word.chars().all(|c| c == '.' || c == '\'') || word.chars().all(|c| c == '-') {
+        tokens.push(word.to_string());
+        return;
+    }
+    let mut word = word;
+    // Split off the end: runs of periods and closing quotes, innermost last.
+    let mut tail: Vec<&str> = Vec::new();
+    loop {
+        let trimmed = word.trim_end_matches('.');
+        if trimmed.len() < word.len() && !trimmed.is_empty() {
+            tail.push(&word[trimmed.len()..]);
+            word = trimmed;
+            continue;
+        }
+        if word.len() > 1 && word.ends_with('\'') {
+            tail.push("'");
+            word = &word[..word.len() - 1];
+            continue;
+        }
+        break;
+    }
+    // Opening quotes, unless the word is a clitic written on its own (`'s`).
+    while word.len() > 1 && word.starts_with('\'') && !PTB_CLITICS.contains(&word) {
+        tokens.push("'".to_string());
+        word = &word[1..];
+    }
+    if let Some(base) = word.strip_suffix("n't").filter(|b| !b.is_empty()) {
+        tokens.push(base.to_string());
+        tokens.push("n't".to_string());
+    } else if let Some((base, clitic)) = word
+        .rfind('\'')
+        .map(|at| word.split_at(at))
+        .filter(|(base, clitic)| !base.is_empty() && PTB_CLITICS.contains(clitic))
+    {
+        tokens.push(base.to_string());
+        tokens.push(clitic.to_string());
+    } else {
+        tokens.push(word.to_string());
+    }
+    tokens.extend(tail.into_iter().rev().map(str::to_string));
+}
 
 /// The n-gram orders of BLEU and CIDEr-D.
 const N: usize = 4;
@@ -381,4 +508,80 @@ pub fn cider_d(predictions: &[String], references: &[Vec<String>]) -> Result<Ima
         corpus: numpy_mean(&per_image),
         per_image,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ptb_tokenize;
+
+    #[test]
+    fn ptb_tokenize_lowercases_splits_and_drops_punctuation() {
+        let cases = [
+            (
+                "A man riding a wave on top of a surfboard.",
+                "a man riding a wave on top of a surfboard",
+            ),
+            (
+                "  Two dogs,  playing\nin the snow!  ",
+                "two dogs playing in the snow",
+            ),
+            (
+                "A \"happy\" dog; sitting: here?",
+                "a happy dog sitting here",
+            ),
+            (
+                "It's a dog's life, isn't it?",
+                "it 's a dog 's life is n't it",
+            ),
+            (
+                "I don't think they're here; we'll see.",
+                "i do n't think they 're here we 'll see",
+            ),
+            (
+                "He can't, won't and I'm sure she'd not.",
+                "he ca n't wo n't and i 'm sure she 'd not",
+            ),
+            (
+                "The dogs' bowls and 'quoted' words",
+                "the dogs bowls and quoted words",
+            ),
+            (
+                "A black-and-white cat -- on a mat - here...",
+                "a black-and-white cat on a mat here",
+            ),
+            (
+                "1,000 people at 10:30 paid $5 (50%) today",
+                "1,000 people at 10:30 paid $ 5 -lrb- 50 % -rrb- today",
+            ),
+            (
+                "A man,with a bike.On the road",
+                "a man with a bike.on the road",
+            ),
+            (
+                "3.5 inches. A [red] {sign}",
+                "3.5 inches a -lsb- red -rsb- -lcb- sign -rcb-",
+            ),
+            ("The dog’s ball", "the dog 's ball"),
+            (
+                "it 's already tokenised n't it",
+                "it 's already tokenised n't it",
+            ),
+            ("", ""),
+            (" . , ! ", ""),
+        ];
+        for (text, want) in cases {
+            assert_eq!(ptb_tokenize(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn ptb_tokenize_is_idempotent_on_its_output() {
+        for text in [
+            "It's a dog's life, isn't it?",
+            "1,000 people (50%) at 10:30.",
+        ] {
+            let once = ptb_tokenize(text);
+            assert_eq!(ptb_tokenize(&once), once);
+        }
+    }
 }

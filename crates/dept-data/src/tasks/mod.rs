@@ -1,11 +1,13 @@
 //! The registry of the paper's tasks and, per family, how original files map onto the hub schema and how a row is
 //! formatted. The formats are those of the official DePT code (`src/tasks.py`, from ATTEMPT/compacter) with
-//! `add_prefix=False`, its default: the task name is not prepended.
+//! `add_prefix=False`, its default: the task name is not prepended. The two vision-language tasks (VQA, COCO
+//! captions, [`vl`]) follow VL-T5 with its task prompts instead.
 
 pub mod glue;
 pub mod mrqa;
 pub mod other;
 pub mod superglue;
+pub mod vl;
 
 use std::path::Path;
 
@@ -48,8 +50,9 @@ macro_rules! task {
     };
 }
 
-/// All tasks, GLUE first, in the paper's order.
-pub(crate) static ALL: [Task; 23] = [
+/// All tasks, GLUE first, in the paper's order; the vision-language tasks last. ReCoRD and SQuAD are the paper's
+/// transfer source tasks ([`Task::is_transfer_source`]), the other 23 the tasks it evaluates on.
+pub(crate) static ALL: [Task; 25] = [
     task!(
         "mnli",
         "mnli",
@@ -335,6 +338,36 @@ pub(crate) static ALL: [Task; 23] = [
         },
         other::format_paws
     ),
+    task!(
+        "vqa",
+        "vqa",
+        "VL-T5 vqa (Karpathy split of VQA v2)",
+        Vqa,
+        &["vqa", "VQA", "VQAv2"],
+        &[VqaAccuracy],
+        VqaAccuracy,
+        None,
+        SplitPolicy::Direct {
+            validation: SourceSplit::Validation,
+            test: SourceSplit::Test
+        },
+        vl::format_vqa
+    ),
+    task!(
+        "coco_caption",
+        "coco_caption",
+        "Karpathy dataset_coco.json",
+        CocoCaption,
+        &["COCO", "coco", "mscoco", "COCO-Karpathy"],
+        &[Cider, Bleu4, RougeL],
+        Cider,
+        None,
+        SplitPolicy::Direct {
+            validation: SourceSplit::Validation,
+            test: SourceSplit::Test
+        },
+        vl::format_coco_caption
+    ),
 ];
 
 /// Candidate original files (relative to the task folder) for a source split, most specific first.
@@ -346,6 +379,7 @@ pub(crate) fn original_candidates(task: &Task, split: SourceSplit) -> Vec<String
         Family::WinoGrande | Family::Yelp | Family::SciTail | Family::Paws => {
             other::candidates(task, split)
         }
+        Family::Vqa | Family::CocoCaption => vl::candidates(task, split),
     }
 }
 
@@ -359,6 +393,8 @@ pub(crate) fn read_original(task: &Task, split: SourceSplit, path: &Path) -> Res
         Family::Yelp => other::read_yelp(path),
         Family::SciTail => other::read_scitail(path),
         Family::Paws => other::read_paws(path),
+        Family::Vqa => vl::read_vqa(path),
+        Family::CocoCaption => vl::read_coco(path, split),
     }
 }
 

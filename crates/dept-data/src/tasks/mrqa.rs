@@ -127,6 +127,7 @@ pub(crate) fn format(r: &Record, row: usize) -> Result<Vec<TextExample>> {
         extra: Extra {
             group: None,
             answers: golds.iter().map(|a| pad_punctuation(a)).collect(),
+            image: None,
         },
     }])
 }

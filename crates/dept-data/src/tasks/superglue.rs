@@ -350,6 +350,7 @@ pub(crate) fn format_multirc(r: &Record, _row: usize) -> Result<Vec<TextExample>
         extra: Extra {
             group: Some(format!("{p}-{q}")),
             answers: Vec::new(),
+            image: None,
         },
     }])
 }
@@ -386,6 +387,7 @@ pub(crate) fn format_record(r: &Record, _row: usize) -> Result<Vec<TextExample>>
             extra: Extra {
                 group: None,
                 answers: answers.clone(),
+                image: None,
             },
         })
         .collect())
