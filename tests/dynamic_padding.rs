@@ -149,3 +149,44 @@ fn with_dropout_the_paddings_agree_in_distribution_not_bit_for_bit() {
         "gap {gap} vs standard error {standard_error}"
     );
 }
+
+/// CLIP-T5: with VL-T5's order (visual tokens after the padded text, the default) the relative position bias between
+/// words and visual tokens sees the padding, so padding to `s` and to the longest input give different losses, as in
+/// VL-T5 itself; with `before_text` the padding sits at the end and changes no number.
+#[test]
+fn clip_t5_padding_matters_only_with_visual_tokens_after_the_text() {
+    use dept_models::clip_t5::{ClipT5, VisualPosition};
+    tch::set_num_threads(1);
+    let dir = reference_dir().join("t5_dept").join("v1_1");
+    let golden = read_json(&dir.join("golden.json"));
+    let adapter = DecomposedPrompt::load(&dir.join("adapter"), Device::Cpu).expect("adapter");
+    let s = adapter.config().s.expect("s") as usize;
+    let inputs = int_rows(&golden, "inputs");
+    let labels = padded(&int_rows(&golden, "targets"), -100, None);
+    tch::manual_seed(5);
+    let features = Tensor::randn([inputs.len() as i64, 4, 6], (Kind::Float, Device::Cpu));
+    let loss = |model: &ClipT5, ids: &Tensor| {
+        let mask = ids.ne(0).to_kind(Kind::Int64);
+        tch::no_grad(|| {
+            PromptedModel::new(model, &adapter)
+                .with_visual(Some(&features))
+                .forward_t(ids, &mask, &labels, false)
+                .expect("forward")
+                .loss
+                .double_value(&[])
+        })
+    };
+    let (official, dynamic) = (padded(&inputs, 0, Some(s)), padded(&inputs, 0, None));
+    for position in [VisualPosition::AfterText, VisualPosition::BeforeText] {
+        tch::manual_seed(9);
+        let t5 = T5::load(&dir.join("model"), Device::Cpu).expect("model");
+        let model = ClipT5::new(t5, 6).expect("clip-t5").with_visual_position(position);
+        let (a, b) = (loss(&model, &official), loss(&model, &dynamic));
+        let gap = (a - b).abs() / a.abs();
+        println!("{position:?}: padded to s {a}, to the longest {b}, relative gap {gap:.2e}");
+        match position {
+            VisualPosition::AfterText => assert!(gap > 1e-4, "{position:?}: {a} vs {b}"),
+            VisualPosition::BeforeText => assert!(gap < 1e-6, "{position:?}: {a} vs {b}"),
+        }
+    }
+}

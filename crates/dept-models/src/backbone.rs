@@ -71,9 +71,16 @@ pub trait Backbone {
     fn visual_width(&self) -> Option<i64> {
         None
     }
-    /// Visual features `[batch, tokens, visual_width]` → tokens `[batch, tokens, d]` for the encoder, placed after
-    /// the text (see [`crate::clip_t5`]).
-    fn visual_tokens(&self, _features: &Tensor) -> Result<Tensor, ModelError> {
+    /// The encoder's input from the adapted text (`embeds` `[batch, prompt_len + len, d]` with the soft prompt's
+    /// `prompt_len` positions in front, and its mask) and visual features `[batch, tokens, visual_width]`: the
+    /// visual tokens placed among them, the mask covering them (see [`crate::clip_t5`]).
+    fn join_visual(
+        &self,
+        _embeds: &Tensor,
+        _mask: &Tensor,
+        _prompt_len: i64,
+        _features: &Tensor,
+    ) -> Result<(Tensor, Tensor), ModelError> {
         Err(ModelError::Input(
             "this model reads text only: it takes no visual features (CLIP-T5 does)".into(),
         ))

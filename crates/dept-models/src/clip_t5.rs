@@ -6,9 +6,16 @@
 //! the mask covering all three: the adapter changes the text embeddings before the visual tokens are appended,
 //! which is where VL-T5 appends them (`inputs_embeds = torch.cat([inputs_embeds, vis_embeds], dim=1)` in
 //! `VL-T5/src/modeling_t5.py`, `JointEncoder.forward`), and the prompt goes in front as everywhere else.
+//!
+//! VL-T5 appends the visual tokens after the *padded* text, so T5's relative position bias between a word and an
+//! image token depends on how far the batch was padded: results change with the batch's longest input (and with
+//! padding to `s`), unlike text-only DePT, where padding changes no number. That is the default here, to match
+//! VL-T5/VL-Adapter; [`VisualPosition::BeforeText`] puts the visual tokens between the prompt and the text
+//! instead (`[prompt | visual | text | padding]`), where padding is at the end and changes nothing.
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -121,10 +128,22 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
     x * (variance + eps).rsqrt() * weight
 }
 
+/// Where the visual tokens go in the encoder's input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisualPosition {
+    /// `[prompt | text | padding | visual]`: VL-T5's order (the default). Results depend on the padding.
+    #[default]
+    AfterText,
+    /// `[prompt | visual | text | padding]`: padding to the longest input or to `s` gives the same numbers.
+    BeforeText,
+}
+
 /// A frozen T5 with a trainable [`VisualEmbedding`]: a [`Backbone`] whose encoder also reads visual tokens.
 pub struct ClipT5 {
     t5: T5,
     visual: VisualEmbedding,
+    position: VisualPosition,
 }
 
 impl ClipT5 {
@@ -138,7 +157,20 @@ impl ClipT5 {
     pub fn new(t5: T5, feat_dim: i64) -> Result<Self, ModelError> {
         let c = t5.config();
         let visual = VisualEmbedding::new(feat_dim, c.d_model, c.layer_norm_epsilon, t5.device())?;
-        Ok(ClipT5 { t5, visual })
+        Ok(ClipT5 {
+            t5,
+            visual,
+            position: VisualPosition::default(),
+        })
+    }
+
+    /// The same model placing its visual tokens at `position`.
+    pub fn with_visual_position(self, position: VisualPosition) -> Self {
+        ClipT5 { position, ..self }
+    }
+
+    pub fn visual_position(&self) -> VisualPosition {
+        self.position
     }
 
     pub fn t5(&self) -> &T5 {
@@ -205,8 +237,50 @@ impl Backbone for ClipT5 {
         Some(self.visual.feat_dim())
     }
 
-    fn visual_tokens(&self, features: &Tensor) -> Result<Tensor, ModelError> {
-        self.visual.forward(features)
+    fn join_visual(
+        &self,
+        embeds: &Tensor,
+        mask: &Tensor,
+        prompt_len: i64,
+        features: &Tensor,
+    ) -> Result<(Tensor, Tensor), ModelError> {
+        let tokens = self.visual.forward(features)?;
+        let (b, n) = (tokens.size()[0], tokens.size()[1]);
+        if b != embeds.size()[0] {
+            return Err(ModelError::Input(format!(
+                "visual features for {b} examples, text for {}",
+                embeds.size()[0]
+            )));
+        }
+        let tokens = tokens.to_kind(embeds.kind());
+        let ones = Tensor::ones([b, n], (mask.kind(), mask.device()));
+        Ok(match self.position {
+            VisualPosition::AfterText => (
+                Tensor::cat(&[embeds, &tokens], 1),
+                Tensor::cat(&[mask, &ones], 1),
+            ),
+            VisualPosition::BeforeText => {
+                let len = embeds.size()[1] - prompt_len;
+                (
+                    Tensor::cat(
+                        &[
+                            embeds.narrow(1, 0, prompt_len),
+                            tokens,
+                            embeds.narrow(1, prompt_len, len),
+                        ],
+                        1,
+                    ),
+                    Tensor::cat(
+                        &[
+                            mask.narrow(1, 0, prompt_len),
+                            ones,
+                            mask.narrow(1, prompt_len, len),
+                        ],
+                        1,
+                    ),
+                )
+            }
+        })
     }
 
     fn trainable_parameters(&self) -> Vec<(String, Tensor)> {

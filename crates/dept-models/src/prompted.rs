@@ -41,7 +41,8 @@ impl<'a> PromptedModel<'a> {
     /// computation). A decoder-only model's may be left-padded for decoding: there a token's position is its
     /// index among the real tokens of its row, so padding on either side changes nothing.
     ///
-    /// With visual features (CLIP-T5) their tokens follow: `[prompt | text | visual]`, all of them in the mask.
+    /// With visual features (CLIP-T5) the backbone places their tokens (after the text by default:
+    /// `[prompt | text | visual]`), all of them in the mask.
     pub fn embed(
         &self,
         input_ids: &Tensor,
@@ -51,20 +52,8 @@ impl<'a> PromptedModel<'a> {
         match (self.visual, self.backbone.visual_width()) {
             (None, None) => Ok((embeds, mask)),
             (Some(features), _) => {
-                let tokens = self.backbone.visual_tokens(features)?;
-                let (b, n) = (tokens.size()[0], tokens.size()[1]);
-                if b != embeds.size()[0] {
-                    return Err(ModelError::Input(format!(
-                        "visual features for {b} examples, text for {}",
-                        embeds.size()[0]
-                    )));
-                }
-                let tokens = tokens.to_kind(embeds.kind());
-                let ones = Tensor::ones([b, n], (mask.kind(), mask.device()));
-                Ok((
-                    Tensor::cat(&[embeds, tokens], 1),
-                    Tensor::cat(&[mask, ones], 1),
-                ))
+                self.backbone
+                    .join_visual(&embeds, &mask, self.adapter.config().m, features)
             }
             (None, Some(width)) => Err(ModelError::Input(format!(
                 "this model reads images: every example needs its visual features ({width} wide), and none \

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use dept_models::clip_t5::ClipT5;
+use dept_models::clip_t5::{ClipT5, VisualPosition};
 use dept_models::features::{
     list_images, ExtractReport, Extractor, FeatureDtype, FeatureOptions, FeatureStore, ImageFile,
 };
@@ -128,11 +128,13 @@ pub fn extract_with_progress(
 pub fn clip_t5(
     model: &Path,
     features: &FeatureStore,
+    position: VisualPosition,
     device: Device,
 ) -> Result<ClipT5, TrainError> {
     let (path, value) = dept_models::checkpoint::read_config(model)?;
     match value.get("model_type").and_then(|v| v.as_str()) {
-        Some("t5") | None => Ok(ClipT5::load(model, features.width(), device)?),
+        Some("t5") | None => Ok(ClipT5::load(model, features.width(), device)?
+            .with_visual_position(position)),
         Some(other) => Err(TrainError::Config {
             path,
             message: format!(
