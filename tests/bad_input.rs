@@ -1,5 +1,5 @@
 //! The README's bad-input table, row by row: each kind of bad input (YAML, CLI values, model folders,
-//! tokenizers, data files, adapters) must end in an error that names the file, key or value and says what was
+//! tokenizers, data files, adapters, feature files) must end in an error that names the file, key or value and says what was
 //! expected, never a panic. Keep this list and the README's table in step.
 
 use std::path::{Path, PathBuf};
@@ -301,8 +301,60 @@ fn every_kind_of_bad_input_gets_an_error_that_says_what_is_wrong() {
             ],
             expect: vec![s("l, d and s must be positive, got l = 0")],
         },
+        Case {
+            what: "vision task without features",
+            args: vec![s("train"), config("vqa.yaml", "task: vqa\n")],
+            expect: vec![s("`task: vqa` reads images: set `features`")],
+        },
+        Case {
+            what: "features on a text task",
+            args: vec![
+                s("train"),
+                config("rte-f.yaml", "task: rte\nfeatures: f.safetensors\n"),
+            ],
+            expect: vec![s("`features` is for the vision-language tasks")],
+        },
+        Case {
+            what: "images without clip_model",
+            args: vec![
+                s("train"),
+                config(
+                    "vqa-i.yaml",
+                    "task: vqa\nfeatures: f.safetensors\nimages: imgs\n",
+                ),
+            ],
+            expect: vec![s("`images` needs `clip_model`")],
+        },
+        Case {
+            what: "missing feature file",
+            args: vec![
+                s("train"),
+                config("vqa-f.yaml", "task: vqa\nfeatures: /nope/f.safetensors\n"),
+                s("--model"),
+                m.clone(),
+            ],
+            expect: vec![s(
+                "/nope/f.safetensors: the feature file (`features`) does not exist",
+            )],
+        },
+        Case {
+            what: "broken feature file",
+            args: vec![
+                s("train"),
+                config(
+                    "vqa-b.yaml",
+                    &format!(
+                        "task: vqa\nfeatures: {:?}\n",
+                        write(&root.join("broken.safetensors"), "garbage!")
+                    ),
+                ),
+                s("--model"),
+                m.clone(),
+            ],
+            expect: vec![s("broken.safetensors: not a safetensors feature file")],
+        },
     ];
-    assert!(cases.len() >= 28);
+    assert!(cases.len() >= 33);
     for case in &cases {
         let (ok, err) = dept(&case.args);
         assert!(!ok, "{}: dept {:?} succeeded", case.what, case.args);

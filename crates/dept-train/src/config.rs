@@ -344,8 +344,22 @@ impl ExperimentConfig {
         if self.task.is_empty() {
             return Err("`task` is required (e.g. `task: rte`)".into());
         }
-        if let Err(e) = dept_data::task(&self.task) {
-            return Err(format!("`task`: {e}"));
+        let task = dept_data::task(&self.task).map_err(|e| format!("`task`: {e}"))?;
+        match (task.is_vision_language(), &self.features) {
+            (true, None) => {
+                return Err(format!(
+                    "`task: {}` reads images: set `features` to a feature file from `dept features extract` (or \
+                     `features` with `images` and `clip_model` to extract it first)",
+                    task.name
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(format!(
+                    "`features` is for the vision-language tasks (vqa, coco_caption); `task: {}` reads text only",
+                    task.name
+                ))
+            }
+            _ => {}
         }
         let positive = [
             ("max_len", self.max_len > 0),
