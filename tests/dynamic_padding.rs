@@ -180,7 +180,9 @@ fn clip_t5_padding_matters_only_with_visual_tokens_after_the_text() {
     for position in [VisualPosition::AfterText, VisualPosition::BeforeText] {
         tch::manual_seed(9);
         let t5 = T5::load(&dir.join("model"), Device::Cpu).expect("model");
-        let model = ClipT5::new(t5, 6).expect("clip-t5").with_visual_position(position);
+        let model = ClipT5::new(t5, 6)
+            .expect("clip-t5")
+            .with_visual_position(position);
         let (a, b) = (loss(&model, &official), loss(&model, &dynamic));
         let gap = (a - b).abs() / a.abs();
         println!("{position:?}: padded to s {a}, to the longest {b}, relative gap {gap:.2e}");
