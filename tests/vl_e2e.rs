@@ -11,7 +11,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use dept_models::features::{list_images, Extractor, FeatureOptions, FeatureStore};
 use serde_json::{json, Value};
@@ -65,6 +66,32 @@ fn results_row(run: &Path) -> BTreeMap<String, String> {
         .zip(row)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// Starts a run and SIGKILLs it once metrics.jsonl shows `kill_after` steps; false if it ended by itself first.
+fn run_and_kill(config: &Path, run: &Path, kill_after: usize) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dept"))
+        .args(["-q", "train", path(config)])
+        .env_remove("DEPT_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let steps = std::fs::read_to_string(run.join("metrics.jsonl"))
+            .map(|t| t.lines().filter(|l| l.contains("\"loss\"")).count())
+            .unwrap_or(0);
+        if steps >= kill_after || Instant::now() > deadline {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 const COLORS: [(&str, [u8; 3]); 4] = [
@@ -320,6 +347,46 @@ fn clip_t5_extracts_trains_evaluates_and_predicts_from_generated_images() {
     assert!(logs
         .iter()
         .any(|r| r["lr_visual"].as_f64().is_some_and(|v| v > 0.0)));
+
+    // A run killed after its first checkpoint and resumed ends where the uninterrupted one did, visual embedding
+    // and its optimiser moments included.
+    let resumed_run = root.join("vqa-resumed");
+    let resumed_config = write_config(
+        root,
+        "vqa-resumed",
+        &[
+            ("task", "vqa".into()),
+            ("model", quoted(&t5)),
+            ("data_dir", quoted(&data)),
+            ("output_dir", quoted(&resumed_run)),
+            ("features", quoted(&features)),
+            ("max_target_len", "4".into()),
+        ],
+    );
+    let killed = run_and_kill(&resumed_config, &resumed_run, 10);
+    println!("resume check: killed mid-run: {killed}");
+    if killed {
+        assert!(
+            resumed_run
+                .join("last/visual_embedding.safetensors")
+                .is_file(),
+            "the step-8 checkpoint"
+        );
+        ok(&["-q", "train", path(&resumed_config)]);
+    }
+    // (A run that ended before the kill still has to match: same config, same seed.)
+    for file in [
+        "last/visual_embedding.safetensors",
+        "last/adapter_model.safetensors",
+        "last/optimizer.safetensors",
+        "best/visual_embedding.safetensors",
+    ] {
+        assert_eq!(
+            std::fs::read(vqa_run.join(file)).unwrap(),
+            std::fs::read(resumed_run.join(file)).unwrap(),
+            "{file} differs after resuming"
+        );
+    }
 
     // `dept eval` on the best adapter reproduces the logged best validation score.
     let best = vqa_run.join("best");

@@ -580,12 +580,7 @@ pub(crate) fn open_model(
     }
     let features = crate::vision::open_features(config, device, quiet)?;
     let mut backbone: Box<dyn Backbone> = match &features {
-        Some(store) => Box::new(crate::vision::clip_t5(
-            &config.model,
-            store,
-            config.visual_position,
-            device,
-        )?),
+        Some(store) => Box::new(crate::vision::clip_t5(config, store, device)?),
         None => load_backbone(&config.model, device)?,
     };
     if config.precision == Precision::Bf16 {

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use dept_models::clip_t5::{ClipT5, VisualPosition};
+use dept_models::clip_t5::ClipT5;
 use dept_models::features::{
     list_images, ExtractReport, Extractor, FeatureDtype, FeatureOptions, FeatureStore, ImageFile,
 };
@@ -124,17 +124,21 @@ pub fn extract_with_progress(
     Ok(report)
 }
 
-/// CLIP-T5 on the config's T5 folder, its visual embedding sized for the feature file's width.
+/// CLIP-T5 on the config's T5 folder, its visual embedding sized for the feature file's width and initialised
+/// under the run's seed (so a run and its resumption, or two runs of one config, start from the same weights).
 pub fn clip_t5(
-    model: &Path,
+    config: &ExperimentConfig,
     features: &FeatureStore,
-    position: VisualPosition,
     device: Device,
 ) -> Result<ClipT5, TrainError> {
+    let model = &config.model;
     let (path, value) = dept_models::checkpoint::read_config(model)?;
     match value.get("model_type").and_then(|v| v.as_str()) {
-        Some("t5") | None => Ok(ClipT5::load(model, features.width(), device)?
-            .with_visual_position(position)),
+        Some("t5") | None => {
+            let t5 = dept_models::t5::T5::load(model, device)?;
+            tch::manual_seed(config.seed as i64);
+            Ok(ClipT5::new(t5, features.width())?.with_visual_position(config.visual_position))
+        }
         Some(other) => Err(TrainError::Config {
             path,
             message: format!(
