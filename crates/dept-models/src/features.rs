@@ -22,6 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use dept_core::atomic::write_atomically;
+use rayon::prelude::*;
 use serde_json::{json, Value};
 use tch::{Kind, Tensor};
 
@@ -325,8 +326,22 @@ impl Extractor {
         for part in todo.chunks(self.part_size.max(1)) {
             let mut entries: Vec<(String, Tensor)> = Vec::with_capacity(part.len());
             for batch in part.chunks(batch_size.max(1)) {
-                let paths: Vec<&Path> = batch.iter().map(|i| i.path.as_path()).collect();
-                let pixels = processor.preprocess_batch(&paths)?;
+                // Decoding and resizing are CPU work that dominates on a GPU: one image per core.
+                let pixels = batch
+                    .par_iter()
+                    .map(|image| processor.preprocess(&image.path))
+                    .collect::<Result<Vec<Tensor>, ModelError>>()?;
+                if let Some(i) = pixels.iter().position(|p| p.size() != pixels[0].size()) {
+                    return Err(ModelError::Input(format!(
+                        "{}: preprocessed to {:?}, {} to {:?}; a batch needs one size (set `do_center_crop` in \
+                         preprocessor_config.json)",
+                        batch[i].path.display(),
+                        pixels[i].size(),
+                        batch[0].path.display(),
+                        pixels[0].size()
+                    )));
+                }
+                let pixels = Tensor::f_stack(&pixels, 0)?;
                 let states = clip.forward(&pixels)?;
                 let features = options
                     .select(clip, &states.hidden_states)?
