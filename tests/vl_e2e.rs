@@ -329,10 +329,11 @@ fn clip_t5_extracts_trains_evaluates_and_predicts_from_generated_images() {
         assert!(vqa_run.join(file).is_file(), "{file} missing");
     }
     let results = results_row(&vqa_run);
-    // Linear 16→32 with bias, RMS norm, and VL-T5's box embedding (5→32 with bias, RMS norm).
+    // Linear 16→32 with bias and RMS norm, VL-T5's box embedding (5→32 with bias, RMS norm) and image-order
+    // embedding (2 rows); the object-order rows are frozen word embeddings in VL-T5 and not counted.
     assert_eq!(
         results["visual_params"],
-        (16 * 32 + 32 + 32 + 5 * 32 + 32 + 32).to_string()
+        (16 * 32 + 32 + 32 + 5 * 32 + 32 + 32 + 2 * 32).to_string()
     );
     let accuracy: f64 = results["test_vqa_accuracy"].parse().unwrap();
     assert!((0.0..=100.0).contains(&accuracy), "{accuracy}");

@@ -71,23 +71,22 @@ pub trait Backbone {
     fn visual_width(&self) -> Option<i64> {
         None
     }
-    /// The encoder's input from the adapted text (`embeds` `[batch, prompt_len + len, d]` with the soft prompt's
-    /// `prompt_len` positions in front, and its mask) and visual features `[batch, tokens, visual_width]`: the
-    /// visual tokens placed among them, the mask covering them (see [`crate::clip_t5`]).
+    /// The encoder's input from the adapted text (`embeds` `[batch, prompt + len, d]`, the soft prompt in front,
+    /// and its mask) and visual features `[batch, tokens, visual_width]`: the visual tokens after the text, the
+    /// mask covering them (see [`crate::clip_t5`]).
     fn join_visual(
         &self,
         _embeds: &Tensor,
         _mask: &Tensor,
-        _prompt_len: i64,
         _features: &Tensor,
     ) -> Result<(Tensor, Tensor), ModelError> {
         Err(ModelError::Input(
             "this model reads text only: it takes no visual features (CLIP-T5 does)".into(),
         ))
     }
-    /// Parameters the backbone itself trains (CLIP-T5's visual embedding) with their checkpoint names, sorted by
-    /// name; empty for a fully frozen backbone. They train in their own optimiser group and are saved next to the
-    /// adapter.
+    /// The backbone's own adapter-side variables (CLIP-T5's visual embedding) with their checkpoint names, sorted
+    /// by name; empty for a fully frozen backbone. They are saved next to the adapter; those that require
+    /// gradients train, in their own optimiser group.
     fn trainable_parameters(&self) -> Vec<(String, Tensor)> {
         Vec::new()
     }

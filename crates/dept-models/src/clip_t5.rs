@@ -1,21 +1,21 @@
 //! CLIP-T5 (VL-T5 with CLIP features, as VL-Adapter runs it and the DePT paper's Table 3 uses it): a frozen T5 whose
 //! encoder reads the text tokens followed by visual tokens, one per CLIP feature vector. The visual tokens come from
-//! a small trainable module, [`VisualEmbedding`], trained alongside the adapter with its own learning rate.
+//! a small module, [`VisualEmbedding`], trained alongside the adapter with its own learning rate.
 //!
 //! With a DePT adapter the encoder input is `[soft prompt (m) | text, updated by A·B (len) | visual tokens (n)]`,
 //! the mask covering all three: the adapter changes the text embeddings before the visual tokens are appended,
 //! which is where VL-T5 appends them (`inputs_embeds = torch.cat([inputs_embeds, vis_embeds], dim=1)` in
-//! `VL-T5/src/modeling_t5.py`, `JointEncoder.forward`), and the prompt goes in front as everywhere else.
+//! `VL-T5/src/modeling_t5.py`, `JointEncoder.forward`), and the prompt goes in front, inside the text part, as
+//! VL-T5's own prompts do.
 //!
-//! VL-T5 appends the visual tokens after the *padded* text, so T5's relative position bias between a word and an
-//! image token depends on how far the batch was padded: results change with the batch's longest input (and with
-//! padding to `s`), unlike text-only DePT, where padding changes no number. That is the default here, to match
-//! VL-T5/VL-Adapter; [`VisualPosition::BeforeText`] puts the visual tokens between the prompt and the text
-//! instead (`[prompt | visual | text | padding]`), where padding is at the end and changes nothing.
+//! VL-T5's encoder gives T5's relative position bias to the prompt and text positions only: the bias is computed
+//! for those `L` positions and is zero wherever a visual token is the query or the key (`position_bias[:, :, :L,
+//! :L] = text_position_bias`, `JointEncoder.forward`). So here too; a consequence is that padding the text, to the
+//! longest input or to `s`, changes no number, as for text-only DePT. Where a visual token sits in the image reaches
+//! the encoder only through the object-order embedding (below).
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -23,22 +23,29 @@ use crate::backbone::{Backbone, BackboneOutput};
 use crate::t5::T5;
 use crate::ModelError;
 
-/// The variables' names, VL-T5's (`encoder.visual_embedding.…`), so a VL-T5 projection loads by name.
-pub const VISUAL_EMBEDDING_PREFIX: &str = "encoder.visual_embedding";
+/// VL-T5's `config.n_images` (`trainer_base.py`): rows of the image-order embedding (a single image uses row 0).
+pub const N_IMAGES: i64 = 2;
 
-/// VL-T5's `VisualEmbedding` as VL-Adapter uses it for CLIP grid features (`use_vis_layer_norm` and
-/// `individual_vis_layer_norm` on, its defaults):
+/// VL-T5's `VisualEmbedding` as VL-Adapter uses it for CLIP grid features (its defaults
+/// `individual_vis_layer_norm`, `use_vis_layer_norm` and `use_vis_order_embedding` on), for visual token `i`:
 ///
-/// `tokens = LN_f(W_f·x + b_f) + LN_p(W_p·[box, area] + b_p)`
+/// `token_i = LN_f(W_f·x_i + b_f) + LN_p(W_p·[box_i, area_i] + b_p) + E_img[0] + E_obj[i]`
 ///
-/// with T5's RMS layer norm. VL-Adapter's CLIP loaders give every visual token the box `(0, 0, 0, 0)`
-/// (`boxes = torch.zeros(feats.shape[0], 4)` in `vqa_clip_data.py` and `caption_clip_data.py`), so the second term
-/// is `LN_p(b_p)`, one trained vector added to every token; it is computed that way here, and `W_p` is kept (and
-/// saved) only so the parameter count and file match VL-T5's.
+/// with T5's RMS layer norm. The variables carry VL-T5's names (`encoder.visual_embedding.…`).
 ///
-/// Left out: VL-T5's image- and object-order embeddings. The object-order one reads rows of the word embeddings
-/// that VL-T5 adds for its 100 `<vis_extra_id_*>` tokens (vocabulary resized to 32,200), which a stock T5
-/// checkpoint does not have; T5's relative position bias still tells the encoder where each visual token is.
+/// - VL-Adapter's CLIP loaders give every visual token the box `(0, 0, 0, 0)` (`boxes = torch.zeros(feats.shape[0],
+///   4)` in `vqa_clip_data.py` and `caption_clip_data.py`), so the box term is `LN_p(b_p)`, one trained vector; it
+///   is computed that way, and `W_p` (which never receives a gradient there either) is kept for VL-T5's layout
+///   and parameter count.
+/// - `E_img` (`img_order_embedding`, `N_IMAGES` rows, trained) is read at row 0 for a single image.
+/// - `E_obj`: VL-T5 reads the *word embeddings* at row `V − 1 − i` of its vocabulary, resized to `V = 32,200` for its
+///   100 `<vis_extra_id_*>` tokens; those rows are new, drawn N(0, 1) (`nn.Embedding`'s init) when the checkpoint
+///   is resized, and stay frozen with the word embeddings. Here they are that: `tokens` frozen N(0, 1) rows
+///   (`obj_order_embedding.weight`, row `i` for token `i`), saved with the adapter. (With more than 72 visual tokens
+///   VL-T5's rows would run into the checkpoint's own sentinel embeddings; these stay random.)
+///
+/// Weights and biases of the linear maps start uniform in ±1/√fan_in (PyTorch's `nn.Linear` init, which VL-T5's
+/// `_init_weights` leaves alone), layer norms at one, the embeddings N(0, 1).
 pub struct VisualEmbedding {
     vs: VarStore,
     feat_weight: Tensor,
@@ -46,22 +53,31 @@ pub struct VisualEmbedding {
     feat_norm: Tensor,
     pos_bias: Tensor,
     pos_norm: Tensor,
+    img_order: Tensor,
+    obj_order: Tensor,
     eps: f64,
     feat_dim: i64,
+    tokens: i64,
 }
 
 impl VisualEmbedding {
-    /// A trainable module from `feat_dim`-wide features to `d_model`, initialised as PyTorch initialises
-    /// `nn.Linear` (VL-T5 leaves it so: `T5PreTrainedModel._init_weights` does not touch it): weights and biases
-    /// uniform in ±1/√fan_in, layer norms one.
-    pub fn new(feat_dim: i64, d_model: i64, eps: f64, device: Device) -> Result<Self, ModelError> {
-        if feat_dim <= 0 || d_model <= 0 {
+    /// A module from `tokens` visual tokens of `feat_dim`-wide features to `d_model`, randomly initialised (under the
+    /// caller's seed).
+    pub fn new(
+        feat_dim: i64,
+        tokens: i64,
+        d_model: i64,
+        eps: f64,
+        device: Device,
+    ) -> Result<Self, ModelError> {
+        if feat_dim <= 0 || tokens <= 0 || d_model <= 0 {
             return Err(ModelError::Input(format!(
-                "visual embedding sizes must be positive, got feature width {feat_dim} and model width {d_model}"
+                "visual embedding sizes must be positive, got feature width {feat_dim}, {tokens} visual tokens and \
+                 model width {d_model}"
             )));
         }
         let vs = VarStore::new(device);
-        let root = vs.root();
+        let root = vs.root() / "encoder" / "visual_embedding";
         let uniform = |fan_in: i64| {
             let bound = 1.0 / (fan_in as f64).sqrt();
             Init::Uniform {
@@ -69,15 +85,24 @@ impl VisualEmbedding {
                 up: bound,
             }
         };
-        let feat = &root / "encoder" / "visual_embedding" / "feat_embedding";
+        let normal = Init::Randn {
+            mean: 0.0,
+            stdev: 1.0,
+        };
+        let feat = &root / "feat_embedding";
         let feat_weight = (&feat / 0).var("weight", &[d_model, feat_dim], uniform(feat_dim));
         let feat_bias = (&feat / 0).var("bias", &[d_model], uniform(feat_dim));
         let feat_norm = (&feat / 1).var("weight", &[d_model], Init::Const(1.0));
-        let pos = &root / "encoder" / "visual_embedding" / "absolute_vis_pos_embedding";
-        // Multiplied only by zero boxes, so it never moves; present for VL-T5's file layout and parameter count.
-        let _pos_weight = (&pos / 0).var("weight", &[d_model, 5], uniform(5));
+        let pos = &root / "absolute_vis_pos_embedding";
+        let pos_weight = (&pos / 0).var("weight", &[d_model, 5], uniform(5));
         let pos_bias = (&pos / 0).var("bias", &[d_model], uniform(5));
         let pos_norm = (&pos / 1).var("weight", &[d_model], Init::Const(1.0));
+        let img_order = (&root / "img_order_embedding").var("weight", &[N_IMAGES, d_model], normal);
+        let obj_order = (&root / "obj_order_embedding").var("weight", &[tokens, d_model], normal);
+        // Rows of VL-T5's word embeddings, which stay frozen. (W_p is trainable in VL-T5 and counted here as it is
+        // there, but being multiplied only by zero boxes it never gets a gradient, so it never moves.)
+        let _ = pos_weight;
+        let _ = obj_order.set_requires_grad(false);
         Ok(VisualEmbedding {
             vs,
             feat_weight,
@@ -85,8 +110,11 @@ impl VisualEmbedding {
             feat_norm,
             pos_bias,
             pos_norm,
+            img_order,
+            obj_order,
             eps,
             feat_dim,
+            tokens,
         })
     }
 
@@ -94,14 +122,19 @@ impl VisualEmbedding {
         self.feat_dim
     }
 
-    /// `[b, n, feat_dim]` features (any float kind and device) → `[b, n, d_model]` fp32 tokens.
+    /// Visual tokens per image.
+    pub fn tokens(&self) -> i64 {
+        self.tokens
+    }
+
+    /// `[b, tokens, feat_dim]` features (any float kind and device) → `[b, tokens, d_model]` fp32 tokens.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor, ModelError> {
         let size = features.size();
-        if size.len() != 3 || size[2] != self.feat_dim {
+        if size.len() != 3 || size[1] != self.tokens || size[2] != self.feat_dim {
             return Err(ModelError::Input(format!(
-                "visual features must be [batch, tokens, {}] (the width the visual projection was built for), \
-                 got {size:?}: the feature file and the model or adapter do not belong together",
-                self.feat_dim
+                "visual features must be [batch, {}, {}] (the tokens and width the visual embedding was built \
+                 for), got {size:?}: the feature file and the model or adapter do not belong together",
+                self.tokens, self.feat_dim
             )));
         }
         let x = features.to_device(self.vs.device()).to_kind(Kind::Float);
@@ -111,10 +144,10 @@ impl VisualEmbedding {
             self.eps,
         );
         let pos = rms_norm(&self.pos_bias, &self.pos_norm, self.eps);
-        Ok(feat + pos)
+        Ok(feat + pos + self.img_order.get(0) + &self.obj_order)
     }
 
-    /// The trainable tensors with their checkpoint names, sorted by name.
+    /// Every variable with its checkpoint name, sorted by name; the trained ones require gradients.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
@@ -128,49 +161,37 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
     x * (variance + eps).rsqrt() * weight
 }
 
-/// Where the visual tokens go in the encoder's input.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VisualPosition {
-    /// `[prompt | text | padding | visual]`: VL-T5's order (the default). Results depend on the padding.
-    #[default]
-    AfterText,
-    /// `[prompt | visual | text | padding]`: padding to the longest input or to `s` gives the same numbers.
-    BeforeText,
-}
-
-/// A frozen T5 with a trainable [`VisualEmbedding`]: a [`Backbone`] whose encoder also reads visual tokens.
+/// A frozen T5 with a [`VisualEmbedding`]: a [`Backbone`] whose encoder also reads visual tokens, with VL-T5's
+/// position bias (text positions only).
 pub struct ClipT5 {
     t5: T5,
     visual: VisualEmbedding,
-    position: VisualPosition,
 }
 
 impl ClipT5 {
-    /// Loads the T5 of a Hugging Face folder and builds a fresh visual embedding for `feat_dim`-wide features
-    /// (trained weights are copied in by whoever saved them, see [`Backbone::trainable_parameters`]).
-    pub fn load(dir: &Path, feat_dim: i64, device: Device) -> Result<Self, ModelError> {
+    /// Loads the T5 of a Hugging Face folder and builds a fresh visual embedding for `tokens` visual tokens of
+    /// `feat_dim`-wide features (trained weights are copied in by whoever saved them, see
+    /// [`Backbone::trainable_parameters`]).
+    pub fn load(
+        dir: &Path,
+        feat_dim: i64,
+        tokens: i64,
+        device: Device,
+    ) -> Result<Self, ModelError> {
         let t5 = T5::load(dir, device)?;
-        Self::new(t5, feat_dim)
+        Self::new(t5, feat_dim, tokens)
     }
 
-    pub fn new(t5: T5, feat_dim: i64) -> Result<Self, ModelError> {
+    pub fn new(t5: T5, feat_dim: i64, tokens: i64) -> Result<Self, ModelError> {
         let c = t5.config();
-        let visual = VisualEmbedding::new(feat_dim, c.d_model, c.layer_norm_epsilon, t5.device())?;
-        Ok(ClipT5 {
-            t5,
-            visual,
-            position: VisualPosition::default(),
-        })
-    }
-
-    /// The same model placing its visual tokens at `position`.
-    pub fn with_visual_position(self, position: VisualPosition) -> Self {
-        ClipT5 { position, ..self }
-    }
-
-    pub fn visual_position(&self) -> VisualPosition {
-        self.position
+        let visual = VisualEmbedding::new(
+            feat_dim,
+            tokens,
+            c.d_model,
+            c.layer_norm_epsilon,
+            t5.device(),
+        )?;
+        Ok(ClipT5 { t5, visual })
     }
 
     pub fn t5(&self) -> &T5 {
@@ -179,6 +200,20 @@ impl ClipT5 {
 
     pub fn visual_embedding(&self) -> &VisualEmbedding {
         &self.visual
+    }
+
+    /// The encoder positions that get position bias: all but the visual tokens at the end.
+    fn text_span(&self, embeds: &Tensor) -> Result<i64, ModelError> {
+        let n = embeds.size().get(1).copied().unwrap_or(0);
+        let span = n - self.visual.tokens();
+        if span < 0 {
+            return Err(ModelError::Input(format!(
+                "CLIP-T5 got {n} encoder positions, fewer than its {} visual tokens: join the visual features first \
+                 (PromptedModel::with_visual)",
+                self.visual.tokens()
+            )));
+        }
+        Ok(span)
     }
 }
 
@@ -199,6 +234,7 @@ impl Backbone for ClipT5 {
         self.t5.embed(input_ids)
     }
 
+    /// `embeds` must end with the visual tokens ([`Backbone::join_visual`]).
     fn forward(
         &self,
         embeds: &Tensor,
@@ -206,7 +242,9 @@ impl Backbone for ClipT5 {
         labels: &Tensor,
         train: bool,
     ) -> Result<BackboneOutput, ModelError> {
-        self.t5.forward(embeds, attention_mask, labels, train)
+        let span = self.text_span(embeds)?;
+        self.t5
+            .forward_with_bias_span(embeds, attention_mask, labels, train, Some(span))
     }
 
     fn generate_greedy(
@@ -215,12 +253,13 @@ impl Backbone for ClipT5 {
         attention_mask: &Tensor,
         max_new_tokens: i64,
     ) -> Result<Tensor, ModelError> {
+        let span = self.text_span(embeds)?;
         self.t5
-            .generate_greedy(embeds, attention_mask, max_new_tokens)
+            .generate_with_bias_span(embeds, attention_mask, max_new_tokens, Some(span))
     }
 
-    /// Casts the frozen T5; the trainable visual embedding stays fp32 (as the adapter does) and its tokens are cast
-    /// to the word embeddings' kind where they join them.
+    /// Casts the frozen T5; the visual embedding stays fp32 (as the adapter does) and its tokens are cast to the
+    /// word embeddings' kind where they join them.
     fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
         self.t5.set_float_kind(kind)
     }
@@ -241,7 +280,6 @@ impl Backbone for ClipT5 {
         &self,
         embeds: &Tensor,
         mask: &Tensor,
-        prompt_len: i64,
         features: &Tensor,
     ) -> Result<(Tensor, Tensor), ModelError> {
         let tokens = self.visual.forward(features)?;
@@ -254,33 +292,10 @@ impl Backbone for ClipT5 {
         }
         let tokens = tokens.to_kind(embeds.kind());
         let ones = Tensor::ones([b, n], (mask.kind(), mask.device()));
-        Ok(match self.position {
-            VisualPosition::AfterText => (
-                Tensor::cat(&[embeds, &tokens], 1),
-                Tensor::cat(&[mask, &ones], 1),
-            ),
-            VisualPosition::BeforeText => {
-                let len = embeds.size()[1] - prompt_len;
-                (
-                    Tensor::cat(
-                        &[
-                            embeds.narrow(1, 0, prompt_len),
-                            tokens,
-                            embeds.narrow(1, prompt_len, len),
-                        ],
-                        1,
-                    ),
-                    Tensor::cat(
-                        &[
-                            mask.narrow(1, 0, prompt_len),
-                            ones,
-                            mask.narrow(1, prompt_len, len),
-                        ],
-                        1,
-                    ),
-                )
-            }
-        })
+        Ok((
+            Tensor::cat(&[embeds, &tokens], 1),
+            Tensor::cat(&[mask, &ones], 1),
+        ))
     }
 
     fn trainable_parameters(&self) -> Vec<(String, Tensor)> {
@@ -293,9 +308,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_the_normed_projection_plus_one_trained_vector() {
+    fn tokens_are_the_normed_projection_plus_trained_and_order_vectors() {
         tch::manual_seed(3);
-        let v = VisualEmbedding::new(6, 4, 1e-6, Device::Cpu).unwrap();
+        let v = VisualEmbedding::new(6, 3, 4, 1e-6, Device::Cpu).unwrap();
         let x = Tensor::randn([2, 3, 6], (Kind::Float, Device::Cpu));
         let out = v.forward(&x).unwrap();
         assert_eq!(out.size(), [2, 3, 4]);
@@ -303,7 +318,7 @@ mod tests {
         let y = x.matmul(&v.feat_weight.tr()) + &v.feat_bias;
         let rms =
             |t: &Tensor| t / (t.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float) + 1e-6).sqrt();
-        let expected = rms(&y) + rms(&v.pos_bias);
+        let expected = rms(&y) + rms(&v.pos_bias) + v.img_order.get(0) + &v.obj_order;
         assert!(out.allclose(&expected, 1e-6, 1e-6, false));
         let names: Vec<String> = v.named_parameters().into_iter().map(|(n, _)| n).collect();
         assert_eq!(
@@ -315,12 +330,20 @@ mod tests {
                 "encoder.visual_embedding.feat_embedding.0.bias",
                 "encoder.visual_embedding.feat_embedding.0.weight",
                 "encoder.visual_embedding.feat_embedding.1.weight",
+                "encoder.visual_embedding.img_order_embedding.weight",
+                "encoder.visual_embedding.obj_order_embedding.weight",
             ]
         );
+        let trained: Vec<bool> = v
+            .named_parameters()
+            .iter()
+            .map(|(_, t)| t.requires_grad())
+            .collect();
+        assert_eq!(trained, [true, true, true, true, true, true, true, false]);
         let wrong = v
             .forward(&Tensor::zeros([2, 3, 5], (Kind::Float, Device::Cpu)))
             .unwrap_err()
             .to_string();
-        assert!(wrong.contains("[batch, tokens, 6]"), "{wrong}");
+        assert!(wrong.contains("[batch, 3, 6]"), "{wrong}");
     }
 }

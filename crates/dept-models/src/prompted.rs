@@ -41,8 +41,7 @@ impl<'a> PromptedModel<'a> {
     /// computation). A decoder-only model's may be left-padded for decoding: there a token's position is its
     /// index among the real tokens of its row, so padding on either side changes nothing.
     ///
-    /// With visual features (CLIP-T5) the backbone places their tokens (after the text by default:
-    /// `[prompt | text | visual]`), all of them in the mask.
+    /// With visual features (CLIP-T5) their tokens follow: `[prompt | text | visual]`, all of them in the mask.
     pub fn embed(
         &self,
         input_ids: &Tensor,
@@ -53,7 +52,7 @@ impl<'a> PromptedModel<'a> {
             (None, None) => Ok((embeds, mask)),
             (Some(features), _) => {
                 self.backbone
-                    .join_visual(&embeds, &mask, self.adapter.config().m, features)
+                    .join_visual(&embeds, &mask, features)
             }
             (None, Some(width)) => Err(ModelError::Input(format!(
                 "this model reads images: every example needs its visual features ({width} wide), and none \

@@ -163,8 +163,6 @@ pub struct ExperimentConfig {
     pub clip_class_token: bool,
     /// Learning rate of CLIP-T5's visual embedding (its own optimiser group, on the same warm-up and decay).
     pub lr_visual: f64,
-    /// `after_text` (VL-T5's order; results depend on padding) or `before_text` (padding changes nothing).
-    pub visual_position: dept_models::clip_t5::VisualPosition,
 }
 
 impl Default for ExperimentConfig {
@@ -223,7 +221,6 @@ impl Default for ExperimentConfig {
             // VL-Adapter's learning rate (`--lr 1e-3` in its image scripts), with which it trains its visual
             // projection.
             lr_visual: 1e-3,
-            visual_position: Default::default(),
         }
     }
 }

@@ -234,7 +234,7 @@ impl<'a> Trainer<'a> {
         let trained = backbone.trainable_parameters();
         let mut groups = adapter.param_groups();
         if !trained.is_empty() {
-            let visual_params: i64 = trained.iter().map(|(_, t)| t.numel() as i64).sum();
+            let visual_params = trained_count(&trained);
             tracing::info!(
                 "trainable: adapter {} parameters (the PT/DePT budget, l·d = m·d + (s+d)·r), CLIP-T5 visual \
                  embedding {visual_params} more (outside the budget; VL-Adapter's tables count it as updated)",
@@ -242,7 +242,11 @@ impl<'a> Trainer<'a> {
             );
             groups.push((
                 VISUAL_GROUP,
-                trained.iter().map(|(_, t)| t.shallow_clone()).collect(),
+                trained
+                    .iter()
+                    .filter(|(_, t)| t.requires_grad())
+                    .map(|(_, t)| t.shallow_clone())
+                    .collect(),
             ));
         }
         let mut optimizer = AdamW::new(
@@ -270,7 +274,12 @@ impl<'a> Trainer<'a> {
         }
         let log = MetricsLog::open(&run.metrics(), state.step)?;
         let mut params = adapter.parameters();
-        params.extend(trained.iter().map(|(_, t)| t.shallow_clone()));
+        params.extend(
+            trained
+                .iter()
+                .filter(|(_, t)| t.requires_grad())
+                .map(|(_, t)| t.shallow_clone()),
+        );
         Ok(Trainer {
             config,
             task,
@@ -529,7 +538,7 @@ impl<'a> Trainer<'a> {
             ),
         ];
         if !self.trained.is_empty() {
-            let visual: i64 = self.trained.iter().map(|(_, t)| t.numel() as i64).sum();
+            let visual = trained_count(&self.trained);
             columns.push(("lr_visual".into(), config.lr_visual.to_string()));
             columns.push(("visual_params".into(), visual.to_string()));
         }
@@ -758,6 +767,15 @@ fn new_adapter(
         tracing::info!("adapter initialised from {}", dir.display());
     }
     Ok(adapter)
+}
+
+/// Trained (gradient-requiring) parameters among a backbone's own variables.
+fn trained_count(variables: &[(String, Tensor)]) -> usize {
+    variables
+        .iter()
+        .filter(|(_, t)| t.requires_grad())
+        .map(|(_, t)| t.numel())
+        .sum()
 }
 
 fn step_seed(seed: u64, step: u64) -> i64 {

@@ -124,7 +124,7 @@ pub fn extract_with_progress(
     Ok(report)
 }
 
-/// CLIP-T5 on the config's T5 folder, its visual embedding sized for the feature file's width and initialised
+/// CLIP-T5 on the config's T5 folder, its visual embedding sized for the feature file's tokens and width and initialised
 /// under the run's seed (so a run and its resumption, or two runs of one config, start from the same weights).
 pub fn clip_t5(
     config: &ExperimentConfig,
@@ -137,7 +137,7 @@ pub fn clip_t5(
         Some("t5") | None => {
             let t5 = dept_models::t5::T5::load(model, device)?;
             tch::manual_seed(config.seed as i64);
-            Ok(ClipT5::new(t5, features.width())?.with_visual_position(config.visual_position))
+            Ok(ClipT5::new(t5, features.width(), features.tokens())?)
         }
         Some(other) => Err(TrainError::Config {
             path,

@@ -135,10 +135,32 @@ impl T5 {
         attention_mask: &Tensor,
         train: bool,
     ) -> (Tensor, Tensor) {
+        self.encode_with_bias_span(embeds, attention_mask, train, None)
+    }
+
+    /// [`T5::encode`] with the relative position bias on the first `span` positions only (queries and keys),
+    /// zero wherever a later position is involved: VL-T5's `JointEncoder`, where only the (prompt and) text
+    /// tokens get position bias and the visual tokens after them get none. `None`: every position, as T5.
+    pub fn encode_with_bias_span(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        train: bool,
+        span: Option<i64>,
+    ) -> (Tensor, Tensor) {
         let p = self.dropout(train);
         let mask = additive_mask(attention_mask, embeds.kind());
         let n = embeds.size()[1];
-        let bias = self.encoder.position_bias(n, n, 0) + &mask;
+        let position = match span {
+            Some(l) if l < n => {
+                let l = l.max(0);
+                self.encoder
+                    .position_bias(l, l, 0)
+                    .constant_pad_nd([0, n - l, 0, n - l])
+            }
+            _ => self.encoder.position_bias(n, n, 0),
+        };
+        let bias = position + &mask;
         let out = self.encoder.forward(embeds, &bias, None, p);
         (out, mask)
     }
@@ -185,29 +207,16 @@ impl T5 {
     }
 }
 
-impl Backbone for T5 {
-    fn hidden_size(&self) -> i64 {
-        self.config.d_model
-    }
-
-    fn vocab_size(&self) -> i64 {
-        self.config.vocab_size
-    }
-
-    fn device(&self) -> Device {
-        self.vs.device()
-    }
-
-    fn embed(&self, input_ids: &Tensor) -> Tensor {
-        Tensor::embedding(&self.shared, input_ids, -1, false, false)
-    }
-
-    fn forward(
+impl T5 {
+    /// [`Backbone::forward`] with the encoder's position bias limited to the first `span` positions
+    /// ([`T5::encode_with_bias_span`]).
+    pub fn forward_with_bias_span(
         &self,
         embeds: &Tensor,
         attention_mask: &Tensor,
         labels: &Tensor,
         train: bool,
+        span: Option<i64>,
     ) -> Result<BackboneOutput, ModelError> {
         self.check_inputs(embeds, attention_mask)?;
         let l = labels.size();
@@ -217,17 +226,20 @@ impl Backbone for T5 {
                 embeds.size()[0]
             )));
         }
-        let (encoded, encoder_mask) = self.encode(embeds, attention_mask, train);
+        let (encoded, encoder_mask) =
+            self.encode_with_bias_span(embeds, attention_mask, train, span);
         let logits = self.decode(labels, &encoded, &encoder_mask, train);
         let loss = self.loss(&logits, labels);
         Ok(BackboneOutput { loss, logits })
     }
 
-    fn generate_greedy(
+    /// [`Backbone::generate_greedy`] with the encoder's position bias limited to the first `span` positions.
+    pub fn generate_with_bias_span(
         &self,
         embeds: &Tensor,
         attention_mask: &Tensor,
         max_new_tokens: i64,
+        span: Option<i64>,
     ) -> Result<Tensor, ModelError> {
         self.check_inputs(embeds, attention_mask)?;
         let batch = embeds.size()[0];
@@ -238,7 +250,8 @@ impl Backbone for T5 {
         tch::no_grad(|| {
             // The encoder runs once; each decoder layer keeps its keys and values, the cross-attention ones
             // computed from the encoder states once.
-            let (encoded, encoder_mask) = self.encode(embeds, attention_mask, false);
+            let (encoded, encoder_mask) =
+                self.encode_with_bias_span(embeds, attention_mask, false, span);
             let mut caches: Vec<LayerCache> = self
                 .decoder
                 .blocks
@@ -270,6 +283,43 @@ impl Backbone for T5 {
             }
             Ok(Tensor::cat(&generated, 1))
         })
+    }
+}
+
+impl Backbone for T5 {
+    fn hidden_size(&self) -> i64 {
+        self.config.d_model
+    }
+
+    fn vocab_size(&self) -> i64 {
+        self.config.vocab_size
+    }
+
+    fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    fn embed(&self, input_ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.shared, input_ids, -1, false, false)
+    }
+
+    fn forward(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        labels: &Tensor,
+        train: bool,
+    ) -> Result<BackboneOutput, ModelError> {
+        self.forward_with_bias_span(embeds, attention_mask, labels, train, None)
+    }
+
+    fn generate_greedy(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        max_new_tokens: i64,
+    ) -> Result<Tensor, ModelError> {
+        self.generate_with_bias_span(embeds, attention_mask, max_new_tokens, None)
     }
 
     /// Casts the backbone's weights to a floating-point kind (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for
