@@ -98,6 +98,7 @@ fn encoded(sources: Vec<Vec<i64>>, targets: Vec<Vec<i64>>) -> Vec<Encoded> {
             input_ids,
             target_ids,
             image: None,
+            weight: None,
         })
         .collect()
 }

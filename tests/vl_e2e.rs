@@ -349,6 +349,49 @@ fn clip_t5_extracts_trains_evaluates_and_predicts_from_generated_images() {
         .iter()
         .any(|r| r["lr_visual"].as_f64().is_some_and(|v| v > 0.0)));
 
+    // VL-Adapter's VQA loss weighs each question by its answer's score: training questions whose label scores no
+    // answer (target "") weigh 0, so a run on only those has loss 0; the token mean (`example_weights: false`)
+    // trains them towards the empty answer.
+    let unscored = root.join("unscored");
+    std::fs::create_dir_all(unscored.join("vqa")).unwrap();
+    for file in ["karpathy_val.json", "karpathy_test.json"] {
+        std::fs::copy(data.join("vqa").join(file), unscored.join("vqa").join(file)).unwrap();
+    }
+    let mut train: Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("vqa/karpathy_train.json")).unwrap(),
+    )
+    .unwrap();
+    for row in train.as_array_mut().unwrap() {
+        row["label"] = json!({});
+    }
+    std::fs::write(unscored.join("vqa/karpathy_train.json"), train.to_string()).unwrap();
+    for (weights, zero) in [("true", true), ("false", false)] {
+        let run = root.join(format!("unscored-{weights}"));
+        ok(&[
+            "-q",
+            "train",
+            path(&vqa_config),
+            "--set",
+            &format!("data_dir={}", quoted(&unscored)),
+            "--set",
+            &format!("output_dir={}", quoted(&run)),
+            "--set",
+            "max_steps=2",
+            "--set",
+            &format!("example_weights={weights}"),
+        ]);
+        let losses: Vec<f64> = records(&run)
+            .iter()
+            .filter_map(|r| r["loss"].as_f64())
+            .collect();
+        assert_eq!(losses.len(), 2);
+        assert_eq!(
+            losses.iter().all(|&l| l == 0.0),
+            zero,
+            "example_weights {weights}: {losses:?}"
+        );
+    }
+
     // A run killed after its first checkpoint and resumed ends where the uninterrupted one did, visual embedding
     // and its optimiser moments included.
     let resumed_run = root.join("vqa-resumed");

@@ -170,6 +170,7 @@ pub fn examples_with_lengths(lengths: &[(usize, usize)], vocab: i64) -> Result<V
                 input_ids: ids(input)?,
                 target_ids: ids(target)?,
                 image: None,
+                weight: None,
             })
         })
         .collect()

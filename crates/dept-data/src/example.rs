@@ -30,11 +30,18 @@ pub struct Extra {
     /// (VL-T5's `img_id`: `COCO_val2014_000000393225`, the COCO file name without its extension).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// VQA: the score of the target answer in `label` (0 when no answer is scored), by which VL-Adapter weights the
+    /// example's loss (`vqa_model.py`: per-example mean over target tokens × score, then the batch mean).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_weight: Option<f64>,
 }
 
 impl Extra {
     /// True when there is nothing to carry.
     pub fn is_empty(&self) -> bool {
-        self.group.is_none() && self.answers.is_empty() && self.image.is_none()
+        self.group.is_none()
+            && self.answers.is_empty()
+            && self.image.is_none()
+            && self.loss_weight.is_none()
     }
 }

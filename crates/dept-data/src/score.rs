@@ -212,6 +212,7 @@ mod tests {
                 group: None,
                 answers: answers.iter().map(|a| a.as_ref().to_string()).collect(),
                 image: Some(format!("COCO_val2014_{id:0>12}")),
+                loss_weight: None,
             },
         }
     }

@@ -21,6 +21,7 @@ fn examples(targets: &[String], groups: Option<&[String]>) -> Vec<TextExample> {
                 group: groups.map(|g| g[i].clone()),
                 answers: Vec::new(),
                 image: None,
+                loss_weight: None,
             },
         })
         .collect()
@@ -97,6 +98,7 @@ fn squad_em_f1_match_reference() {
                 group: None,
                 answers: g.clone(),
                 image: None,
+                loss_weight: None,
             },
         })
         .collect();

@@ -25,6 +25,22 @@ pub fn token_loss(logits: &Tensor, labels: &Tensor) -> Tensor {
     )
 }
 
+/// VL-Adapter's VQA loss (`VL-T5/src/vqa_model.py`): per example the mean cross-entropy over its target tokens
+/// (labels not `-100`), times the example's weight (its answer's score), then the mean over the batch. `logits`
+/// `[b, t, vocab]`, `labels` `[b, t]`, `weights` `[b]`.
+pub fn weighted_example_loss(logits: &Tensor, labels: &Tensor, weights: &Tensor) -> Tensor {
+    let size = labels.size();
+    let vocab = logits.size().last().copied().unwrap_or(0);
+    let per_token = logits
+        .reshape([-1, vocab])
+        .cross_entropy_loss::<Tensor>(&labels.reshape([-1]), None, tch::Reduction::None, -100, 0.0)
+        .view(size.as_slice());
+    let mask = labels.ne(-100).to_kind(per_token.kind());
+    let per_example = (per_token * &mask).sum_dim_intlist(1, false, mask.kind())
+        / mask.sum_dim_intlist(1, false, mask.kind()).clamp_min(1.0);
+    (per_example * weights.to_kind(mask.kind())).mean(mask.kind())
+}
+
 /// How source and target meet the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
@@ -113,5 +129,36 @@ pub fn load_backbone(
                  folder plus a feature file: the `features` key of an experiment config)"
             ),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn weighted_example_loss_averages_per_example_then_weighs() {
+        tch::manual_seed(1);
+        let logits = Tensor::randn([3, 4, 7], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[2i64, 5, 1, -100, 3, -100, -100, -100, 6, 1, -100, -100])
+            .view([3, 4]);
+        let weights = Tensor::from_slice(&[1.0f32, 0.3, 0.0]);
+        let got = weighted_example_loss(&logits, &labels, &weights).double_value(&[]);
+        // By hand: -log softmax at each labelled position, averaged within each row.
+        let logp = logits.log_softmax(-1, Kind::Double);
+        let nll = |row: i64, col: i64, class: i64| -logp.double_value(&[row, col, class]);
+        let rows = [
+            (nll(0, 0, 2) + nll(0, 1, 5) + nll(0, 2, 1)) / 3.0,
+            nll(1, 0, 3),
+            (nll(2, 0, 6) + nll(2, 1, 1)) / 2.0,
+        ];
+        let expected = (rows[0] * 1.0 + rows[1] * 0.3 + rows[2] * 0.0) / 3.0;
+        assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+        // With every weight 1 and rows of one length, it is the token mean.
+        let same = Tensor::from_slice(&[2i64, 5, 3, 6, 1, 4]).view([3, 2]);
+        let l = logits.narrow(1, 0, 2);
+        let a = weighted_example_loss(&l, &same, &Tensor::ones([3], (Kind::Float, Device::Cpu)));
+        assert!((a.double_value(&[]) - token_loss(&l, &same).double_value(&[])).abs() < 1e-6);
     }
 }

@@ -9,12 +9,14 @@ use crate::config::Padding;
 use crate::TrainError;
 
 /// One example as ids: input cut to `max_len` and target cut to `max_target_len` (special tokens kept).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Encoded {
     pub input_ids: Vec<i64>,
     pub target_ids: Vec<i64>,
     /// The example's image id in the feature file (vision-language tasks).
     pub image: Option<String>,
+    /// The example's loss weight (VQA: its answer's score), when its task has one.
+    pub weight: Option<f64>,
 }
 
 /// [`encode_examples`] for a decoder-only model, where source and target share one sequence of at most
@@ -44,6 +46,7 @@ pub fn encode_causal_examples(
                 )?,
                 target_ids: target,
                 image: e.extra.image.clone(),
+                weight: e.extra.loss_weight,
             })
         })
         .collect()
@@ -97,6 +100,7 @@ pub fn encode_examples(
                 input_ids: tokenizer.encode(&e.input, Some(max_len))?,
                 target_ids: tokenizer.encode(&e.target, Some(max_target_len))?,
                 image: e.extra.image.clone(),
+                weight: e.extra.loss_weight,
             })
         })
         .collect()
@@ -109,9 +113,21 @@ pub struct Batch {
     pub attention_mask: Tensor,
     pub labels: Tensor,
     pub visual: Option<Tensor>,
+    /// Per-example loss weights `[b]`: the loss is then VL-Adapter's weighted mean of per-example means
+    /// ([`dept_models::backbone::weighted_example_loss`]) instead of the mean over target tokens.
+    pub weights: Option<Tensor>,
 }
 
 impl Batch {
+    /// Per-example loss weights from the items (when `use_weights` and every item has one), onto `device`.
+    pub fn with_weights(mut self, items: &[&Encoded], use_weights: bool, device: Device) -> Batch {
+        let weights: Option<Vec<f32>> = items.iter().map(|e| e.weight.map(|w| w as f32)).collect();
+        if let (true, Some(weights)) = (use_weights, weights) {
+            self.weights = Some(Tensor::from_slice(&weights).to_device(device));
+        }
+        self
+    }
+
     /// Reads the items' image features from `features` (when there is a feature file) onto `device`.
     pub fn with_visual(
         mut self,
@@ -169,6 +185,7 @@ impl Batch {
             attention_mask,
             labels,
             visual: None,
+            weights: None,
         }
     }
 
@@ -216,6 +233,7 @@ impl Batch {
             attention_mask: to_tensor(mask(&lengths, len, false)),
             labels: to_tensor(padded(labels.iter(), len, -100)),
             visual: None,
+            weights: None,
         }
     }
 
@@ -284,6 +302,7 @@ mod tests {
             input_ids: input.to_vec(),
             target_ids: target.to_vec(),
             image: None,
+            weight: None,
         }
     }
 

@@ -163,6 +163,10 @@ pub struct ExperimentConfig {
     pub clip_class_token: bool,
     /// Learning rate of CLIP-T5's visual embedding (its own optimiser group, on the same warm-up and decay).
     pub lr_visual: f64,
+    /// VQA: VL-Adapter's loss, each example's mean over its target tokens weighted by its answer's score, then the
+    /// batch mean (questions without a scored answer weigh 0). `false`: the mean over target tokens, as the text
+    /// tasks. No effect on tasks whose examples carry no weight.
+    pub example_weights: bool,
 }
 
 impl Default for ExperimentConfig {
@@ -221,6 +225,7 @@ impl Default for ExperimentConfig {
             // VL-Adapter's learning rate (`--lr 1e-3` in its image scripts), with which it trains its visual
             // projection.
             lr_visual: 1e-3,
+            example_weights: true,
         }
     }
 }

@@ -142,6 +142,7 @@ impl Inference {
             .map(|(text, image)| {
                 Ok(Encoded {
                     image: image.clone(),
+                    weight: None,
                     input_ids: encode_source(
                         self.backbone.architecture(),
                         &self.tokenizer,

@@ -2,6 +2,7 @@
 //! gradient-accumulation group, then clipping and the two-rate AdamW update.
 
 use dept_core::PAIR_GROUP;
+use dept_models::backbone::weighted_example_loss;
 use dept_models::PromptedModel;
 use tch::Tensor;
 
@@ -26,7 +27,11 @@ pub fn forward_backward(
                 &batch.labels,
                 dropout,
             )?;
-            let loss = out.loss / batches.len() as f64;
+            let loss = match &batch.weights {
+                Some(weights) => weighted_example_loss(&out.logits, &batch.labels, weights),
+                None => out.loss,
+            };
+            let loss = loss / batches.len() as f64;
             loss.backward();
             Ok(loss)
         })?;

@@ -348,7 +348,8 @@ impl<'a> Trainer<'a> {
                     self.backbone.pad_token_id(),
                     self.device,
                 )
-                .with_visual(&items, self.features.as_ref(), self.device)?,
+                .with_visual(&items, self.features.as_ref(), self.device)?
+                .with_weights(&items, config.example_weights, self.device),
             );
         }
         let model = PromptedModel::new(self.backbone.as_ref(), &self.adapter);

@@ -128,6 +128,7 @@ pub(crate) fn format(r: &Record, row: usize) -> Result<Vec<TextExample>> {
             group: None,
             answers: golds.iter().map(|a| pad_punctuation(a)).collect(),
             image: None,
+            loss_weight: None,
         },
     }])
 }

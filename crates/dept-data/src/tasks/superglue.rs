@@ -351,6 +351,7 @@ pub(crate) fn format_multirc(r: &Record, _row: usize) -> Result<Vec<TextExample>
             group: Some(format!("{p}-{q}")),
             answers: Vec::new(),
             image: None,
+            loss_weight: None,
         },
     }])
 }
@@ -388,6 +389,7 @@ pub(crate) fn format_record(r: &Record, _row: usize) -> Result<Vec<TextExample>>
                 group: None,
                 answers: answers.clone(),
                 image: None,
+                loss_weight: None,
             },
         })
         .collect())

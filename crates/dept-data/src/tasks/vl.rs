@@ -337,11 +337,11 @@ fn annotator_answers(row: &Record, answers: Value) -> Result<Vec<Value>> {
         .collect()
 }
 
-/// The answer with the highest score in `label` (ties: the smallest answer); `""` when the scores sum to 0 or
-/// there is no label.
-fn most_common_answer(r: &Record) -> Result<String> {
+/// The answer with the highest score in `label` (ties: the smallest answer) and its score; `("", 0)` when the
+/// scores sum to 0 or there is no label.
+fn most_common_answer(r: &Record) -> Result<(String, f64)> {
     let scores = match r.fields.get("label") {
-        None | Some(Value::Null) => return Ok(String::new()),
+        None | Some(Value::Null) => return Ok((String::new(), 0.0)),
         Some(Value::Object(scores)) => scores,
         Some(other) => {
             return Err(r.field_error("label", "an object {answer: score}", &describe(other)))
@@ -365,10 +365,10 @@ fn most_common_answer(r: &Record) -> Result<String> {
         }
     }
     if sum == 0.0 {
-        return Ok(String::new());
+        return Ok((String::new(), 0.0));
     }
     Ok(best
-        .map(|(answer, _)| answer.to_string())
+        .map(|(answer, score)| (answer.to_string(), score))
         .unwrap_or_default())
 }
 
@@ -390,14 +390,16 @@ pub(crate) fn format_vqa(r: &Record, _row: usize) -> Result<Vec<TextExample>> {
             .collect::<Result<_>>()?,
         Some(other) => return Err(r.field_error("answers", "a list of answers", &describe(other))),
     };
+    let (target, score) = most_common_answer(r)?;
     Ok(vec![TextExample {
         id: id_text(r, "question_id")?,
         input: format!("{VQA_PROMPT}{sent}"),
-        target: most_common_answer(r)?,
+        target,
         extra: Extra {
             group: None,
             answers,
             image: Some(image),
+            loss_weight: Some(score),
         },
     }])
 }
@@ -524,6 +526,7 @@ pub(crate) fn format_coco_caption(r: &Record, _row: usize) -> Result<Vec<TextExa
                 group: None,
                 answers: references,
                 image,
+                loss_weight: None,
             },
         }
     } else {
@@ -535,6 +538,7 @@ pub(crate) fn format_coco_caption(r: &Record, _row: usize) -> Result<Vec<TextExa
                 group: None,
                 answers: Vec::new(),
                 image,
+                loss_weight: None,
             },
         }
     };
@@ -639,6 +643,12 @@ mod tests {
                 ("9", "vqa: How?", "", Some("COCO_val2014_000000000042")),
                 ("10", "vqa: Where?", "", Some("COCO_val2014_000000000043")),
             ]
+        );
+        // The target answer's score weighs the example's loss (VL-Adapter); 0 where no answer is scored.
+        let weights: Vec<Option<f64>> = val.iter().map(|e| e.extra.loss_weight).collect();
+        assert_eq!(
+            weights,
+            [Some(1.0), Some(0.6), Some(0.0), Some(0.0), Some(0.0)]
         );
         assert_eq!(val[0].extra.answers.len(), 10);
         assert_eq!(val[0].extra.answers[2], "no");
