@@ -41,8 +41,9 @@ pub const N_IMAGES: i64 = 2;
 /// - `E_obj`: VL-T5 reads the *word embeddings* at row `V − 1 − i` of its vocabulary, resized to `V = 32,200` for its
 ///   100 `<vis_extra_id_*>` tokens; those rows are new, drawn N(0, 1) (`nn.Embedding`'s init) when the checkpoint
 ///   is resized, and stay frozen with the word embeddings. Here they are that: `tokens` frozen N(0, 1) rows
-///   (`obj_order_embedding.weight`, row `i` for token `i`), saved with the adapter. (With more than 72 visual tokens
-///   VL-T5's rows would run into the checkpoint's own sentinel embeddings; these stay random.)
+///   (`obj_order_embedding.weight`, row `i` for token `i`), saved with the adapter. (For t5-base, whose 32,128 rows grow
+///   by 72, VL-T5's token 72 onwards would read the checkpoint's own rows instead: its unused padding rows, then
+///   from token 100 its sentinels; these stay random.)
 ///
 /// Weights and biases of the linear maps start uniform in ±1/√fan_in (PyTorch's `nn.Linear` init, which VL-T5's
 /// `_init_weights` leaves alone), layer norms at one, the embeddings N(0, 1).

@@ -265,47 +265,9 @@ impl Extractor {
         }
         let metadata = options.metadata(model_dir, clip);
         let parts_dir = parts_dir(out);
-        let mut sources: Vec<FeatureStore> = Vec::new();
-        if out.exists() {
-            sources.push(FeatureStore::open(out)?);
-        }
-        let mut next_part = 0;
-        if parts_dir.is_dir() {
-            for path in sorted_files(&parts_dir)? {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if let Some(number) = name
-                    .strip_prefix("part-")
-                    .and_then(|n| n.strip_suffix(".safetensors"))
-                    .and_then(|n| n.parse::<usize>().ok())
-                {
-                    next_part = next_part.max(number + 1);
-                    sources.push(FeatureStore::open(&path)?);
-                }
-            }
-        }
+        let (mut sources, mut next_part) = open_sources(out, &parts_dir)?;
         for source in &sources {
-            let theirs = source.metadata();
-            let differing: Vec<&String> = metadata
-                .keys()
-                .filter(|k| *k != "model" && theirs.get(*k) != metadata.get(*k))
-                .collect();
-            if !differing.is_empty() {
-                return Err(ModelError::Input(format!(
-                "{} was written with other settings ({}: {:?} there, {:?} now); delete it or write to another \
-                 --out",
-                source.path().display(),
-                differing
-                    .iter()
-                    .map(|k| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                differing.iter().map(|k| theirs.get(*k)).collect::<Vec<_>>(),
-                differing
-                    .iter()
-                    .map(|k| metadata.get(*k))
-                    .collect::<Vec<_>>(),
-            )));
-            }
+            check_settings(source, &metadata)?;
         }
         let done: BTreeSet<&str> = sources.iter().flat_map(|s| s.ids()).collect();
         let todo: Vec<&ImageFile> = images
@@ -375,6 +337,54 @@ impl Extractor {
             shape: shape.unwrap_or([0, 0]),
         })
     }
+}
+
+/// What an earlier extraction into `out` left: the output file and the part files, opened, and the number the next
+/// part gets.
+fn open_sources(out: &Path, parts_dir: &Path) -> Result<(Vec<FeatureStore>, usize), ModelError> {
+    let mut sources = Vec::new();
+    if out.exists() {
+        sources.push(FeatureStore::open(out)?);
+    }
+    let mut next_part = 0;
+    if parts_dir.is_dir() {
+        for path in sorted_files(parts_dir)? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if let Some(number) = name
+                .strip_prefix("part-")
+                .and_then(|n| n.strip_suffix(".safetensors"))
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                next_part = next_part.max(number + 1);
+                sources.push(FeatureStore::open(&path)?);
+            }
+        }
+    }
+    Ok((sources, next_part))
+}
+
+/// An earlier file may only be extended with features made the same way (the model folder may have moved).
+fn check_settings(
+    source: &FeatureStore,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    let theirs = source.metadata();
+    let differing: Vec<String> = metadata
+        .iter()
+        .filter(|(k, v)| *k != "model" && theirs.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            let there = theirs.get(k).map_or("unset", String::as_str);
+            format!("{k} = {there} there, {v} now")
+        })
+        .collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    Err(ModelError::Input(format!(
+        "{} was written with other settings ({}); delete it or write to another --out",
+        source.path().display(),
+        differing.join("; ")
+    )))
 }
 
 /// `<out>.parts`, where an unfinished extraction keeps its parts.
