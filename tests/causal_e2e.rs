@@ -8,70 +8,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::cli::*;
 use serde_json::Value;
-
-fn dept(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dept"))
-        .args(args)
-        .env_remove("DEPT_LOG")
-        .output()
-        .expect("run dept")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = dept(args);
-    assert!(
-        out.status.success(),
-        "dept {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = dept(args);
-    assert!(!out.status.success(), "dept {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn records(run: &Path) -> Vec<Value> {
-    json_lines(&std::fs::read_to_string(run.join("metrics.jsonl")).unwrap())
-}
-
-/// metrics.jsonl without the fields that measure time and memory, which no two runs share.
-fn deterministic_records(run: &Path) -> Vec<Value> {
-    records(run)
-        .into_iter()
-        .map(|mut r| {
-            if let Some(obj) = r.as_object_mut() {
-                obj.remove("examples_per_s");
-                obj.remove("inference_samples_per_s");
-                obj.remove("peak_memory_mb");
-            }
-            r
-        })
-        .collect()
-}
-
-fn bytes(path: PathBuf) -> Vec<u8> {
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// A short CPU DePT run on RTE: 64 training rows, 16 validation and test rows, source and target within 96 tokens.
 fn write_config(root: &Path, model: &Path, data_dir: &Path, run: &str) -> PathBuf {
@@ -87,47 +28,6 @@ fn write_config(root: &Path, model: &Path, data_dir: &Path, run: &str) -> PathBu
     let file = root.join(format!("{run}.yaml"));
     std::fs::write(&file, yaml).unwrap();
     file
-}
-
-/// Header → value of a one-row CSV.
-fn results_row(run: &Path) -> BTreeMap<String, String> {
-    let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
-    let row: Vec<&str> = lines.next().expect("a row").split(',').collect();
-    assert_eq!(header.len(), row.len(), "{csv}");
-    assert!(lines.next().is_none(), "one row: {csv}");
-    header
-        .into_iter()
-        .zip(row)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// Starts a run and SIGKILLs it once metrics.jsonl shows `kill_after` steps; false if it ended by itself.
-fn run_and_kill(config: &Path, run: &Path, kill_after: usize) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dept"))
-        .args(["-q", "train", path(config)])
-        .env_remove("DEPT_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        let steps = std::fs::read_to_string(run.join("metrics.jsonl"))
-            .map(|t| t.lines().filter(|l| l.contains("\"loss\"")).count())
-            .unwrap_or(0);
-        if steps >= kill_after || Instant::now() > deadline {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn causal_pipeline(arch: &str, model_type: &str) {

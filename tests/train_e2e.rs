@@ -1,10 +1,11 @@
 //! End-to-end runs of the `dept` binary on a tiny random T5 and a synthetic RTE-format task the tests write:
 //! learning, determinism, kill-and-resume bit for bit, best-step selection, eval/predict round trips, and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::cli::*;
 use serde_json::Value;
 
 struct Fixture {
@@ -72,61 +73,6 @@ impl Fixture {
     fn run_dir(&self, run: &str) -> PathBuf {
         self.root.join(run)
     }
-}
-
-fn dept(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dept"))
-        .args(args)
-        .env_remove("DEPT_LOG")
-        .output()
-        .expect("run dept")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = dept(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "dept {args:?} failed:\n{stderr}");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = dept(args);
-    assert!(!out.status.success(), "dept {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
-fn records(run_dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// metrics.jsonl without the fields that measure time and memory, which no two runs share.
-fn deterministic_records(run_dir: &Path) -> Vec<Value> {
-    records(run_dir)
-        .into_iter()
-        .map(|mut r| {
-            if let Some(obj) = r.as_object_mut() {
-                obj.remove("examples_per_s");
-                obj.remove("inference_samples_per_s");
-                obj.remove("peak_memory_mb");
-            }
-            r
-        })
-        .collect()
-}
-
-fn losses(run_dir: &Path) -> Vec<f64> {
-    records(run_dir)
-        .iter()
-        .filter_map(|r| r.get("loss").and_then(Value::as_f64))
-        .collect()
-}
-
-fn bytes(path: PathBuf) -> Vec<u8> {
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]
@@ -236,31 +182,6 @@ fn same_config_and_seed_give_the_same_metrics() {
         bytes(fx.run_dir("a").join("last/adapter_model.safetensors")),
         bytes(fx.run_dir("b").join("last/adapter_model.safetensors"))
     );
-}
-
-/// Starts a run and SIGKILLs it once metrics.jsonl shows `kill_after` steps; false if it ended by itself.
-fn run_and_kill(config: &Path, run_dir: &Path, kill_after: u64) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dept"))
-        .args(["-q", "train", config.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        let steps = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
-            .map(|t| t.lines().filter(|l| l.contains("\"loss\"")).count() as u64)
-            .unwrap_or(0);
-        if steps >= kill_after || Instant::now() > deadline {
-            child.kill().unwrap(); // SIGKILL: no destructor, no flush, possibly mid-checkpoint
-            child.wait().unwrap();
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]
