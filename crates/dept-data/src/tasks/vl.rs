@@ -584,6 +584,21 @@ mod tests {
             .to_string()
     }
 
+    /// `(id, input, target, image)` of each example.
+    fn summary(examples: &[TextExample]) -> Vec<(&str, &str, &str, Option<&str>)> {
+        examples
+            .iter()
+            .map(|e| {
+                (
+                    e.id.as_str(),
+                    e.input.as_str(),
+                    e.target.as_str(),
+                    e.extra.image.as_deref(),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn vqa_formats_ids_images_and_answers() {
         let tmp = tempfile::tempdir().unwrap();
@@ -613,17 +628,7 @@ mod tests {
         let file = json!([first, tie, empty, zero, question]).to_string();
         write(tmp.path(), "VQA/karpathy_val.json", &file);
         let val = load("vqa", tmp.path(), Split::Validation);
-        let got: Vec<(&str, &str, &str, Option<&str>)> = val
-            .iter()
-            .map(|e| {
-                (
-                    e.id.as_str(),
-                    e.input.as_str(),
-                    e.target.as_str(),
-                    e.extra.image.as_deref(),
-                )
-            })
-            .collect();
+        let got = summary(&val);
         assert_eq!(
             got,
             vec![
@@ -807,17 +812,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write_coco(tmp.path());
         let train = load("coco_caption", tmp.path(), Split::Train);
-        let got: Vec<(&str, &str, &str, Option<&str>)> = train
-            .iter()
-            .map(|e| {
-                (
-                    e.id.as_str(),
-                    e.input.as_str(),
-                    e.target.as_str(),
-                    e.extra.image.as_deref(),
-                )
-            })
-            .collect();
+        let got = summary(&train);
         assert_eq!(
             got,
             vec![
