@@ -5,6 +5,7 @@
 //!   backbone alone, PT and DePT at equal parameter count for several m, on random-weight T5 shapes.
 //! - `profile`: the input-length profiles of tasks that `efficiency` draws batches from.
 //! - `reference`: the training step against eager PyTorch.
+//! - `features`: CLIP feature extraction against transformers' image processor and vision tower.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,6 +30,9 @@ pub enum BenchCommand {
     Profile(super::efficiency::ProfileArgs),
     /// The training step in dept against eager PyTorch (transformers' T5), same weights and batches, interleaved.
     Reference(super::reference::ReferenceArgs),
+    /// CLIP feature extraction in dept against transformers (CLIPImageProcessor + CLIPVisionModel), same images and
+    /// weights, interleaved: preprocessing, forward and the whole extraction, with a check that the features agree.
+    Features(super::bench_features::FeaturesBenchArgs),
 }
 
 #[derive(Args)]
@@ -63,6 +67,7 @@ pub fn run(command: &BenchCommand) -> Result<()> {
         BenchCommand::Efficiency(args) => super::efficiency::run(args),
         BenchCommand::Profile(args) => super::efficiency::profile(args),
         BenchCommand::Reference(args) => super::reference::run(args),
+        BenchCommand::Features(args) => super::bench_features::run(args),
     }
 }
 

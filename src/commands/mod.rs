@@ -1,6 +1,7 @@
 //! One module per `dept` subcommand; each turns parsed arguments into calls to the library crates.
 
 pub mod bench;
+pub mod bench_features;
 pub mod budget;
 pub mod data;
 pub mod efficiency;

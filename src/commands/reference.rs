@@ -92,7 +92,7 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
         0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len,
         "need 0 < --min-input ≤ --max-input ≤ --max-len"
     );
-    let python = python(args)?;
+    let python = python(args.python.as_deref())?;
     if let Some(threads) = args.threads {
         tch::set_num_threads(threads);
     }
@@ -109,10 +109,10 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
     result
 }
 
-fn python(args: &ReferenceArgs) -> Result<PathBuf> {
-    let python = args
-        .python
-        .clone()
+/// The python for the PyTorch side: `explicit` (a `--python`), else `DEPT_BENCH_PYTHON`, else the bench venv.
+pub(crate) fn python(explicit: Option<&Path>) -> Result<PathBuf> {
+    let python = explicit
+        .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("DEPT_BENCH_PYTHON").map(PathBuf::from))
         .or_else(default_bench_python);
     match python {

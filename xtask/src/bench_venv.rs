@@ -1,6 +1,7 @@
-//! The python that `dept bench reference` runs PyTorch in: a venv beside the libtorch xtask installed, seeing that
-//! install's torch (through a `.pth` file, so both sides run the very same libtorch 2.11) plus a pinned
-//! transformers. Made once per user, atomically (a partial folder renamed when complete).
+//! The python that `dept bench reference` and `dept bench features` run PyTorch in: a venv beside the libtorch xtask
+//! installed, seeing that install's torch (through a `.pth` file, so both sides run the very same libtorch 2.11)
+//! plus a pinned transformers and Pillow. Made once per user, atomically (a partial folder renamed when complete);
+//! a venv made before Pillow was needed gets it added.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,9 @@ use crate::process::{run, Failure};
 
 /// transformers' T5 is the reference implementation; pinned so that timings compare like with like.
 pub const TRANSFORMERS: &str = "transformers==4.57.1";
+/// `CLIPImageProcessor` decodes and resizes with Pillow (`dept bench features`); the version the CLIP parity goldens
+/// were made with.
+pub const PILLOW: &str = "pillow==13.0.0";
 
 /// Returns the venv's python, creating the venv first if needed.
 pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
@@ -26,6 +30,10 @@ pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
     let venv = home.join("bench-venv");
     let python = venv.join("bin").join("python3");
     if python.exists() {
+        if !has_module(&venv, "PIL") {
+            eprintln!("xtask: adding {PILLOW} to {}", venv.display());
+            pip_install(home, &venv, &[PILLOW])?;
+        }
         return Ok(python);
     }
     let partial = home.join(format!("bench-venv.partial-{}", std::process::id()));
@@ -48,16 +56,7 @@ pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
         .ok_or_else(|| Failure::new(format!("{} has no lib/python3.X", partial.display())))?;
     fs::write(&pth, format!("{}\n", site_packages.display()))
         .map_err(|e| Failure::new(format!("{}: {e}", pth.display())))?;
-    run(
-        home,
-        &partial.join("bin").join("pip").to_string_lossy(),
-        &[
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            TRANSFORMERS,
-        ],
-    )?;
+    pip_install(home, &partial, &[TRANSFORMERS, PILLOW])?;
     fs::rename(&partial, &venv).map_err(|e| {
         Failure::new(format!(
             "cannot rename {} to {}: {e}",
@@ -66,6 +65,33 @@ pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
         ))
     })?;
     Ok(python)
+}
+
+/// `python -m pip install`: the venv's `pip` script cannot be used after the rename, its `#!` line names the
+/// partial folder's python.
+fn pip_install(home: &Path, venv: &Path, packages: &[&str]) -> Result<(), Failure> {
+    let mut args = vec![
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+    ];
+    args.extend_from_slice(packages);
+    run(
+        home,
+        &venv.join("bin").join("python3").to_string_lossy(),
+        &args,
+    )
+}
+
+/// True when the venv's own site-packages hold `module` (a package folder).
+fn has_module(venv: &Path, module: &str) -> bool {
+    fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| entry.path().join("site-packages").join(module).is_dir())
 }
 
 fn no_venv(torch_dir: &Path) -> Failure {

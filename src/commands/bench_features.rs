@@ -1,0 +1,639 @@
+//! `dept bench features`: CLIP feature extraction in dept (`dept_models::features`) against transformers'
+//! `CLIPImageProcessor` + `CLIPVisionModel` (`bench_features.py`), on the same images and the same weights, the
+//! two sides interleaved repeat by repeat so that both see the same machine load. Three parts are timed: the
+//! preprocessing alone (decode, resize, crop, normalise), the tower's forward pass on preprocessed batches, and the
+//! whole extraction into a safetensors file. A check that both compute the same features follows the table.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use clap::{Args, ValueEnum};
+use dept_models::clip::{ClipActivation, ClipVision, ClipVisionConfig};
+use dept_models::features::{
+    list_images, parts_dir, Extractor, FeatureOptions, FeatureStore, ImageFile,
+};
+use dept_models::image_input::{decode_rgb, ClipImageProcessor, PREPROCESSOR_CONFIG_FILE};
+use tch::{Device, Kind, Tensor};
+
+use super::efficiency::Stats;
+
+const SCRIPT: &str = include_str!("bench_features.py");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ImageFormat {
+    Jpg,
+    /// Lossless: dept's preprocessing then gives exactly Pillow's pixel values.
+    Png,
+}
+
+impl ImageFormat {
+    fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Jpg => "jpg",
+            ImageFormat::Png => "png",
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct FeaturesBenchArgs {
+    /// A Hugging Face CLIP folder (config.json, model.safetensors, preprocessor_config.json). Without it, a CLIP
+    /// vision tower of ViT-B/32's shape with random weights (width 768, 12 layers, 12 heads, 32-pixel patches of a
+    /// 224-pixel image, quick-GELU).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// A folder of PNG/JPEG images (searched recursively). Without it, --count images of varied sizes (640×480,
+    /// 480×640, … 1024×768) are generated.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// How many images to generate (without --images).
+    #[arg(long, default_value_t = 64)]
+    count: usize,
+    /// The format of generated images.
+    #[arg(long, value_enum, default_value_t = ImageFormat::Jpg)]
+    format: ImageFormat,
+    /// Images per forward pass, on both sides.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// cpu | cuda | cuda:N | auto (the same device on both sides).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Intra-op threads of torch on both sides (default: libtorch's choice, passed on to PyTorch).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// Timed repeats over all images (medians are printed).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Untimed repeats first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// The python with torch 2.11, transformers and Pillow (default: DEPT_BENCH_PYTHON, else the venv that
+    /// `cargo xtask bench-venv` makes).
+    #[arg(long)]
+    python: Option<PathBuf>,
+}
+
+/// A folder removed when dropped, also on an error.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
+    ensure!(
+        args.batch_size > 0 && args.repeats > 0 && args.count > 0,
+        "--batch-size, --repeats and --count must be positive"
+    );
+    if cfg!(debug_assertions) {
+        tracing::warn!(
+            "this dept is a debug build: its image decoding and resizing (Rust code, unoptimised) run many times \
+             slower than in a release build, so (a) and (c) say nothing; build with `cargo build --release`"
+        );
+    }
+    if let Some(threads) = args.threads {
+        ensure!(threads > 0, "--threads must be positive");
+        tch::set_num_threads(threads);
+    }
+    let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
+    let python_device = match device {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => bail!("device {other:?}: the benchmark runs on cpu or cuda"),
+    };
+    if let Some(dir) = &args.model {
+        ensure!(
+            dir.is_dir(),
+            "{}: no such folder (--model takes a Hugging Face CLIP folder: config.json, model.safetensors, \
+             preprocessor_config.json)",
+            dir.display()
+        );
+    }
+    if let Some(dir) = &args.images {
+        ensure!(
+            dir.is_dir(),
+            "{}: no such folder (--images takes a folder of .jpg/.png images)",
+            dir.display()
+        );
+    }
+    let python = super::reference::python(args.python.as_deref())?;
+    let threads = tch::get_num_threads();
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("dept-bench-features-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0)
+        .with_context(|| format!("creating {}", scratch.0.display()))?;
+    let script = scratch.0.join("bench_features.py");
+    std::fs::write(&script, SCRIPT)?;
+
+    let (image_dir, images_label) = match &args.images {
+        Some(dir) => (dir.clone(), dir.display().to_string()),
+        None => {
+            let dir = scratch.0.join("images");
+            make_images(&python, &script, &dir, args.count, args.format)?;
+            (
+                dir,
+                format!("generated {}", args.format.name().to_uppercase()),
+            )
+        }
+    };
+    let images = list_images(&image_dir)?;
+    ensure!(
+        !images.is_empty(),
+        "{}: no .jpg, .jpeg or .png files",
+        image_dir.display()
+    );
+
+    let (model_dir, model_label) = match &args.model {
+        Some(dir) => (dir.clone(), dir.display().to_string()),
+        None => {
+            let dir = scratch.0.join("clip-vit-b32-random");
+            write_random_vit_b32(&dir)?;
+            (dir, "ViT-B/32 shape, random weights".to_string())
+        }
+    };
+    let extractor = Extractor::load(
+        &model_dir,
+        device,
+        FeatureOptions::default(),
+        args.batch_size,
+    )
+    .with_context(|| format!("loading the CLIP vision tower of {}", model_dir.display()))?;
+    let processor = ClipImageProcessor::from_model_dir(&model_dir)?;
+    let clip = extractor.clip();
+    let parameters: i64 = clip
+        .var_store()
+        .variables()
+        .values()
+        .map(Tensor::numel)
+        .map(|n| n as i64)
+        .sum();
+    let workers = rayon_threads();
+    let batches: Vec<&[ImageFile]> = images.chunks(args.batch_size).collect();
+
+    // Untimed: image sizes, and dept's pixel values for the forward-only part.
+    let sizes = image_sizes(&images)?;
+    let pixels: Vec<Tensor> = batches
+        .iter()
+        .map(|batch| preprocess(&processor, batch, workers))
+        .collect::<Result<_>>()?;
+
+    let batch_file = scratch.0.join("batches.json");
+    let listing: Vec<Vec<[String; 2]>> = batches
+        .iter()
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|i| [i.id.clone(), i.path.to_string_lossy().into_owned()])
+                .collect()
+        })
+        .collect();
+    std::fs::write(&batch_file, serde_json::to_string(&listing)?)?;
+    let mut pytorch = PyTorch::start(
+        &python,
+        &script,
+        &model_dir,
+        &batch_file,
+        threads,
+        &python_device,
+    )?;
+
+    let ours_out = scratch.0.join("dept.safetensors");
+    let theirs_out = scratch.0.join("transformers.safetensors");
+    let names = [
+        format!("(a) preprocessing: decode, resize, crop, normalise (dept on {workers} threads, PyTorch 1 process)"),
+        "(a) preprocessing, both on 1 thread".to_string(),
+        "(b) tower forward (PyTorch: eager attention)".to_string(),
+        "(b) tower forward (PyTorch: sdpa attention, its default)".to_string(),
+        "(c) whole extraction into a safetensors file (PyTorch: sdpa)".to_string(),
+    ];
+    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    for repeat in 0..args.warmup + args.repeats {
+        let timed = repeat >= args.warmup;
+        // The side that goes first alternates, so that neither always runs on a machine the other just warmed.
+        for side in 0..2 {
+            if (side + repeat) % 2 == 0 {
+                let ms = [
+                    time_ms(device, || {
+                        batches
+                            .iter()
+                            .try_for_each(|b| preprocess(&processor, b, workers).map(drop))
+                    })?,
+                    time_ms(device, || {
+                        batches
+                            .iter()
+                            .try_for_each(|b| preprocess(&processor, b, 1).map(drop))
+                    })?,
+                    time_ms(device, || {
+                        pixels
+                            .iter()
+                            .try_for_each(|p| clip.forward(p).map(drop).map_err(Into::into))
+                    })?,
+                ];
+                let full = time_ms(device, || {
+                    let _ = std::fs::remove_file(&ours_out);
+                    let _ = std::fs::remove_dir_all(parts_dir(&ours_out));
+                    extractor.run(&images, &ours_out, &mut |_, _| {})?;
+                    Ok(())
+                })?;
+                if timed {
+                    for (i, v) in [ms[0], ms[1], ms[2], ms[2], full].into_iter().enumerate() {
+                        ours[i].push(v);
+                    }
+                }
+            } else {
+                let process = pytorch.timed(&["process"])?;
+                let eager = pytorch.timed(&["forward", "eager"])?;
+                let sdpa = pytorch.timed(&["forward", "sdpa"])?;
+                let full = pytorch.timed(&["full", "sdpa", &theirs_out.to_string_lossy()])?;
+                if timed {
+                    for (i, v) in [process, process, eager, sdpa, full]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        theirs[i].push(v);
+                    }
+                }
+            }
+        }
+    }
+
+    let check_in = scratch.0.join("check-in.safetensors");
+    let check_out = scratch.0.join("check-out.safetensors");
+    Tensor::write_safetensors(&[("pixel_values", &pixels[0])], &check_in)?;
+    pytorch.request(&[
+        "check",
+        &check_in.to_string_lossy(),
+        &check_out.to_string_lossy(),
+    ])?;
+    let versions = (
+        pytorch.torch_version.clone(),
+        pytorch.transformers_version.clone(),
+    );
+    pytorch.quit();
+
+    let n = images.len() as f64;
+    println!(
+        "dept bench features: {} images ({images_label}, {}), CLIP {model_label} ({:.1}M parameters, {} layers, \
+         width {}, {} tokens per image), batch {}, {python_device}, {threads} torch threads on both sides; PyTorch \
+         {}, transformers {}; medians of {} repeats over all images after {} warm-up, the two sides interleaved",
+        images.len(),
+        sizes,
+        parameters as f64 / 1e6,
+        clip.config().num_hidden_layers,
+        clip.config().hidden_size,
+        clip.config().num_patches() + 1,
+        args.batch_size,
+        versions.0,
+        versions.1,
+        args.repeats,
+        args.warmup
+    );
+    println!();
+    println!("| part | dept: images/s (median ms, range) | PyTorch: images/s (median ms, range) | dept ÷ PyTorch (time) |");
+    println!("|---|---|---|---|");
+    for (i, name) in names.iter().enumerate() {
+        let (o, t) = (Stats::of(ours[i].clone()), Stats::of(theirs[i].clone()));
+        println!(
+            "| {name} | {:.1} img/s ({:.0} ms, {:.0}–{:.0}) | {:.1} img/s ({:.0} ms, {:.0}–{:.0}) | {:.2} |",
+            n / o.median * 1e3,
+            o.median,
+            o.min,
+            o.max,
+            n / t.median * 1e3,
+            t.median,
+            t.min,
+            t.max,
+            o.median / t.median
+        );
+    }
+    println!();
+    println!(
+        "dept: (a) `ClipImageProcessor::preprocess` on {workers} threads (as `Extractor::run` does it: one image per \
+         core), (b) `ClipVision::forward`, (c) `Extractor::run` (parts, merge, atomic write). PyTorch: (a) Pillow's \
+         `Image.open` + `CLIPImageProcessor` (single-process: transformers' image processors do not parallelise), \
+         (b) `CLIPVisionModel` under `torch.no_grad()`, (c) both + `safetensors.torch.save_file` of the last hidden \
+         state without the class token."
+    );
+
+    // Agreement.
+    let returned: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(&check_out)?.into_iter().collect();
+    let get = |name: &str| {
+        returned
+            .get(name)
+            .ok_or_else(|| anyhow!("the PyTorch side's check file lacks `{name}`"))
+    };
+    let ours_state = clip
+        .forward(&pixels[0])?
+        .last_hidden_state
+        .to_device(Device::Cpu);
+    println!(
+        "agreement on the same pixel values (dept's, batch 0: {} images fed to both towers): last_hidden_state max \
+         |dept − transformers| / max |transformers| = {} (eager), {} (sdpa)",
+        batches[0].len(),
+        show(relative(&ours_state, get("eager_on_ours")?)),
+        show(relative(&ours_state, get("sdpa_on_ours")?))
+    );
+    let image_std = get("image_std")?.view([1, 3, 1, 1]);
+    let levels: Tensor = (&pixels[0] - get("pixels")?).abs() * image_std * 255.0;
+    println!(
+        "pixel values, dept's preprocessing vs CLIPImageProcessor's (batch 0): max difference {:.2} levels of 255, \
+         mean {:.3}{}",
+        levels.max().double_value(&[]),
+        levels.mean(Kind::Float).double_value(&[]),
+        if batches[0].iter().any(|i| !is_png(&i.path)) {
+            " (JPEG: the decoders differ, by up to 18 levels at sharp chroma edges; PNG decodes identically)"
+        } else {
+            ""
+        }
+    );
+    let store = FeatureStore::open(&ours_out)?;
+    let theirs_features: BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(&theirs_out)?.into_iter().collect();
+    let (mut worst, mut scale) = (0f64, 0f64);
+    for image in &images {
+        let a = store.get(&image.id)?;
+        let b = theirs_features
+            .get(&image.id)
+            .ok_or_else(|| anyhow!("transformers' feature file lacks `{}`", image.id))?;
+        worst = worst.max((&a - b).abs().max().double_value(&[]));
+        scale = scale.max(b.abs().max().double_value(&[]));
+    }
+    println!(
+        "feature files of (c), each side with its own preprocessing, all {} images, [{} tokens, {}] each: max \
+         |dept − transformers| / max |transformers| = {}",
+        images.len(),
+        store.tokens(),
+        store.width(),
+        show(worst / scale)
+    );
+    Ok(())
+}
+
+/// The threads `Extractor::run` decodes images on: rayon's global pool (RAYON_NUM_THREADS, else one per core).
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A batch's pixel values `[n, 3, H, W]`, the images preprocessed on `workers` threads, each taking the next image
+/// (as `Extractor::run` does with rayon).
+fn preprocess(
+    processor: &ClipImageProcessor,
+    batch: &[ImageFile],
+    workers: usize,
+) -> Result<Tensor> {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(image) = batch.get(i) else {
+                return done;
+            };
+            done.push((i, processor.preprocess(&image.path)));
+        }
+    };
+    let mut results: Vec<(usize, Result<Tensor, dept_models::ModelError>)> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers.clamp(1, batch.len().max(1)))
+                .map(|_| scope.spawn(work))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow!("a preprocessing thread panicked"))
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
+    results.sort_by_key(|(i, _)| *i);
+    let tensors = results
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Tensor::f_stack(&tensors, 0)?)
+}
+
+fn time_ms(device: Device, work: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let start = Instant::now();
+    work()?;
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e3)
+}
+
+/// A relative difference, `0 (bit-identical)` when it is.
+fn show(relative: f64) -> String {
+    if relative == 0.0 {
+        "0 (bit-identical)".into()
+    } else {
+        format!("{relative:.1e}")
+    }
+}
+
+fn is_png(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+}
+
+/// max |a − b| / max |b|.
+fn relative(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_kind(Kind::Double);
+    let b = b.to_kind(Kind::Double);
+    (&a - &b).abs().max().double_value(&[]) / b.abs().max().double_value(&[])
+}
+
+/// "64 JPEG, 427×640 to 1024×768" style summary of the images' sizes (smallest and largest by area).
+fn image_sizes(images: &[ImageFile]) -> Result<String> {
+    let mut sizes: Vec<(usize, usize)> = images
+        .iter()
+        .map(|i| decode_rgb(&i.path).map(|im| (im.width, im.height)))
+        .collect::<Result<_, _>>()?;
+    sizes.sort_by_key(|&(w, h)| (w * h, w));
+    let (first, last) = (sizes[0], sizes[sizes.len() - 1]);
+    let distinct = {
+        let mut d = sizes.clone();
+        d.dedup();
+        d.len()
+    };
+    Ok(if first == last {
+        format!("all {}×{}", first.0, first.1)
+    } else {
+        format!(
+            "{distinct} sizes from {}×{} to {}×{}",
+            first.0, first.1, last.0, last.1
+        )
+    })
+}
+
+/// A CLIP vision tower of ViT-B/32's shape with transformers' random initialisation, and a preprocessor config
+/// resizing the shortest edge to 224 and cropping 224×224 (openai/clip-vit-base-patch32's).
+fn write_random_vit_b32(dir: &Path) -> Result<()> {
+    let config = ClipVisionConfig {
+        hidden_size: 768,
+        intermediate_size: 3072,
+        num_hidden_layers: 12,
+        num_attention_heads: 12,
+        num_channels: 3,
+        image_size: 224,
+        patch_size: 32,
+        hidden_act: ClipActivation::QuickGelu,
+        layer_norm_eps: 1e-5,
+        attention_dropout: 0.0,
+        initializer_range: 0.02,
+        initializer_factor: 1.0,
+    };
+    tch::manual_seed(0);
+    ClipVision::new_random(&config, Device::Cpu)?.save(dir)?;
+    let preprocessor = serde_json::json!({
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": true, "size": {"shortest_edge": 224}, "resample": 3,
+        "do_center_crop": true, "crop_size": {"height": 224, "width": 224},
+        "do_rescale": true, "rescale_factor": 1.0 / 255.0, "do_normalize": true,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "do_convert_rgb": true,
+    });
+    std::fs::write(
+        dir.join(PREPROCESSOR_CONFIG_FILE),
+        serde_json::to_string_pretty(&preprocessor)?,
+    )?;
+    Ok(())
+}
+
+/// Generates test images with the bench python (Pillow).
+fn make_images(
+    python: &Path,
+    script: &Path,
+    dir: &Path,
+    count: usize,
+    format: ImageFormat,
+) -> Result<()> {
+    let output = Command::new(python)
+        .arg(script)
+        .arg("--make-images")
+        .arg(dir)
+        .args(["--count", &count.to_string(), "--format", format.name()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("starting {}", python.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or("").trim();
+    if let Some(message) = last.strip_prefix("error ") {
+        bail!("{}: {message}", python.display());
+    }
+    ensure!(
+        output.status.success() && last == "ok",
+        "{} could not generate the images ({}); its error is above",
+        python.display(),
+        output.status
+    );
+    Ok(())
+}
+
+/// The PyTorch process, answering one request per line.
+struct PyTorch {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    torch_version: String,
+    transformers_version: String,
+}
+
+impl PyTorch {
+    fn start(
+        python: &Path,
+        script: &Path,
+        model: &Path,
+        batches: &Path,
+        threads: i32,
+        device: &str,
+    ) -> Result<Self> {
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg("--model")
+            .arg(model)
+            .arg("--batches")
+            .arg(batches)
+            .args(["--threads", &threads.to_string(), "--device", device])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", python.display()))?;
+        let stdin = child.stdin.take().context("python's stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("python's stdout")?);
+        let mut pytorch = PyTorch {
+            child,
+            stdin,
+            stdout,
+            torch_version: String::new(),
+            transformers_version: String::new(),
+        };
+        let line = pytorch.read_line()?;
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["ready", torch, transformers, ..] => {
+                pytorch.torch_version = (*torch).to_string();
+                pytorch.transformers_version = (*transformers).to_string();
+            }
+            _ => bail!("the PyTorch side did not start: {line}"),
+        }
+        Ok(pytorch)
+    }
+
+    fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            let status = self.child.wait()?;
+            bail!("the PyTorch side ended ({status}); its error is above");
+        }
+        if let Some(message) = line.trim().strip_prefix("error ") {
+            let _ = self.child.wait();
+            bail!("the PyTorch side failed: {message}");
+        }
+        Ok(line)
+    }
+
+    /// Sends one request (its words); returns the rest of its `ok` answer.
+    fn request(&mut self, words: &[&str]) -> Result<String> {
+        let request = serde_json::to_string(words)?;
+        writeln!(self.stdin, "{request}")?;
+        self.stdin.flush()?;
+        let line = self.read_line()?;
+        match line.trim().strip_prefix("ok") {
+            Some(rest) => Ok(rest.trim().to_string()),
+            None => bail!("unexpected answer from the PyTorch side to `{request}`: {line}"),
+        }
+    }
+
+    /// A timed request: milliseconds.
+    fn timed(&mut self, words: &[&str]) -> Result<f64> {
+        let answer = self.request(words)?;
+        answer
+            .parse()
+            .with_context(|| format!("the PyTorch side answered {words:?} with `ok {answer}`"))
+    }
+
+    fn quit(mut self) {
+        let _ = writeln!(self.stdin, "[\"quit\"]");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
+}
