@@ -76,6 +76,10 @@ pub struct FeaturesBenchArgs {
     /// `cargo xtask bench-venv` makes).
     #[arg(long)]
     python: Option<PathBuf>,
+    /// Fail unless, on the same pixel values, dept's tower and transformers' eager `CLIPVisionModel` agree within this
+    /// relative difference (a check for CI; timings are not checked).
+    #[arg(long)]
+    check: Option<f64>,
 }
 
 /// A folder removed when dropped, also on an error.
@@ -335,13 +339,20 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
         .forward(&pixels[0])?
         .last_hidden_state
         .to_device(Device::Cpu);
+    let eager = relative(&ours_state, get("eager_on_ours")?);
     println!(
         "agreement on the same pixel values (dept's, batch 0: {} images fed to both towers): last_hidden_state max \
          |dept − transformers| / max |transformers| = {} (eager), {} (sdpa)",
         batches[0].len(),
-        show(relative(&ours_state, get("eager_on_ours")?)),
+        show(eager),
         show(relative(&ours_state, get("sdpa_on_ours")?))
     );
+    if let Some(tolerance) = args.check {
+        ensure!(
+            eager <= tolerance,
+            "--check {tolerance}: dept's tower and transformers' differ by {eager:e} on the same pixel values"
+        );
+    }
     let image_std = get("image_std")?.view([1, 3, 1, 1]);
     let levels: Tensor = (&pixels[0] - get("pixels")?).abs() * image_std * 255.0;
     println!(

@@ -130,12 +130,14 @@ fn test(extra: &[String]) -> Result<(), Failure> {
         Err(why) => return Err(why),
     };
     cargo(&root, &["build", "--package", "dept"])?;
+    let dept = gpu_bundle::target_dir(&root)
+        .join("debug")
+        .join("dept")
+        .to_string_lossy()
+        .to_string();
     process::run(
         &root,
-        &gpu_bundle::target_dir(&root)
-            .join("debug")
-            .join("dept")
-            .to_string_lossy(),
+        &dept,
         &[
             "bench",
             "reference",
@@ -158,6 +160,49 @@ fn test(extra: &[String]) -> Result<(), Failure> {
             "1e-5",
         ],
     )?;
+    // CLIP feature extraction against transformers (Pillow + CLIPImageProcessor + CLIPVisionModel) on a tiny tower:
+    // the features bench's own check that both sides compute the same states.
+    let scratch = gpu_bundle::target_dir(&root).join("xtask-bench-features");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let clip = scratch.join("clip").to_string_lossy().to_string();
+    process::run(
+        &root,
+        &dept,
+        &[
+            "tiny-model",
+            "--arch",
+            "clip",
+            "--d-model",
+            "16",
+            "--out",
+            &clip,
+        ],
+    )?;
+    process::run(
+        &root,
+        &dept,
+        &[
+            "bench",
+            "features",
+            "--python",
+            &python.to_string_lossy(),
+            "--model",
+            &clip,
+            "--count",
+            "4",
+            "--batch-size",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--device",
+            "cpu",
+            "--check",
+            "1e-5",
+        ],
+    )?;
+    let _ = std::fs::remove_dir_all(&scratch);
     finish_test(&root, &torch_dir)
 }
 
