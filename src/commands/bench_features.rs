@@ -5,9 +5,8 @@
 //! whole extraction into a safetensors file. A check that both compute the same features follows the table.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -21,6 +20,7 @@ use dept_models::image_input::{decode_rgb, ClipImageProcessor, PREPROCESSOR_CONF
 use tch::{Device, Kind, Tensor};
 
 use super::efficiency::Stats;
+use super::python_side::PythonSide;
 
 const SCRIPT: &str = include_str!("bench_features.py");
 
@@ -562,9 +562,7 @@ fn make_images(
 
 /// The PyTorch process, answering one request per line.
 struct PyTorch {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    side: PythonSide,
     torch_version: String,
     transformers_version: String,
 }
@@ -578,56 +576,29 @@ impl PyTorch {
         threads: i32,
         device: &str,
     ) -> Result<Self> {
-        let mut child = Command::new(python)
+        let mut command = Command::new(python);
+        command
             .arg(script)
             .arg("--model")
             .arg(model)
             .arg("--batches")
             .arg(batches)
-            .args(["--threads", &threads.to_string(), "--device", device])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", python.display()))?;
-        let stdin = child.stdin.take().context("python's stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("python's stdout")?);
-        let mut pytorch = PyTorch {
-            child,
-            stdin,
-            stdout,
-            torch_version: String::new(),
-            transformers_version: String::new(),
-        };
-        let line = pytorch.read_line()?;
+            .args(["--threads", &threads.to_string(), "--device", device]);
+        let (side, line) = PythonSide::start(command, python)?;
         match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["ready", torch, transformers, ..] => {
-                pytorch.torch_version = (*torch).to_string();
-                pytorch.transformers_version = (*transformers).to_string();
-            }
+            ["ready", torch, transformers, ..] => Ok(PyTorch {
+                torch_version: (*torch).to_string(),
+                transformers_version: (*transformers).to_string(),
+                side,
+            }),
             _ => bail!("the PyTorch side did not start: {line}"),
         }
-        Ok(pytorch)
-    }
-
-    fn read_line(&mut self) -> Result<String> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            let status = self.child.wait()?;
-            bail!("the PyTorch side ended ({status}); its error is above");
-        }
-        if let Some(message) = line.trim().strip_prefix("error ") {
-            let _ = self.child.wait();
-            bail!("the PyTorch side failed: {message}");
-        }
-        Ok(line)
     }
 
     /// Sends one request (its words); returns the rest of its `ok` answer.
     fn request(&mut self, words: &[&str]) -> Result<String> {
         let request = serde_json::to_string(words)?;
-        writeln!(self.stdin, "{request}")?;
-        self.stdin.flush()?;
-        let line = self.read_line()?;
+        let line = self.side.ask(&request)?;
         match line.trim().strip_prefix("ok") {
             Some(rest) => Ok(rest.trim().to_string()),
             None => bail!("unexpected answer from the PyTorch side to `{request}`: {line}"),
@@ -642,9 +613,7 @@ impl PyTorch {
             .with_context(|| format!("the PyTorch side answered {words:?} with `ok {answer}`"))
     }
 
-    fn quit(mut self) {
-        let _ = writeln!(self.stdin, "[\"quit\"]");
-        let _ = self.stdin.flush();
-        let _ = self.child.wait();
+    fn quit(self) {
+        self.side.quit("[\"quit\"]");
     }
 }

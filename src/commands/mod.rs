@@ -9,6 +9,7 @@ pub mod env;
 pub mod eval;
 pub mod features;
 pub mod predict;
+pub mod python_side;
 pub mod quickstart;
 pub mod reference;
 pub mod selftest;

@@ -4,12 +4,11 @@
 //! official code (same tensors as PyTorch), padded to each batch's longest input, and with length-grouped batches.
 //! A per-part breakdown of dept's padded step follows.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_data::randperm::torch_randperm;
@@ -25,6 +24,7 @@ use tch::{Device, Tensor};
 
 use super::bench::{random_examples, t5_shape};
 use super::efficiency::Stats;
+use super::python_side::PythonSide;
 
 const SCRIPT: &str = include_str!("bench_reference.py");
 const LR_PROMPT: f64 = 0.3;
@@ -458,9 +458,7 @@ fn median(values: &[f64]) -> f64 {
 
 /// The PyTorch process, answering one step per request.
 struct PyTorch {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    side: PythonSide,
 }
 
 impl PyTorch {
@@ -479,7 +477,7 @@ impl PyTorch {
                 .env("MALLOC_MMAP_MAX_", "0")
                 .env("MALLOC_TRIM_THRESHOLD_", i32::MAX.to_string());
         }
-        let mut child = command
+        command
             .arg(script)
             .arg("--model")
             .arg(model)
@@ -493,47 +491,24 @@ impl PyTorch {
                 &LR_PROMPT.to_string(),
                 "--lr-pair",
                 &LR_PAIR.to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", python.display()))?;
-        let stdin = child.stdin.take().context("python's stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("python's stdout")?);
-        let mut pytorch = PyTorch {
-            child,
-            stdin,
-            stdout,
-        };
-        let line = pytorch.read_line()?;
+            ]);
+        let (side, line) = PythonSide::start(command, python)?;
         ensure!(
             line.trim() == "ready",
             "the PyTorch side did not start: {line}"
         );
-        Ok(pytorch)
-    }
-
-    fn read_line(&mut self) -> Result<String> {
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            let status = self.child.wait()?;
-            bail!("the PyTorch side ended ({status}); its error is above");
-        }
-        Ok(line)
+        Ok(PyTorch { side })
     }
 
     fn step(&mut self, k: usize) -> Result<(f64, f64)> {
-        writeln!(self.stdin, "step {k}")?;
-        self.stdin.flush()?;
-        let line = self.read_line()?;
+        let line = self.side.ask(&format!("step {k}"))?;
         match line.split_whitespace().collect::<Vec<_>>().as_slice() {
             ["ok", ms, loss] => Ok((ms.parse()?, loss.parse()?)),
             _ => bail!("unexpected answer from the PyTorch side: {line}"),
         }
     }
 
-    fn quit(mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.child.wait();
+    fn quit(self) {
+        self.side.quit("quit");
     }
 }

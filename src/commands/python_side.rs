@@ -1,0 +1,63 @@
+//! The PyTorch side of a side-by-side benchmark: a python process driven one line at a time over its stdin and
+//! stdout (its stderr goes to ours, so its errors show), shared by `dept bench reference` and `dept bench features`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+pub struct PythonSide {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl PythonSide {
+    /// Starts `command` (a python with its script and arguments) with piped stdin and stdout; returns it and the
+    /// first line it prints (its `ready` line).
+    pub fn start(mut command: Command, python: &Path) -> Result<(Self, String)> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", python.display()))?;
+        let stdin = child.stdin.take().context("python's stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("python's stdout")?);
+        let mut side = PythonSide {
+            child,
+            stdin,
+            stdout,
+        };
+        let first = side.read_line()?;
+        Ok((side, first))
+    }
+
+    /// The next line; the process's end, or an `error …` line, is an error.
+    pub fn read_line(&mut self) -> Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            let status = self.child.wait()?;
+            bail!("the PyTorch side ended ({status}); its error is above");
+        }
+        if let Some(message) = line.trim().strip_prefix("error ") {
+            let _ = self.child.wait();
+            bail!("the PyTorch side failed: {message}");
+        }
+        Ok(line)
+    }
+
+    /// Sends one line and returns the answer line.
+    pub fn ask(&mut self, request: &str) -> Result<String> {
+        writeln!(self.stdin, "{request}")?;
+        self.stdin.flush()?;
+        self.read_line()
+    }
+
+    /// Sends `request` (the script's way of saying quit) and waits for the process to end.
+    pub fn quit(mut self, request: &str) {
+        let _ = writeln!(self.stdin, "{request}");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
+}
