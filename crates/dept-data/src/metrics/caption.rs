@@ -327,20 +327,7 @@ pub fn bleu(predictions: &[String], references: &[Vec<String>]) -> Result<BleuSc
             let max = max_counts.get(gram).copied().unwrap_or(0);
             correct[gram.len() - 1] += max.min(count);
         }
-        // compute_score, per image.
-        let mut scores = [0.0; N];
-        let mut product = 1.0;
-        for k in 0..N {
-            product *= (correct[k] as f64 + TINY) / (guess[k] as f64 + SMALL);
-            scores[k] = product.powf(1.0 / (k as f64 + 1.0));
-        }
-        let ratio = (test_len as f64 + TINY) / (ref_len as f64 + SMALL);
-        if ratio < 1.0 {
-            for s in &mut scores {
-                *s *= (1.0 - 1.0 / ratio).exp();
-            }
-        }
-        per_image.push(scores);
+        per_image.push(bleu_from_counts(&correct, &guess, test_len, ref_len));
         total_test += test_len;
         total_ref += ref_len;
         for k in 0..N {
@@ -348,19 +335,31 @@ pub fn bleu(predictions: &[String], references: &[Vec<String>]) -> Result<BleuSc
             total_correct[k] += correct[k];
         }
     }
-    let mut corpus = [0.0; N];
+    let corpus = bleu_from_counts(&total_correct, &total_guess, total_test, total_ref);
+    Ok(BleuScores { corpus, per_image })
+}
+
+/// `BleuScorer.compute_score`'s formula, the same for one image and for the corpus (counts summed over images):
+/// the running product of clipped n-gram precisions to the power `1/k`, times the brevity penalty.
+fn bleu_from_counts(
+    correct: &[usize; N],
+    guess: &[usize; N],
+    test_len: usize,
+    ref_len: usize,
+) -> [f64; N] {
+    let mut scores = [0.0; N];
     let mut product = 1.0;
     for k in 0..N {
-        product *= (total_correct[k] as f64 + TINY) / (total_guess[k] as f64 + SMALL);
-        corpus[k] = product.powf(1.0 / (k as f64 + 1.0));
+        product *= (correct[k] as f64 + TINY) / (guess[k] as f64 + SMALL);
+        scores[k] = product.powf(1.0 / (k as f64 + 1.0));
     }
-    let ratio = (total_test as f64 + TINY) / (total_ref as f64 + SMALL);
+    let ratio = (test_len as f64 + TINY) / (ref_len as f64 + SMALL);
     if ratio < 1.0 {
-        for s in &mut corpus {
+        for s in &mut scores {
             *s *= (1.0 - 1.0 / ratio).exp();
         }
     }
-    Ok(BleuScores { corpus, per_image })
+    scores
 }
 
 /// Length of the longest common subsequence of two token lists (`my_lcs`).
