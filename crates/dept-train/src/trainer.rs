@@ -240,14 +240,7 @@ impl<'a> Trainer<'a> {
                  embedding {visual_params} more (outside the budget; VL-Adapter's tables count it as updated)",
                 adapter.parameters().iter().map(Tensor::numel).sum::<usize>()
             );
-            groups.push((
-                VISUAL_GROUP,
-                trained
-                    .iter()
-                    .filter(|(_, t)| t.requires_grad())
-                    .map(|(_, t)| t.shallow_clone())
-                    .collect(),
-            ));
+            groups.push((VISUAL_GROUP, trained_tensors(&trained)));
         }
         let mut optimizer = AdamW::new(
             groups,
@@ -274,12 +267,7 @@ impl<'a> Trainer<'a> {
         }
         let log = MetricsLog::open(&run.metrics(), state.step)?;
         let mut params = adapter.parameters();
-        params.extend(
-            trained
-                .iter()
-                .filter(|(_, t)| t.requires_grad())
-                .map(|(_, t)| t.shallow_clone()),
-        );
+        params.extend(trained_tensors(&trained));
         Ok(Trainer {
             config,
             task,
@@ -770,13 +758,17 @@ fn new_adapter(
     Ok(adapter)
 }
 
-/// Trained (gradient-requiring) parameters among a backbone's own variables.
-fn trained_count(variables: &[(String, Tensor)]) -> usize {
+/// The backbone's own variables that train: those requiring gradients (CLIP-T5's object-order rows do not).
+fn trained_tensors(variables: &[(String, Tensor)]) -> Vec<Tensor> {
     variables
         .iter()
         .filter(|(_, t)| t.requires_grad())
-        .map(|(_, t)| t.numel())
-        .sum()
+        .map(|(_, t)| t.shallow_clone())
+        .collect()
+}
+
+fn trained_count(variables: &[(String, Tensor)]) -> usize {
+    trained_tensors(variables).iter().map(Tensor::numel).sum()
 }
 
 fn step_seed(seed: u64, step: u64) -> i64 {
