@@ -153,54 +153,102 @@ pub fn load_weights(vs: &mut VarStore, dir: &Path, plan: &LoadPlan) -> Result<()
         })?;
         tensors.extend(named);
     }
-    let variables = vs.variables();
-    let mut problems = BTreeMap::new();
-    let mut sources = Vec::with_capacity(variables.len());
-    for (name, var) in &variables {
-        let source = tensors.get(name.as_str()).or_else(|| {
-            plan.aliases
-                .iter()
-                .filter(|(var_name, _)| var_name == name)
-                .find_map(|(_, alias)| tensors.get(*alias))
-        });
-        match source {
-            Some(src) if src.size() == var.size() => sources.push((name, src)),
-            Some(src) => {
-                problems.insert(
-                    name.clone(),
-                    format!("shape {:?}, expected {:?}", src.size(), var.size()),
-                );
-            }
-            None if (plan.not_in_checkpoints)(name) => {}
-            None => {
-                problems.insert(name.clone(), "missing".to_string());
-            }
-        }
-    }
-    if !problems.is_empty() {
-        let total = problems.len();
-        let listed: Vec<String> = problems
-            .into_iter()
-            .take(12)
-            .map(|(name, why)| format!("  {name}: {why}"))
-            .collect();
-        let more = if total > 12 {
-            format!("\n  … and {} more", total - 12)
-        } else {
-            String::new()
-        };
+    let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    let mismatches = Mismatches::of(&variables, &tensors, plan);
+    if !mismatches.is_empty() {
         return Err(ModelError::Checkpoint {
             path: dir.to_path_buf(),
             message: format!(
-                "{total} tensor(s) do not match the model that config.json describes:\n{}{more}",
-                listed.join("\n")
+                "{} tensor(s) do not match the model that config.json describes:\n{mismatches}",
+                mismatches.len()
             ),
         });
     }
+    copy_named(&variables, &tensors, plan)
+}
+
+/// The variables a set of tensors does not fit: name → `missing` or `shape …, expected …`.
+#[derive(Debug, Default)]
+pub struct Mismatches(BTreeMap<String, String>);
+
+impl Mismatches {
+    /// Checks `sources` against `variables` by name (or an alias of `plan`) and shape.
+    pub fn of(
+        variables: &[(String, Tensor)],
+        sources: &HashMap<String, Tensor>,
+        plan: &LoadPlan,
+    ) -> Self {
+        let mut problems = BTreeMap::new();
+        for (name, var) in variables {
+            match source_of(name, sources, plan) {
+                Some(src) if src.size() == var.size() => {}
+                Some(src) => {
+                    problems.insert(
+                        name.clone(),
+                        format!("shape {:?}, expected {:?}", src.size(), var.size()),
+                    );
+                }
+                None if (plan.not_in_checkpoints)(name) => {}
+                None => {
+                    problems.insert(name.clone(), "missing".to_string());
+                }
+            }
+        }
+        Mismatches(problems)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// One `  name: why` line per mismatch, the first 12 of them.
+impl std::fmt::Display for Mismatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let listed: Vec<String> = self
+            .0
+            .iter()
+            .take(12)
+            .map(|(name, why)| format!("  {name}: {why}"))
+            .collect();
+        write!(f, "{}", listed.join("\n"))?;
+        if self.0.len() > 12 {
+            write!(f, "\n  … and {} more", self.0.len() - 12)?;
+        }
+        Ok(())
+    }
+}
+
+fn source_of<'a>(
+    name: &str,
+    sources: &'a HashMap<String, Tensor>,
+    plan: &LoadPlan,
+) -> Option<&'a Tensor> {
+    sources.get(name).or_else(|| {
+        plan.aliases
+            .iter()
+            .filter(|(var_name, _)| *var_name == name)
+            .find_map(|(_, alias)| sources.get(*alias))
+    })
+}
+
+/// Copies `sources` into the `variables` of the same name (or an alias of `plan`), converting dtype, without
+/// gradients. Check [`Mismatches::of`] first: variables without a fitting source are left as they are.
+pub fn copy_named(
+    variables: &[(String, Tensor)],
+    sources: &HashMap<String, Tensor>,
+    plan: &LoadPlan,
+) -> Result<(), ModelError> {
     tch::no_grad(|| -> Result<(), ModelError> {
-        for (name, src) in sources {
-            let mut var = variables[name].shallow_clone();
-            var.f_copy_(&src.to_kind(var.kind()))?;
+        for (name, var) in variables {
+            if let Some(src) = source_of(name, sources, plan).filter(|s| s.size() == var.size()) {
+                let mut var = var.shallow_clone();
+                var.f_copy_(&src.to_kind(var.kind()))?;
+            }
         }
         Ok(())
     })

@@ -4,9 +4,11 @@
 //! leaves either the previous checkpoint or the new one, never a mixture: `X.partial-*` folders are ignored and
 //! removed, and if a kill fell between the two renames, `X.previous` is still complete and is used.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use dept_core::DecomposedPrompt;
+use dept_models::checkpoint::{copy_named, LoadPlan, Mismatches};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
@@ -119,27 +121,20 @@ pub fn load_trained(dir: &Path, trained: &[(String, Tensor)]) -> Result<(), Trai
                 .into(),
         ));
     }
-    let saved = Tensor::read_safetensors(&path).map_err(|e| bad(e.to_string()))?;
-    for (name, target) in trained {
-        let source = saved
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t)
-            .ok_or_else(|| bad(format!("no `{name}`")))?;
-        if source.size() != target.size() {
-            return Err(bad(format!(
-                "`{name}` is {:?} there but {:?} in this model: the visual features are of another width than \
-                 the ones it was trained on (feature file of another CLIP model?)",
-                source.size(),
-                target.size()
-            )));
-        }
-        tch::no_grad(|| {
-            let mut t = target.shallow_clone();
-            t.f_copy_(source)
-        })?;
+    let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&path)
+        .map_err(|e| bad(e.to_string()))?
+        .into_iter()
+        .collect();
+    let plan = LoadPlan::default();
+    let mismatches = Mismatches::of(trained, &saved, &plan);
+    if !mismatches.is_empty() {
+        return Err(bad(format!(
+            "{} tensor(s) do not match this model's visual embedding:\n{mismatches}\n(are the visual features of \
+             another width or token count than the ones it was trained on, from another CLIP model?)",
+            mismatches.len()
+        )));
     }
-    Ok(())
+    Ok(copy_named(trained, &saved, &plan)?)
 }
 
 /// Restores the adapter's values, the backbone's trained parameters, the optimiser's moments and the trainer
