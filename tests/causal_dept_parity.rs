@@ -195,16 +195,7 @@ fn training_matches(name: &'static str, padding: Padding) {
     );
 
     out.loss.backward();
-    let (a, b) = adapter.pair().expect("DePT pair");
-    for (what, tensor, key) in [
-        ("grad P", adapter.prompt(), "grad_prompt"),
-        ("grad A", a, "grad_lora_a"),
-        ("grad B", b, "grad_lora_b"),
-    ] {
-        let grad = tensor.grad();
-        assert!(grad.defined(), "{name} {what}: no gradient");
-        assert_close(&label(what), &to_vec(&grad), &floats(train, key), TOLERANCE);
-    }
+    assert_adapter_grads(&format!("{name} {padding:?}"), &adapter, train, TOLERANCE);
 }
 
 /// Greedy decodes of a left-padded batch, and of each row alone, equal the reference's.

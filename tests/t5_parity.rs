@@ -74,19 +74,7 @@ fn forward_and_gradients_match(layout: &str) {
         1e-5,
     );
     loss.backward();
-    let (a, b) = c.adapter.pair().expect("DePT pair");
-    for (name, tensor, key) in [
-        ("grad P", c.adapter.prompt(), "grad_prompt"),
-        ("grad A", a, "grad_lora_a"),
-        ("grad B", b, "grad_lora_b"),
-    ] {
-        assert_close(
-            &format!("{layout} {name}"),
-            &to_vec(&tensor.grad()),
-            &floats(&c.golden, key),
-            1e-5,
-        );
-    }
+    assert_adapter_grads(layout, &c.adapter, &c.golden, 1e-5);
 }
 
 fn greedy_decodes_match(layout: &str) {

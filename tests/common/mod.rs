@@ -107,3 +107,24 @@ pub fn assert_close(what: &str, actual: &[f64], expected: &[f64], tolerance: f64
     );
     err
 }
+
+/// The gradients of `adapter`'s P, A and B (each must exist) against a golden's `grad_prompt`, `grad_lora_a` and
+/// `grad_lora_b`, labelled `{what} grad P` etc.
+pub fn assert_adapter_grads(
+    what: &str,
+    adapter: &dept_core::DecomposedPrompt,
+    golden: &serde_json::Value,
+    tolerance: f64,
+) {
+    let (a, b) = adapter.pair().expect("DePT pair");
+    for (name, tensor, key) in [
+        ("grad P", adapter.prompt(), "grad_prompt"),
+        ("grad A", a, "grad_lora_a"),
+        ("grad B", b, "grad_lora_b"),
+    ] {
+        let label = format!("{what} {name}");
+        let grad = tensor.grad();
+        assert!(grad.defined(), "{label}: no gradient");
+        assert_close(&label, &to_vec(&grad), &floats(golden, key), tolerance);
+    }
+}
