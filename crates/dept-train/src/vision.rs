@@ -23,35 +23,42 @@ pub fn open_features(
     let Some(path) = &config.features else {
         return Ok(None);
     };
-    if let (Some(images), Some(clip_model)) = (&config.images, &config.clip_model) {
-        let options = FeatureOptions {
-            layer: config.clip_layer,
-            class_token: config.clip_class_token,
-            dtype: FeatureDtype::F32,
-        };
-        let list = list_images(images)?;
-        if !is_complete(path, &list, options)? {
-            let extractor = Extractor::load(clip_model, device, options, config.eval_batch_size)?;
-            tracing::info!(
-                "extracting CLIP features of {} images in {} with {} into {}",
-                list.len(),
-                images.display(),
-                clip_model.display(),
-                path.display()
-            );
-            extract_with_progress(&extractor, &list, path, quiet)?;
+    let store = match (&config.images, &config.clip_model) {
+        (Some(images), Some(clip_model)) => {
+            let options = FeatureOptions {
+                layer: config.clip_layer,
+                class_token: config.clip_class_token,
+                dtype: FeatureDtype::F32,
+            };
+            let list = list_images(images)?;
+            match complete_store(path, &list, options)? {
+                Some(store) => store,
+                None => {
+                    let extractor =
+                        Extractor::load(clip_model, device, options, config.eval_batch_size)?;
+                    tracing::info!(
+                        "extracting CLIP features of {} images in {} with {} into {}",
+                        list.len(),
+                        images.display(),
+                        clip_model.display(),
+                        path.display()
+                    );
+                    extract_with_progress(&extractor, &list, path, quiet)?;
+                    FeatureStore::open(path)?
+                }
+            }
         }
-    }
-    if !path.is_file() {
-        return Err(TrainError::Config {
-            path: path.clone(),
-            message: "the feature file (`features`) does not exist: write it with `dept features extract --model \
-                      <CLIP folder> --images <folder> --out <file>`, or set `images` and `clip_model` to have the \
-                      run extract it"
-                .into(),
-        });
-    }
-    let store = FeatureStore::open(path)?;
+        _ if !path.is_file() => {
+            return Err(TrainError::Config {
+                path: path.clone(),
+                message: "the feature file (`features`) does not exist: write it with `dept features extract \
+                          --model <CLIP folder> --images <folder> --out <file>`, or set `images` and `clip_model` \
+                          to have the run extract it"
+                    .into(),
+            })
+        }
+        _ => FeatureStore::open(path)?,
+    };
     tracing::info!(
         "visual features: {} images, {} tokens of width {} each, from {}",
         store.len(),
@@ -62,15 +69,15 @@ pub fn open_features(
     Ok(Some(store))
 }
 
-/// True when `path` exists with every image of `list`, written with `options` (another layer or class-token
-/// setting is an error: the file would mix two kinds of features).
-fn is_complete(
+/// The file at `path`, opened, when it exists with every image of `list`, written with `options` (another layer or
+/// class-token setting is an error: the file would mix two kinds of features); `None` when images are missing.
+fn complete_store(
     path: &Path,
     list: &[ImageFile],
     options: FeatureOptions,
-) -> Result<bool, TrainError> {
+) -> Result<Option<FeatureStore>, TrainError> {
     if !path.is_file() {
-        return Ok(false);
+        return Ok(None);
     }
     let store = FeatureStore::open(path)?;
     let meta = store.metadata();
@@ -89,7 +96,10 @@ fn is_complete(
             });
         }
     }
-    Ok(list.iter().all(|image| store.contains(&image.id)))
+    Ok(list
+        .iter()
+        .all(|image| store.contains(&image.id))
+        .then_some(store))
 }
 
 /// [`Extractor::run`] with a progress bar on a terminal (log lines otherwise, nothing with `quiet`).
