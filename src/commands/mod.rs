@@ -1,17 +1,13 @@
 //! One module per `dept` subcommand; each turns parsed arguments into calls to the library crates.
 
 pub mod bench;
-pub mod bench_features;
 pub mod budget;
 pub mod data;
-pub mod efficiency;
 pub mod env;
 pub mod eval;
 pub mod features;
 pub mod predict;
-pub mod python_side;
 pub mod quickstart;
-pub mod reference;
 pub mod selftest;
 pub mod sweep;
 pub mod tiny;

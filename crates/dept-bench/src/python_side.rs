@@ -2,7 +2,7 @@
 //! stdout (its stderr goes to ours, so its errors show), shared by `dept bench reference` and `dept bench features`.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -60,4 +60,32 @@ impl PythonSide {
         let _ = self.stdin.flush();
         let _ = self.child.wait();
     }
+}
+
+/// The python for the PyTorch side: `explicit` (a `--python`), else `DEPT_BENCH_PYTHON`, else the bench venv.
+pub fn python(explicit: Option<&Path>) -> Result<PathBuf> {
+    let python = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("DEPT_BENCH_PYTHON").map(PathBuf::from))
+        .or_else(default_bench_python);
+    match python {
+        Some(p) if p.exists() => Ok(p),
+        Some(p) => bail!(
+            "{} does not exist; `cargo xtask bench-venv` makes the benchmark's python (torch 2.11 and a pinned \
+             transformers), or pass --python",
+            p.display()
+        ),
+        None => bail!("no python for the PyTorch side: run `cargo xtask bench-venv`, or pass --python"),
+    }
+}
+
+/// `$DEPT_HOME/bench-venv`, else `~/.cache/dept/bench-venv` (where `cargo xtask bench-venv` puts it).
+fn default_bench_python() -> Option<PathBuf> {
+    let home = std::env::var_os("DEPT_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("dept")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("dept"))
+        })?;
+    Some(home.join("bench-venv").join("bin").join("python3"))
 }

@@ -26,10 +26,10 @@ use dept_train::optim::{AdamW, AdamWConfig};
 use dept_train::step;
 use tch::{Device, Kind};
 
-pub use lengths::{draw_uniform, profile, LengthProfile, ProfileArgs};
+pub use lengths::{profile, LengthProfile, ProfileArgs};
 pub use row::{PaddingMode, Row, Stats, Variant};
 
-use super::bench::examples_with_lengths;
+use crate::synthetic::examples_with_lengths;
 use shapes::Shape;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -234,7 +234,7 @@ fn draw_lengths(args: &EfficiencyArgs) -> Result<(Vec<(usize, usize)>, String)> 
             span.0,
             span.1
         );
-        let drawn = lengths::draw_uniform(n, span, args.target_len)?;
+        let drawn = crate::synthetic::draw_uniform(n, span, args.target_len)?;
         return Ok((
             drawn,
             format!("inputs uniform in {}–{} tokens", span.0, span.1),

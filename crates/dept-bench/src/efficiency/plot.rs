@@ -936,7 +936,7 @@ fn distinct_padding(values: impl Iterator<Item = PaddingMode>) -> Vec<PaddingMod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::efficiency::row::Stats;
+    use crate::efficiency::row::Stats;
     use dept_train::memory::PeakMemory;
 
     const MIB: u64 = 1024 * 1024;

@@ -6,7 +6,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use super::spec::{scalar_text, Point, Sweep};
+use crate::spec::{scalar_text, Point, Sweep};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {

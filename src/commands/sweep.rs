@@ -1,19 +1,14 @@
 //! `dept sweep`: a grid of `dept train` runs from one sweep file, on this machine's GPUs or CPU slots or as a Slurm
 //! job array, resumable, and one report over all of them. `cargo xtask sweep` builds `dept` and forwards here.
 
-mod local;
-pub mod report;
-mod slurm;
-mod spec;
-mod state;
-
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use spec::Sweep;
-use state::LiveTable;
+use dept_sweep::spec::Sweep;
+use dept_sweep::state::{self, LiveTable};
+use dept_sweep::{local, report, slurm};
 
 #[derive(Subcommand)]
 pub enum SweepCommand {

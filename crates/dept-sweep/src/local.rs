@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::spec::{Point, Sweep};
-use super::state::{self, LiveTable, State};
+use crate::spec::{Point, Sweep};
+use crate::state::{self, LiveTable, State};
 
 /// Where points run.
 pub enum Slots {

@@ -19,8 +19,8 @@ use dept_models::features::{
 use dept_models::image_input::{decode_rgb, ClipImageProcessor, PREPROCESSOR_CONFIG_FILE};
 use tch::{Device, Kind, Tensor};
 
-use super::efficiency::Stats;
-use super::python_side::PythonSide;
+use crate::efficiency::Stats;
+use crate::python_side::{python, PythonSide};
 
 const SCRIPT: &str = include_str!("bench_features.py");
 
@@ -127,7 +127,7 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
             dir.display()
         );
     }
-    let python = super::reference::python(args.python.as_deref())?;
+    let python = python(args.python.as_deref())?;
     let threads = tch::get_num_threads();
     let scratch =
         Scratch(std::env::temp_dir().join(format!("dept-bench-features-{}", std::process::id())));

@@ -22,9 +22,9 @@ use dept_train::order::length_grouped;
 use dept_train::step;
 use tch::{Device, Tensor};
 
-use super::bench::{random_examples, t5_shape};
-use super::efficiency::Stats;
-use super::python_side::PythonSide;
+use crate::synthetic::{random_examples, t5_shape};
+use crate::efficiency::Stats;
+use crate::python_side::{python, PythonSide};
 
 const SCRIPT: &str = include_str!("bench_reference.py");
 const LR_PROMPT: f64 = 0.3;
@@ -109,33 +109,6 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
     result
 }
 
-/// The python for the PyTorch side: `explicit` (a `--python`), else `DEPT_BENCH_PYTHON`, else the bench venv.
-pub(crate) fn python(explicit: Option<&Path>) -> Result<PathBuf> {
-    let python = explicit
-        .map(Path::to_path_buf)
-        .or_else(|| std::env::var_os("DEPT_BENCH_PYTHON").map(PathBuf::from))
-        .or_else(default_bench_python);
-    match python {
-        Some(p) if p.exists() => Ok(p),
-        Some(p) => bail!(
-            "{} does not exist; `cargo xtask bench-venv` makes the benchmark's python (torch 2.11 and a pinned \
-             transformers), or pass --python",
-            p.display()
-        ),
-        None => bail!("no python for the PyTorch side: run `cargo xtask bench-venv`, or pass --python"),
-    }
-}
-
-/// `$DEPT_HOME/bench-venv`, else `~/.cache/dept/bench-venv` (where `cargo xtask bench-venv` puts it).
-fn default_bench_python() -> Option<PathBuf> {
-    let home = std::env::var_os("DEPT_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("dept")))
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("dept"))
-        })?;
-    Some(home.join("bench-venv").join("bin").join("python3"))
-}
 
 fn compare(
     args: &ReferenceArgs,

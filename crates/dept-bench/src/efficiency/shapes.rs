@@ -9,7 +9,7 @@ use dept_models::t5::{T5Config, T5};
 use dept_models::Backbone;
 use tch::Device;
 
-use super::super::bench::t5_shape;
+use crate::synthetic::t5_shape;
 
 /// Every name `--shape` takes.
 pub const SHAPES: &[&str] = &[

@@ -8,7 +8,7 @@ use std::path::{Component, Path};
 use anyhow::{bail, Context, Result};
 use dept_core::atomic::write_atomically;
 
-use super::spec::Manifest;
+use crate::spec::Manifest;
 
 /// The grid key whose values repeat a configuration rather than define one.
 const SEED: &str = "seed";

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::spec::Sweep;
-use super::state::{self, LiveTable, State};
+use crate::spec::Sweep;
+use crate::state::{self, LiveTable, State};
 
 fn slurm_dir(sweep: &Sweep) -> PathBuf {
     sweep.out.join("slurm")

@@ -165,28 +165,6 @@ fn inverse_cdf(quantiles: &[f64], u: f64) -> usize {
     value.round().max(1.0) as usize
 }
 
-/// Uniform lengths in `[min, max]` tokens, targets of `target_len`: `--uniform MIN:MAX`.
-pub fn draw_uniform(
-    n: usize,
-    (min, max): (usize, usize),
-    target_len: usize,
-) -> Result<Vec<(usize, usize)>> {
-    ensure!(
-        0 < min && min <= max,
-        "--uniform needs 0 < MIN ≤ MAX, got {min}:{max}"
-    );
-    let lengths = Tensor::randint_low(
-        min as i64,
-        max as i64 + 1,
-        [n as i64],
-        (Kind::Int64, Device::Cpu),
-    );
-    Ok(Vec::<i64>::try_from(&lengths)?
-        .into_iter()
-        .map(|l| (l as usize, target_len))
-        .collect())
-}
-
 /// Parses `MIN:MAX`.
 pub fn parse_span(text: &str) -> Result<(usize, usize), String> {
     let (min, max) = text
