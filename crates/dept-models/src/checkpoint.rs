@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use dept_core::atomic::write_atomically;
 use tch::{nn::VarStore, Tensor};
 
-use crate::ModelError;
+use crate::{ConfigIssue, ModelError};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -20,7 +20,7 @@ pub fn read_config(dir: &Path) -> Result<(PathBuf, serde_json::Value), ModelErro
     let path = dir.join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
         path: path.clone(),
-        source,
+        cause: source,
     })?;
     let value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
         path: path.clone(),
@@ -59,7 +59,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
 fn shard_files(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
     let text = std::fs::read_to_string(index).map_err(|source| ModelError::Io {
         path: index.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let bad = |message: String| ModelError::Checkpoint {
         path: index.to_path_buf(),
@@ -85,9 +85,12 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
 }
 
 /// `Err` naming the first of `fields` (config key, value) that is not positive: the sizes a model is built from.
-pub fn check_positive(fields: &[(&str, i64)]) -> Result<(), String> {
+pub fn check_positive(fields: &[(&str, i64)]) -> Result<(), ConfigIssue> {
     match fields.iter().find(|(_, v)| *v <= 0) {
-        Some((field, v)) => Err(format!("`{field}` must be positive, found {v}")),
+        Some(&(field, value)) => Err(ConfigIssue::NotPositive {
+            field: field.to_string(),
+            value,
+        }),
         None => Ok(()),
     }
 }
@@ -97,11 +100,14 @@ pub fn check_positive(fields: &[(&str, i64)]) -> Result<(), String> {
 pub fn check_multiple(
     (name, value): (&str, i64),
     (divisor_name, divisor): (&str, i64),
-) -> Result<(), String> {
+) -> Result<(), ConfigIssue> {
     if value % divisor != 0 {
-        return Err(format!(
-            "`{name}` ({value}) must be a multiple of `{divisor_name}` ({divisor})"
-        ));
+        return Err(ConfigIssue::NotMultiple {
+            field: name.to_string(),
+            value,
+            divisor_field: divisor_name.to_string(),
+            divisor,
+        });
     }
     Ok(())
 }
@@ -260,7 +266,12 @@ pub fn save_folder(
     config: &serde_json::Value,
     vs: &VarStore,
 ) -> Result<(), ModelError> {
-    let io_error = |path: PathBuf| move |source| ModelError::Io { path, source };
+    let io_error = |path: PathBuf| {
+        move |source| ModelError::Io {
+            path,
+            cause: source,
+        }
+    };
     std::fs::create_dir_all(dir).map_err(io_error(dir.to_path_buf()))?;
     let mut named: Vec<(String, Tensor)> = vs
         .variables()

@@ -22,7 +22,7 @@ use tch::nn::{Init, Path as VarPath, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, LoadPlan};
-use crate::ModelError;
+use crate::{ConfigIssue, ModelError};
 
 /// The MLP activation (`hidden_act`); others are refused at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,14 +247,15 @@ impl ClipVisionConfig {
             initializer_range: raw.initializer_range,
             initializer_factor: raw.initializer_factor,
         };
-        config
-            .check()
-            .map_err(|m| bad(m.replacen('`', &format!("`{prefix}"), 1)))?;
+        config.check().map_err(|issue| ModelError::InvalidConfig {
+            path: path.to_path_buf(),
+            issue: issue.in_section(prefix),
+        })?;
         Ok(config)
     }
 
     /// The sizes and values a model can be built from (also for configs written in code).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigIssue> {
         checkpoint::check_positive(&[
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
@@ -269,32 +270,24 @@ impl ClipVisionConfig {
             ("num_attention_heads", self.num_attention_heads),
         )?;
         if self.patch_size > self.image_size {
-            return Err(format!(
+            return Err(ConfigIssue::Malformed(format!(
                 "`patch_size` ({}) must not exceed `image_size` ({})",
                 self.patch_size, self.image_size
-            ));
+            )));
         }
-        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps >= 0.0) {
-            return Err(format!(
-                "`layer_norm_eps` must be a non-negative number, found {}",
-                self.layer_norm_eps
-            ));
-        }
-        if !(0.0..1.0).contains(&self.attention_dropout) {
-            return Err(format!(
-                "`attention_dropout` must be in [0, 1), found {}",
-                self.attention_dropout
-            ));
-        }
+        let non_negative = "a non-negative number";
+        ConfigIssue::check_range("layer_norm_eps", self.layer_norm_eps, non_negative, |v| {
+            v >= 0.0
+        })?;
+        let dropout = self.attention_dropout;
+        ConfigIssue::check_range("attention_dropout", dropout, "in [0, 1)", |p| {
+            (0.0..1.0).contains(&p)
+        })?;
         for (field, v) in [
             ("initializer_range", self.initializer_range),
             ("initializer_factor", self.initializer_factor),
         ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(format!(
-                    "`{field}` must be a non-negative number, found {v}"
-                ));
-            }
+            ConfigIssue::check_range(field, v, non_negative, |v| v >= 0.0)?;
         }
         Ok(())
     }
@@ -378,7 +371,10 @@ impl ClipVision {
     /// d^-0.5·(2L)^-0.5·f), out_proj normal(0, d^-0.5·f), fc1 normal(0, (2d)^-0.5·f), fc2 normal(0,
     /// d^-0.5·(2L)^-0.5·f), biases zero, norms one (f = `initializer_factor`, L = layers).
     pub fn new_random(config: &ClipVisionConfig, device: Device) -> Result<Self, ModelError> {
-        config.check().map_err(ModelError::Input)?;
+        config.check().map_err(|issue| ModelError::InvalidShape {
+            model: "CLIP vision",
+            issue,
+        })?;
         let f = config.initializer_factor;
         let d = config.hidden_size as f64;
         let layers = (2 * config.num_hidden_layers) as f64;
@@ -651,8 +647,8 @@ mod tests {
         })
     }
 
-    fn parse(value: serde_json::Value) -> Result<ClipVisionConfig, String> {
-        ClipVisionConfig::from_json(Path::new("config.json"), value).map_err(|e| e.to_string())
+    fn parse(value: serde_json::Value) -> Result<ClipVisionConfig, ModelError> {
+        ClipVisionConfig::from_json(Path::new("config.json"), value)
     }
 
     #[test]
@@ -682,25 +678,32 @@ mod tests {
     fn clip_config_refusals_name_the_key() {
         let mut gelu_new = tiny_json();
         gelu_new["hidden_act"] = "gelu_new".into();
-        let e = parse(gelu_new).unwrap_err();
+        let e = parse(gelu_new).unwrap_err().to_string();
         assert!(e.contains("`hidden_act` \"gelu_new\""), "{e}");
         let e = parse(
             serde_json::json!({"model_type": "clip", "vision_config": {"num_attention_heads": 5}}),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`vision_config.hidden_size` (768)"), "{e}");
-        let e = parse(serde_json::json!({"model_type": "siglip"})).unwrap_err();
+        let e = parse(serde_json::json!({"model_type": "siglip"}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"siglip\""), "{e}");
-        let e = parse(serde_json::json!({"hidden_size": 16})).unwrap_err();
+        let e = parse(serde_json::json!({"hidden_size": 16}))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`model_type` is missing"), "{e}");
         let e = parse(serde_json::json!({
             "model_type": "clip", "vision_config": {"layers": [3, 4, 6, 3], "width": 64}
         }))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("ResNet CLIP variants"), "{e}");
         let e =
             parse(serde_json::json!({"embed_dim": 1024, "vision_cfg": {"layers": [3, 4, 6, 3]}}))
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("ResNet CLIP variants"), "{e}");
     }
 

@@ -163,13 +163,13 @@ pub fn list_images(dir: &Path) -> Result<Vec<ImageFile>, ModelError> {
     while let Some(folder) = pending.pop() {
         let entries = std::fs::read_dir(&folder).map_err(|source| ModelError::Io {
             path: folder.clone(),
-            source,
+            cause: source,
         })?;
         for entry in entries {
             let path = entry
                 .map_err(|source| ModelError::Io {
                     path: folder.clone(),
-                    source,
+                    cause: source,
                 })?
                 .path();
             if path.is_dir() {
@@ -281,7 +281,7 @@ impl Extractor {
         if !todo.is_empty() {
             std::fs::create_dir_all(&parts_dir).map_err(|source| ModelError::Io {
                 path: parts_dir.clone(),
-                source,
+                cause: source,
             })?;
         }
         let mut finished = reused;
@@ -328,7 +328,7 @@ impl Extractor {
         if parts_dir.is_dir() {
             std::fs::remove_dir_all(&parts_dir).map_err(|source| ModelError::Io {
                 path: parts_dir.clone(),
-                source,
+                cause: source,
             })?;
         }
         Ok(ExtractReport {
@@ -399,7 +399,7 @@ pub fn parts_dir(out: &Path) -> PathBuf {
 fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
     let io = |source| ModelError::Io {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -502,7 +502,7 @@ fn stream_file(
     })
     .map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -539,13 +539,13 @@ impl FeatureStore {
         };
         let mut file = File::open(path).map_err(|source| ModelError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         let file_len = file
             .metadata()
             .map_err(|source| ModelError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             })?
             .len();
         let mut len_bytes = [0u8; 8];
@@ -706,7 +706,7 @@ impl FeatureStore {
         }
         let bytes = self.raw(id).map_err(|source| ModelError::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         })?;
         Ok(
             Tensor::f_from_data_size(&bytes, &[self.tokens, self.width], self.dtype.kind())?

@@ -33,7 +33,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::causal::{CausalLm, KvCache};
 use crate::checkpoint::{self, LoadPlan};
-use crate::ModelError;
+use crate::{ConfigIssue, ModelError};
 
 /// The fields of a Hugging Face GPT-2 `config.json` that the model depends on. The five shape fields are required
 /// (transformers always writes them); the others default as transformers' `GPT2Config` does.
@@ -174,12 +174,17 @@ impl Gpt2Config {
         }
         let config: Gpt2Config =
             serde_json::from_value(value).map_err(|e| bad(format!("not a GPT-2 config: {e}")))?;
-        config.validate().map_err(bad)?;
+        config
+            .validate()
+            .map_err(|issue| ModelError::InvalidConfig {
+                path: path.to_path_buf(),
+                issue,
+            })?;
         Ok(config)
     }
 
     /// Everything rust-bert's module would panic on or compute differently from transformers, as a message.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigIssue> {
         checkpoint::check_positive(&[
             ("vocab_size", self.vocab_size),
             ("n_embd", self.n_embd),
@@ -189,36 +194,31 @@ impl Gpt2Config {
         ])?;
         checkpoint::check_multiple(("n_embd", self.n_embd), ("n_head", self.n_head))?;
         if let Some(inner) = self.n_inner.filter(|&n| n != 4 * self.n_embd) {
-            return Err(format!(
+            return Err(ConfigIssue::Unsupported(format!(
                 "`n_inner` = {inner} is not supported: rust-bert's GPT-2 has a feed-forward width of 4·n_embd = {}",
                 4 * self.n_embd
-            ));
+            )));
         }
         self.activation()?;
-        if !(self.layer_norm_epsilon > 0.0 && self.layer_norm_epsilon.is_finite()) {
-            return Err(format!(
-                "`layer_norm_epsilon` must be positive, found {}",
-                self.layer_norm_epsilon
-            ));
-        }
+        let epsilon = self.layer_norm_epsilon;
+        ConfigIssue::check_range("layer_norm_epsilon", epsilon, "positive", |e| e > 0.0)?;
         for (field, p) in [
             ("resid_pdrop", self.resid_pdrop),
             ("embd_pdrop", self.embd_pdrop),
             ("attn_pdrop", self.attn_pdrop),
         ] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(format!("`{field}` must be in [0, 1), found {p}"));
-            }
+            ConfigIssue::check_range(field, p, "in [0, 1)", |p| (0.0..1.0).contains(&p))?;
         }
         for (field, id) in [
             ("eos_token_id", Some(self.eos_token_id)),
             ("pad_token_id", self.pad_token_id),
         ] {
             if let Some(id) = id.filter(|id| !(0..self.vocab_size).contains(id)) {
-                return Err(format!(
-                    "`{field}` = {id} is outside the vocabulary (vocab_size {})",
-                    self.vocab_size
-                ));
+                return Err(ConfigIssue::OutsideVocabulary {
+                    field: field.to_string(),
+                    id,
+                    vocab_size: self.vocab_size,
+                });
             }
         }
         let unsupported = [
@@ -240,13 +240,13 @@ impl Gpt2Config {
             ),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(bad, _)| *bad) {
-            return Err(format!("{what} is not supported"));
+            return Err(ConfigIssue::Unsupported(format!("{what} is not supported")));
         }
         Ok(())
     }
 
     /// transformers' `activation_function` as the rust-bert activation computing the same function.
-    fn activation(&self) -> Result<Activation, String> {
+    fn activation(&self) -> Result<Activation, ConfigIssue> {
         match self.activation_function.as_str() {
             // `gelu_pytorch_tanh` is transformers' fused kernel of the same tanh approximation as `gelu_new`.
             "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::gelu_new),
@@ -257,15 +257,15 @@ impl Gpt2Config {
             "linear" => Ok(Activation::identity),
             // rust-bert's GPT-2 MLP replaces `gelu` by `gelu_new` (models/gpt2/transformer.rs, `MLP::new`), so the
             // exact GELU a checkpoint was trained with would silently become the tanh approximation.
-            "gelu" => Err(
+            "gelu" => Err(ConfigIssue::Unsupported(
                 "`activation_function: \"gelu\"` (exact GELU) is not supported: rust-bert's GPT-2 would run the \
                  tanh approximation (\"gelu_new\") instead"
                     .into(),
-            ),
-            other => Err(format!(
+            )),
+            other => Err(ConfigIssue::Unsupported(format!(
                 "`activation_function` {other:?} is not supported (gelu_new, gelu_pytorch_tanh, relu, tanh, silu, \
                  mish, linear are)"
-            )),
+            ))),
         }
     }
 
@@ -274,7 +274,7 @@ impl Gpt2Config {
     }
 
     /// rust-bert's config: `n_ctx` (the side of its causal-mask buffers) is transformers' `n_positions`.
-    fn to_rust_bert(&self) -> Result<RustBertGpt2Config, String> {
+    fn to_rust_bert(&self) -> Result<RustBertGpt2Config, ConfigIssue> {
         Ok(RustBertGpt2Config {
             attn_pdrop: Some(self.attn_pdrop),
             embd_pdrop: Some(self.embd_pdrop),
@@ -369,7 +369,10 @@ impl Gpt2 {
     /// rust-bert's module in a frozen store, its weights as rust-bert draws them.
     fn build(config: &Gpt2Config, device: Device) -> Result<Self, ModelError> {
         // Checked again for configs built in code: rust-bert asserts (panics) where the config is inconsistent.
-        let invalid = |message: String| ModelError::Input(format!("GPT-2 config: {message}"));
+        let invalid = |issue| ModelError::InvalidShape {
+            model: "GPT-2",
+            issue,
+        };
         config.validate().map_err(invalid)?;
         let rust_bert_config = config.to_rust_bert().map_err(invalid)?;
         let mut vs = VarStore::new(device);
@@ -417,7 +420,10 @@ impl Gpt2 {
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         let io_error = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| ModelError::Io { path, source }
+            move |source| ModelError::Io {
+                path,
+                cause: source,
+            }
         };
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let mut named: Vec<(String, Tensor)> = self
@@ -735,8 +741,8 @@ mod tests {
         value
     }
 
-    fn parse(value: serde_json::Value) -> Result<Gpt2Config, String> {
-        Gpt2Config::from_json(Path::new("config.json"), value).map_err(|e| e.to_string())
+    fn parse(value: serde_json::Value) -> Result<Gpt2Config, ModelError> {
+        Gpt2Config::from_json(Path::new("config.json"), value)
     }
 
     #[test]
@@ -762,7 +768,7 @@ mod tests {
     fn gpt2_config_json_errors_name_the_key() {
         let mut v = json(&tiny());
         v.as_object_mut().unwrap().remove("n_embd");
-        let err = parse(v).unwrap_err();
+        let err = parse(v).unwrap_err().to_string();
         assert!(
             err.contains("n_embd") && err.contains("config.json"),
             "{err}"
@@ -770,12 +776,12 @@ mod tests {
 
         let mut v = json(&tiny());
         v["model_type"] = "llama".into();
-        let err = parse(v).unwrap_err();
+        let err = parse(v).unwrap_err().to_string();
         assert!(err.contains("llama"), "{err}");
 
         let mut v = json(&tiny());
         v.as_object_mut().unwrap().remove("model_type");
-        assert!(parse(v).unwrap_err().contains("model_type"));
+        assert!(parse(v).unwrap_err().to_string().contains("model_type"));
 
         for (key, value, expect) in [
             ("activation_function", serde_json::json!("gelu"), "gelu_new"),
@@ -796,7 +802,7 @@ mod tests {
         ] {
             let mut v = json(&tiny());
             v[key] = value;
-            let err = parse(v).unwrap_err();
+            let err = parse(v).unwrap_err().to_string();
             assert!(err.contains(expect), "{key}: {err}");
         }
     }

@@ -137,13 +137,13 @@ pub fn decode_rgb(path: &Path) -> Result<Rgb8Image, ModelError> {
 fn decode(path: &Path) -> Result<image::DynamicImage, ModelError> {
     let reader = image::ImageReader::open(path).map_err(|source| ModelError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let reader = reader
         .with_guessed_format()
         .map_err(|source| ModelError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
     reader.decode().map_err(|e| {
         ModelError::Input(format!(
@@ -354,7 +354,7 @@ impl ClipImageProcessor {
         }
         let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         let value: Value = serde_json::from_str(&text).map_err(|e| ModelError::Config {
             path: path.clone(),

@@ -21,6 +21,7 @@ mod error;
 pub mod features;
 pub mod gpt2;
 pub mod image_input;
+pub mod layers;
 pub mod llama;
 pub mod prompted;
 pub mod t5;
@@ -28,6 +29,6 @@ pub mod tiny;
 pub mod tokenizer;
 
 pub use backbone::{load_backbone, Architecture, Backbone, BackboneOutput};
-pub use error::ModelError;
+pub use error::{ConfigIssue, ModelError};
 pub use prompted::PromptedModel;
 pub use tokenizer::{clean_up_tokenization_spaces, TextTokenizer};

@@ -18,7 +18,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::causal::{CausalLm, KvCache};
 use crate::checkpoint::{self, LoadPlan};
-use crate::ModelError;
+use crate::layers::{at_least_fp32, causal_padding_bias, NormCast, RmsNorm};
+use crate::{ConfigIssue, ModelError};
 
 /// The fields of a Hugging Face Llama `config.json` the model depends on, with transformers' defaults resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +117,10 @@ impl LlamaConfig {
             path: path.to_path_buf(),
             message,
         };
+        let invalid = |issue: ConfigIssue| ModelError::InvalidConfig {
+            path: path.to_path_buf(),
+            issue,
+        };
         match value.get("model_type").and_then(|v| v.as_str()) {
             Some("llama") => {}
             Some(other) => {
@@ -140,9 +145,9 @@ impl LlamaConfig {
             )));
         }
         if let Some(scaling) = &raw.rope_scaling {
-            check_rope_scaling(scaling).map_err(bad)?;
+            check_rope_scaling(scaling).map_err(invalid)?;
         }
-        let eos_token_id = first_eos(&raw.eos_token_id).map_err(bad)?;
+        let eos_token_id = first_eos(&raw.eos_token_id).map_err(invalid)?;
         let num_key_value_heads = raw.num_key_value_heads.unwrap_or(raw.num_attention_heads);
         // transformers divides without checking; a zero head count is refused by `check`.
         let head_dim = raw.head_dim.unwrap_or_else(|| {
@@ -171,12 +176,12 @@ impl LlamaConfig {
             // Some fine-tunes write -1 for "none".
             pad_token_id: raw.pad_token_id.filter(|&id| id >= 0),
         };
-        config.check().map_err(bad)?;
+        config.check().map_err(invalid)?;
         Ok(config)
     }
 
     /// The sizes and values a model can be built from (also for configs written in code).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigIssue> {
         checkpoint::check_positive(&[
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -191,37 +196,19 @@ impl LlamaConfig {
             ("num_attention_heads", self.num_attention_heads),
             ("num_key_value_heads", self.num_key_value_heads),
         )?;
-        if self.head_dim % 2 != 0 {
-            return Err(format!(
-                "`head_dim` must be even for rotary embeddings, found {}",
-                self.head_dim
-            ));
-        }
-        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
-            return Err(format!(
-                "`rope_theta` must be positive, found {}",
-                self.rope_theta
-            ));
-        }
-        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps >= 0.0) {
-            return Err(format!(
-                "`rms_norm_eps` must be a non-negative number, found {}",
-                self.rms_norm_eps
-            ));
-        }
-        if !(0.0..1.0).contains(&self.attention_dropout) {
-            return Err(format!(
-                "`attention_dropout` must be in [0, 1), found {}",
-                self.attention_dropout
-            ));
-        }
-        if !(self.initializer_range.is_finite() && self.initializer_range >= 0.0) {
-            return Err(format!(
-                "`initializer_range` must be a non-negative number, found {}",
-                self.initializer_range
-            ));
-        }
-        Ok(())
+        let even = "even for rotary embeddings";
+        ConfigIssue::check_range("head_dim", self.head_dim as f64, even, |d| d % 2.0 == 0.0)?;
+        ConfigIssue::check_range("rope_theta", self.rope_theta, "positive", |v| v > 0.0)?;
+        let non_negative = "a non-negative number";
+        ConfigIssue::check_range("rms_norm_eps", self.rms_norm_eps, non_negative, |v| {
+            v >= 0.0
+        })?;
+        let dropout = self.attention_dropout;
+        ConfigIssue::check_range("attention_dropout", dropout, "in [0, 1)", |p| {
+            (0.0..1.0).contains(&p)
+        })?;
+        let range = self.initializer_range;
+        ConfigIssue::check_range("initializer_range", range, non_negative, |v| v >= 0.0)
     }
 
     /// `config.json` as transformers' `save_pretrained` writes it (the fields above, model type, architecture).
@@ -254,7 +241,7 @@ impl LlamaConfig {
 }
 
 /// `rope_scaling`: only the default rotary embedding is implemented, so anything else is refused by name.
-fn check_rope_scaling(scaling: &serde_json::Value) -> Result<(), String> {
+fn check_rope_scaling(scaling: &serde_json::Value) -> Result<(), ConfigIssue> {
     // transformers reads `rope_type`, and `type` for older configs.
     let kind = scaling
         .get("rope_type")
@@ -262,27 +249,27 @@ fn check_rope_scaling(scaling: &serde_json::Value) -> Result<(), String> {
         .and_then(|v| v.as_str());
     match kind {
         Some("default") => Ok(()),
-        Some(kind) => Err(format!(
+        Some(kind) => Err(ConfigIssue::Unsupported(format!(
             "`rope_scaling` of type {kind:?} ({scaling}) is not implemented: only the default rotary embedding is \
              (`rope_scaling` null or absent); linear, dynamic, yarn, longrope and llama3 scaling are not"
-        )),
-        None => Err(format!(
+        ))),
+        None => Err(ConfigIssue::Malformed(format!(
             "`rope_scaling` {scaling} is not understood (expected null, or an object with `rope_type`); only the \
              default rotary embedding is implemented"
-        )),
+        ))),
     }
 }
 
-fn first_eos(value: &serde_json::Value) -> Result<i64, String> {
+fn first_eos(value: &serde_json::Value) -> Result<i64, ConfigIssue> {
     let first = match value {
         serde_json::Value::Array(ids) => ids.first(),
         other => Some(other),
     };
     first.and_then(|v| v.as_i64()).ok_or_else(|| {
-        format!(
+        ConfigIssue::Malformed(format!(
             "`eos_token_id` must be an integer or a non-empty list of integers, found {value} (decoding needs an \
              end-of-sequence id)"
-        )
+        ))
     })
 }
 
@@ -326,7 +313,10 @@ impl Llama {
     /// A model with transformers' random initialisation (`PreTrainedModel._init_weights`): linear and embedding
     /// weights normal(0, `initializer_range`), biases zero, the padding token's embedding zero, norms one.
     pub fn new_random(config: &LlamaConfig, device: Device) -> Result<Self, ModelError> {
-        config.check().map_err(ModelError::Input)?;
+        config.check().map_err(|issue| ModelError::InvalidShape {
+            model: "Llama",
+            issue,
+        })?;
         let init = Init::Randn {
             mean: 0.0,
             stdev: config.initializer_range,
@@ -351,7 +341,7 @@ impl Llama {
         let layers = (0..config.num_hidden_layers)
             .map(|i| DecoderLayer::new(&(&model / "layers" / i), config, init))
             .collect();
-        let norm = RmsNorm::new(&(&model / "norm"), config);
+        let norm = llama_norm(&(&model / "norm"), config);
         let lm_head = (!config.tie_word_embeddings).then(|| {
             (&root / "lm_head").var("weight", &[config.vocab_size, config.hidden_size], init)
         });
@@ -473,7 +463,7 @@ impl CausalLm for Llama {
         // Embeddings changed by an fp32 adapter meet a bf16 model in the model's kind.
         let kind = self.embed_tokens.kind();
         let mut hidden = embeds.to_kind(kind);
-        let bias = attention_bias(attention_mask, past, embeds.size()[1], kind);
+        let bias = causal_padding_bias(attention_mask, past, embeds.size()[1], kind);
         let (cos, sin) = self.rotary.forward(position_ids, kind);
         let dropout = if train {
             self.config.attention_dropout
@@ -508,40 +498,6 @@ impl CausalLm for Llama {
     fn pad_token_id(&self) -> i64 {
         self.config.pad_token_id.unwrap_or(self.config.eos_token_id)
     }
-}
-
-/// fp32 for 16-bit kinds (as transformers computes softmax and norms); fp64 stays fp64 for exactness checks.
-fn at_least_fp32(kind: Kind) -> Kind {
-    if kind == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
-    }
-}
-
-fn min_value(kind: Kind) -> f64 {
-    match kind {
-        Kind::Double => f64::MIN,
-        Kind::Half => -65504.0,
-        Kind::BFloat16 => -3.389_531_389_251_535e38,
-        _ => f32::MIN as f64,
-    }
-}
-
-/// `[b, 1, t, past + t]`: 0 where query `i` (at cache position `past + i`) may see key `j` — `j ≤ past + i` and
-/// `attention_mask[j] ≠ 0` — and the kind's minimum elsewhere. As transformers' eager mask, the minimum is set, not
-/// added, so a fully masked row (a left-padding query) gets equal scores and a finite uniform softmax.
-fn attention_bias(attention_mask: &Tensor, past: i64, t: i64, kind: Kind) -> Tensor {
-    let device = attention_mask.device();
-    let total = past + t;
-    let queries = Tensor::arange_start(past, total, (Kind::Int64, device)).unsqueeze(1);
-    let keys = Tensor::arange(total, (Kind::Int64, device)).unsqueeze(0);
-    let causal = keys.le_tensor(&queries); // [t, past + t]
-    let keep = attention_mask.ne(0).unsqueeze(1); // [b, 1, past + t]
-    let allowed = causal.unsqueeze(0).logical_and(&keep).unsqueeze(1);
-    let b = attention_mask.size()[0];
-    Tensor::zeros([b, 1, t, total], (kind, device))
-        .masked_fill(&allowed.logical_not(), min_value(kind))
 }
 
 /// What every layer of one forward shares.
@@ -607,27 +563,14 @@ impl Linear {
     }
 }
 
-/// Llama's RMS norm: the mean square in fp32, the normalised states cast back to the input's kind, then scaled.
-struct RmsNorm {
-    weight: Tensor,
-    eps: f64,
-}
-
-impl RmsNorm {
-    fn new(p: &VarPath, config: &LlamaConfig) -> Self {
-        RmsNorm {
-            weight: p.var("weight", &[config.hidden_size], Init::Const(1.0)),
-            eps: config.rms_norm_eps,
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        let input_kind = x.kind();
-        let x = x.to_kind(at_least_fp32(input_kind));
-        let variance = x.pow_tensor_scalar(2).mean_dim(-1, true, x.kind());
-        let normed = &x * (variance + self.eps).rsqrt();
-        &self.weight * normed.to_kind(input_kind)
-    }
+/// Llama's RMS norm: the normalised states cast back to the input's kind, then scaled.
+fn llama_norm(p: &VarPath, config: &LlamaConfig) -> RmsNorm {
+    RmsNorm::new(
+        p,
+        config.hidden_size,
+        config.rms_norm_eps,
+        NormCast::ToInput,
+    )
 }
 
 /// Self-attention with grouped key/value heads and rotary positions.
@@ -743,9 +686,9 @@ struct DecoderLayer {
 impl DecoderLayer {
     fn new(p: &VarPath, config: &LlamaConfig, init: Init) -> Self {
         DecoderLayer {
-            input_layernorm: RmsNorm::new(&(p / "input_layernorm"), config),
+            input_layernorm: llama_norm(&(p / "input_layernorm"), config),
             self_attn: Attention::new(&(p / "self_attn"), config, init),
-            post_attention_layernorm: RmsNorm::new(&(p / "post_attention_layernorm"), config),
+            post_attention_layernorm: llama_norm(&(p / "post_attention_layernorm"), config),
             mlp: Mlp::new(&(p / "mlp"), config, init),
         }
     }

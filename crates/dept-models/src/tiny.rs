@@ -41,7 +41,10 @@ pub fn write_tiny_t5(
     let tokenizer = word_level_tokenizer(&vocab);
     let path = dir.join(crate::checkpoint::TOKENIZER_FILE);
     dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, tokenizer.to_string()))
-        .map_err(|source| ModelError::Io { path, source })
+        .map_err(|source| ModelError::Io {
+            path,
+            cause: source,
+        })
 }
 
 /// A tiny random T5 that uses an existing `tokenizer.json` (e.g. the real T5 vocabulary), so real data can be
@@ -134,7 +137,10 @@ pub fn write_tiny_clip(dir: &Path, hidden_size: i64, seed: i64) -> Result<(), Mo
             serde_json::to_string_pretty(&preprocessor).unwrap_or_default(),
         )
     })
-    .map_err(|source| ModelError::Io { path, source })
+    .map_err(|source| ModelError::Io {
+        path,
+        cause: source,
+    })
 }
 
 /// The end-of-sequence token of a `tokenizer.json`: the first of `<|endoftext|>` (GPT-2), `</s>` (T5, Llama 1–2),
@@ -227,13 +233,13 @@ fn tiny_llama(tokenizer_json: &Path, d_model: i64, seed: i64) -> Result<Llama, M
 fn copy_tokenizer(tokenizer_json: &Path, dir: &Path) -> Result<(), ModelError> {
     let text = std::fs::read(tokenizer_json).map_err(|source| ModelError::Io {
         path: tokenizer_json.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let target = dir.join(crate::checkpoint::TOKENIZER_FILE);
     dept_core::atomic::write_atomically(&target, |tmp| std::fs::write(tmp, &text)).map_err(
         |source| ModelError::Io {
             path: target,
-            source,
+            cause: source,
         },
     )
 }

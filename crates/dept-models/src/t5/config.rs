@@ -89,7 +89,10 @@ impl T5Config {
                 config.relative_attention_num_buckets,
             ),
         ])
-        .map_err(bad)?;
+        .map_err(|issue| ModelError::InvalidConfig {
+            path: path.to_path_buf(),
+            issue,
+        })?;
         if config.num_decoder_layers.is_some_and(|n| n <= 0) {
             return Err(bad("`num_decoder_layers` must be positive".into()));
         }

@@ -15,6 +15,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::backbone::{Backbone, BackboneOutput};
 use crate::checkpoint::{self, LoadPlan};
+use crate::layers::{
+    additive_causal_mask, additive_padding_mask, at_least_fp32, upcast_16_bit, NormCast, RmsNorm,
+};
 use crate::t5::{FeedForward, T5Config};
 use crate::ModelError;
 
@@ -149,7 +152,7 @@ impl T5 {
         span: Option<i64>,
     ) -> (Tensor, Tensor) {
         let p = self.dropout(train);
-        let mask = additive_mask(attention_mask, embeds.kind());
+        let mask = additive_padding_mask(attention_mask, embeds.kind());
         let n = embeds.size()[1];
         let position = match span {
             Some(l) if l < n => {
@@ -178,7 +181,7 @@ impl T5 {
         let decoder_embeds = self.embed(&self.decoder_inputs(labels));
         let t = labels.size()[1];
         let self_bias = self.decoder.position_bias(t, t, 0)
-            + causal_mask(t, decoder_embeds.kind(), encoded.device());
+            + additive_causal_mask(t, decoder_embeds.kind(), encoded.device());
         let cross = CrossInput {
             states: encoded,
             mask: encoder_mask,
@@ -186,10 +189,7 @@ impl T5 {
         let hidden = self
             .decoder
             .forward(&decoder_embeds, &self_bias, Some(&cross), p);
-        match self.logits(&hidden) {
-            x if matches!(x.kind(), Kind::BFloat16 | Kind::Half) => x.to_kind(Kind::Float),
-            x => x,
-        }
+        upcast_16_bit(self.logits(&hidden))
     }
 
     /// Mean cross-entropy of `[b, t, vocab]` logits over targets that are not `-100`.
@@ -338,15 +338,6 @@ impl Backbone for T5 {
     }
 }
 
-/// fp32 for 16-bit kinds (as transformers computes softmax and norms); fp64 stays fp64 for exactness checks.
-fn at_least_fp32(kind: Kind) -> Kind {
-    if kind == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
-    }
-}
-
 /// Dropout with probability `p` (0: none, in evaluation). The keep-mask comes from a uniform draw compared with
 /// `p`: the same Bernoulli(1 − p) that `torch.dropout` draws, about a fifth faster on CPU (a step draws many masks
 /// as large as the attention weights).
@@ -372,27 +363,6 @@ fn normal(stdev: f64) -> Init {
     Init::Randn { mean: 0.0, stdev }
 }
 
-/// `[b, n]` mask of 1/0 → `[b, 1, 1, n]`: 0 where attended, the kind's minimum where not (transformers'
-/// `get_extended_attention_mask`).
-fn additive_mask(mask: &Tensor, kind: Kind) -> Tensor {
-    let keep = mask.to_kind(kind).unsqueeze(1).unsqueeze(1);
-    (keep.ones_like() - keep) * min_value(kind)
-}
-
-/// `[1, 1, t, t]`: the kind's minimum above the diagonal.
-fn causal_mask(t: i64, kind: Kind, device: Device) -> Tensor {
-    (Tensor::ones([t, t], (kind, device)).triu(1) * min_value(kind)).view([1, 1, t, t])
-}
-
-fn min_value(kind: Kind) -> f64 {
-    match kind {
-        Kind::Double => f64::MIN,
-        Kind::Half => -65504.0,
-        Kind::BFloat16 => -3.389_531_389_251_535e38,
-        _ => f32::MIN as f64,
-    }
-}
-
 /// The encoder's states and mask, as the decoder's cross-attention sees them.
 struct CrossInput<'a> {
     states: &'a Tensor,
@@ -410,7 +380,7 @@ struct LayerCache {
 /// `encoder` or `decoder`: the blocks, the final layer norm and the relative-position table of block 0.
 struct Stack {
     blocks: Vec<Block>,
-    final_layer_norm: LayerNorm,
+    final_layer_norm: RmsNorm,
     relative_attention_bias: Tensor,
     bidirectional: bool,
     num_buckets: i64,
@@ -435,7 +405,7 @@ impl Stack {
         );
         Stack {
             blocks,
-            final_layer_norm: LayerNorm::new(&(p / "final_layer_norm"), config),
+            final_layer_norm: t5_norm(&(p / "final_layer_norm"), config),
             relative_attention_bias,
             bidirectional: !is_decoder,
             num_buckets: config.relative_attention_num_buckets,
@@ -522,10 +492,10 @@ fn relative_position_bucket(
 
 struct Block {
     self_attention: Attention,
-    self_norm: LayerNorm,
-    cross_attention: Option<(Attention, LayerNorm)>,
+    self_norm: RmsNorm,
+    cross_attention: Option<(Attention, RmsNorm)>,
     feed_forward: DenseFeedForward,
-    ff_norm: LayerNorm,
+    ff_norm: RmsNorm,
 }
 
 impl Block {
@@ -534,16 +504,16 @@ impl Block {
         let cross_attention = is_decoder.then(|| {
             (
                 Attention::new(&(layer(1) / "EncDecAttention"), config),
-                LayerNorm::new(&(layer(1) / "layer_norm"), config),
+                t5_norm(&(layer(1) / "layer_norm"), config),
             )
         });
         let ff = layer(if is_decoder { 2 } else { 1 });
         Block {
             self_attention: Attention::new(&(layer(0) / "SelfAttention"), config),
-            self_norm: LayerNorm::new(&(layer(0) / "layer_norm"), config),
+            self_norm: t5_norm(&(layer(0) / "layer_norm"), config),
             cross_attention,
             feed_forward: DenseFeedForward::new(&(&ff / "DenseReluDense"), config, feed_forward),
-            ff_norm: LayerNorm::new(&(&ff / "layer_norm"), config),
+            ff_norm: t5_norm(&(&ff / "layer_norm"), config),
         }
     }
 
@@ -710,33 +680,14 @@ impl DenseFeedForward {
     }
 }
 
-/// T5's RMS norm: no mean, no bias; the variance in fp32; back to the weight's kind when that is 16-bit.
-struct LayerNorm {
-    weight: Tensor,
-    eps: f64,
-}
-
-impl LayerNorm {
-    fn new(p: &VarPath, config: &T5Config) -> Self {
-        LayerNorm {
-            weight: p.var("weight", &[config.d_model], Init::Const(1.0)),
-            eps: config.layer_norm_epsilon,
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        let kind = at_least_fp32(x.kind());
-        let variance = x
-            .to_kind(kind)
-            .pow_tensor_scalar(2)
-            .mean_dim(-1, true, kind);
-        let normed = x * (variance + self.eps).rsqrt();
-        let normed = match self.weight.kind() {
-            k @ (Kind::Half | Kind::BFloat16) => normed.to_kind(k),
-            _ => normed,
-        };
-        &self.weight * normed
-    }
+/// T5's RMS norm (`T5LayerNorm`): back to the weight's kind when that is 16-bit.
+fn t5_norm(p: &VarPath, config: &T5Config) -> RmsNorm {
+    RmsNorm::new(
+        p,
+        config.d_model,
+        config.layer_norm_epsilon,
+        NormCast::ToHalfWeight,
+    )
 }
 
 #[cfg(test)]
