@@ -27,12 +27,11 @@ pub enum BenchCommand {
 }
 
 pub fn run(command: &BenchCommand) -> Result<()> {
-    match command {
+    Ok(match command {
         BenchCommand::Padding(args) => dept_bench::padding::run(args),
         BenchCommand::Efficiency(args) => dept_bench::efficiency::run(args),
         BenchCommand::Profile(args) => dept_bench::efficiency::profile(args),
         BenchCommand::Reference(args) => dept_bench::reference::run(args),
         BenchCommand::Features(args) => dept_bench::features::run(args),
-    }
+    }?)
 }
-

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use crate::error::{bail, ensure, BenchError, Context, Result};
 use clap::{Args, ValueEnum};
 use dept_models::clip::{ClipActivation, ClipVision, ClipVisionConfig};
 use dept_models::features::{
@@ -106,7 +106,7 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
         ensure!(threads > 0, "--threads must be positive");
         tch::set_num_threads(threads);
     }
-    let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
+    let device = dept_train::device::resolve_device(&args.device).map_err(BenchError::Invalid)?;
     let python_device = match device {
         Device::Cpu => "cpu".to_string(),
         Device::Cuda(i) => format!("cuda:{i}"),
@@ -131,10 +131,9 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
     let threads = tch::get_num_threads();
     let scratch =
         Scratch(std::env::temp_dir().join(format!("dept-bench-features-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0)
-        .with_context(|| format!("creating {}", scratch.0.display()))?;
+    std::fs::create_dir_all(&scratch.0).map_err(|e| BenchError::io("creating", &scratch.0, e))?;
     let script = scratch.0.join("bench_features.py");
-    std::fs::write(&script, SCRIPT)?;
+    std::fs::write(&script, SCRIPT).map_err(|e| BenchError::io("writing", &script, e))?;
 
     let (image_dir, images_label) = match &args.images {
         Some(dir) => (dir.clone(), dir.display().to_string()),
@@ -198,7 +197,8 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
                 .collect()
         })
         .collect();
-    std::fs::write(&batch_file, serde_json::to_string(&listing)?)?;
+    std::fs::write(&batch_file, serde_json::to_string(&listing)?)
+        .map_err(|e| BenchError::io("writing", &batch_file, e))?;
     let mut pytorch = PyTorch::start(
         &python,
         &script,
@@ -331,9 +331,9 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
     let returned: BTreeMap<String, Tensor> =
         Tensor::read_safetensors(&check_out)?.into_iter().collect();
     let get = |name: &str| {
-        returned
-            .get(name)
-            .ok_or_else(|| anyhow!("the PyTorch side's check file lacks `{name}`"))
+        returned.get(name).ok_or_else(|| {
+            BenchError::Python(format!("the PyTorch side's check file lacks `{name}`"))
+        })
     };
     let ours_state = clip
         .forward(&pixels[0])?
@@ -372,9 +372,9 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
     let (mut worst, mut scale) = (0f64, 0f64);
     for image in &images {
         let a = store.get(&image.id)?;
-        let b = theirs_features
-            .get(&image.id)
-            .ok_or_else(|| anyhow!("transformers' feature file lacks `{}`", image.id))?;
+        let b = theirs_features.get(&image.id).ok_or_else(|| {
+            BenchError::Python(format!("transformers' feature file lacks `{}`", image.id))
+        })?;
         worst = worst.max((&a - b).abs().max().double_value(&[]));
         scale = scale.max(b.abs().max().double_value(&[]));
     }
@@ -425,7 +425,7 @@ fn preprocess(
                 .into_iter()
                 .map(|h| {
                     h.join()
-                        .map_err(|_| anyhow!("a preprocessing thread panicked"))
+                        .map_err(|_| BenchError::Invalid("a preprocessing thread panicked".into()))
                 })
                 .collect::<Result<Vec<_>>>()
         })?
@@ -522,10 +522,9 @@ fn write_random_vit_b32(dir: &Path) -> Result<()> {
         "image_std": [0.26862954, 0.26130258, 0.27577711],
         "do_convert_rgb": true,
     });
-    std::fs::write(
-        dir.join(PREPROCESSOR_CONFIG_FILE),
-        serde_json::to_string_pretty(&preprocessor)?,
-    )?;
+    let path = dir.join(PREPROCESSOR_CONFIG_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(&preprocessor)?)
+        .map_err(|e| BenchError::io("writing", &path, e))?;
     Ok(())
 }
 
@@ -545,7 +544,7 @@ fn make_images(
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("starting {}", python.display()))?;
+        .map_err(|e| BenchError::io("starting", python, e))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or("").trim();
     if let Some(message) = last.strip_prefix("error ") {
@@ -608,9 +607,11 @@ impl PyTorch {
     /// A timed request: milliseconds.
     fn timed(&mut self, words: &[&str]) -> Result<f64> {
         let answer = self.request(words)?;
-        answer
-            .parse()
-            .with_context(|| format!("the PyTorch side answered {words:?} with `ok {answer}`"))
+        answer.parse().map_err(|_| {
+            BenchError::Python(format!(
+                "the PyTorch side answered {words:?} with `ok {answer}`"
+            ))
+        })
     }
 
     fn quit(self) {

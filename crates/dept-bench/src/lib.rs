@@ -8,8 +8,10 @@
 //! - [`python_side`]: the PyTorch process the side-by-side benches drive; [`synthetic`]: random inputs and shapes.
 
 pub mod efficiency;
+pub mod error;
 pub mod features;
 pub mod padding;
 pub mod python_side;
 pub mod reference;
 pub mod synthetic;
+pub use error::{BenchError, Result};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
+use crate::error::{ensure, BenchError, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_models::t5::T5;
@@ -45,7 +45,7 @@ pub fn run(args: &PaddingArgs) -> Result<()> {
         0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len,
         "need 0 < min_input ≤ max_input ≤ max_len"
     );
-    let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
+    let device = dept_train::device::resolve_device(&args.device).map_err(BenchError::Invalid)?;
     tch::manual_seed(0);
     let backbone: Box<dyn Backbone> = match &args.model {
         Some(dir) => load_backbone(dir, device)?,
@@ -113,4 +113,3 @@ pub fn run(args: &PaddingArgs) -> Result<()> {
     println!("loss difference between the paddings: {relative:.2e} relative (float rounding only)");
     Ok(())
 }
-

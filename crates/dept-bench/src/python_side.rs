@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, BenchError, Context, Result};
 
 pub struct PythonSide {
     child: Child,
@@ -21,7 +21,7 @@ impl PythonSide {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {}", python.display()))?;
+            .map_err(|e| BenchError::io("starting", python, e))?;
         let stdin = child.stdin.take().context("python's stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("python's stdout")?);
         let mut side = PythonSide {
@@ -36,8 +36,8 @@ impl PythonSide {
     /// The next line; the process's end, or an `error …` line, is an error.
     pub fn read_line(&mut self) -> Result<String> {
         let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            let status = self.child.wait()?;
+        if self.stdout.read_line(&mut line).map_err(pipe)? == 0 {
+            let status = self.child.wait().map_err(pipe)?;
             bail!("the PyTorch side ended ({status}); its error is above");
         }
         if let Some(message) = line.trim().strip_prefix("error ") {
@@ -49,8 +49,8 @@ impl PythonSide {
 
     /// Sends one line and returns the answer line.
     pub fn ask(&mut self, request: &str) -> Result<String> {
-        writeln!(self.stdin, "{request}")?;
-        self.stdin.flush()?;
+        writeln!(self.stdin, "{request}").map_err(pipe)?;
+        self.stdin.flush().map_err(pipe)?;
         self.read_line()
     }
 
@@ -77,6 +77,11 @@ pub fn python(explicit: Option<&Path>) -> Result<PathBuf> {
         ),
         None => bail!("no python for the PyTorch side: run `cargo xtask bench-venv`, or pass --python"),
     }
+}
+
+/// A broken pipe to or from the python process (it usually died: its own error is above, on stderr).
+fn pipe(error: std::io::Error) -> BenchError {
+    BenchError::Python(format!("lost the PyTorch side: {error}"))
 }
 
 /// `$DEPT_HOME/bench-venv`, else `~/.cache/dept/bench-venv` (where `cargo xtask bench-venv` puts it).

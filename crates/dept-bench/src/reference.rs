@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Result};
+use crate::error::{bail, ensure, BenchError, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_data::randperm::torch_randperm;
@@ -22,9 +22,9 @@ use dept_train::order::length_grouped;
 use dept_train::step;
 use tch::{Device, Tensor};
 
-use crate::synthetic::{random_examples, t5_shape};
 use crate::efficiency::Stats;
 use crate::python_side::{python, PythonSide};
+use crate::synthetic::{random_examples, t5_shape};
 
 const SCRIPT: &str = include_str!("bench_reference.py");
 const LR_PROMPT: f64 = 0.3;
@@ -98,9 +98,9 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
     }
     let threads = tch::get_num_threads();
     let scratch = std::env::temp_dir().join(format!("dept-bench-reference-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch)?;
+    std::fs::create_dir_all(&scratch).map_err(|e| BenchError::io("creating", &scratch, e))?;
     let script = scratch.join("bench_reference.py");
-    std::fs::write(&script, SCRIPT)?;
+    std::fs::write(&script, SCRIPT).map_err(|e| BenchError::io("writing", &script, e))?;
     let result = args
         .shapes
         .iter()
@@ -108,7 +108,6 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
-
 
 fn compare(
     args: &ReferenceArgs,
@@ -476,7 +475,10 @@ impl PyTorch {
     fn step(&mut self, k: usize) -> Result<(f64, f64)> {
         let line = self.side.ask(&format!("step {k}"))?;
         match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["ok", ms, loss] => Ok((ms.parse()?, loss.parse()?)),
+            ["ok", ms, loss] => match (ms.parse(), loss.parse()) {
+                (Ok(ms), Ok(loss)) => Ok((ms, loss)),
+                _ => bail!("unexpected answer from the PyTorch side: {line}"),
+            },
             _ => bail!("unexpected answer from the PyTorch side: {line}"),
         }
     }

@@ -1,6 +1,6 @@
 //! Random inputs and model shapes for random-weight benchmarks (timings do not depend on the weights).
 
-use anyhow::{ensure, Result};
+use crate::error::{bail, ensure, Result};
 use dept_models::t5::T5Config;
 use dept_train::batch::Encoded;
 use tch::{Device, Kind, Tensor};
@@ -47,7 +47,7 @@ pub fn t5_shape(name: &str) -> Result<T5Config> {
         "t5-small" => (512, 2048, 6, 8),
         "t5-base" => (768, 3072, 12, 12),
         "t5-large" => (1024, 4096, 24, 16),
-        other => anyhow::bail!("unknown shape {other:?}: expected t5-small, t5-base or t5-large"),
+        other => bail!("unknown shape {other:?}: expected t5-small, t5-base or t5-large"),
     };
     let json = serde_json::json!({
         "vocab_size": 32128, "d_model": d_model, "d_kv": 64, "d_ff": d_ff, "num_layers": num_layers,

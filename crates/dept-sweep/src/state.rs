@@ -112,6 +112,12 @@ fn terminal_width() -> usize {
     }
 }
 
+impl Default for LiveTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LiveTable {
     pub fn new() -> Self {
         LiveTable {

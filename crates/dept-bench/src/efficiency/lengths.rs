@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, ensure, Context, Result};
+use crate::error::{bail, ensure, BenchError, Context, Result};
 use dept_data::{load_split_subsampled, Family, Split};
 use dept_models::TextTokenizer;
 use serde::{Deserialize, Serialize};
@@ -86,11 +86,14 @@ impl LengthProfile {
                     match load_split_subsampled(task, data_dir, Split::Test, 42, Some(max_rows)) {
                         Ok(examples) => (examples, "validation"),
                         Err(_) => {
-                            return Err(anyhow::Error::new(train_error).context(format!(
-                                "reading {}'s training split under {}",
-                                task.name,
-                                data_dir.display()
-                            )))
+                            return Err(BenchError::Context {
+                                context: format!(
+                                    "reading {}'s training split under {}",
+                                    task.name,
+                                    data_dir.display()
+                                ),
+                                error: Box::new(train_error.into()),
+                            })
                         }
                     }
                 }
@@ -248,7 +251,7 @@ pub fn profile(args: &ProfileArgs) -> Result<()> {
         };
         let text = serde_json::to_string_pretty(&file)? + "\n";
         dept_core::atomic::write_atomically(out, |tmp| std::fs::write(tmp, &text))
-            .with_context(|| format!("writing {}", out.display()))?;
+            .map_err(|e| BenchError::io("writing", out, e))?;
         println!("wrote {}", out.display());
     }
     Ok(())

@@ -13,7 +13,7 @@ mod shapes;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
+use crate::error::{ensure, BenchError, Context, Result};
 use clap::{Args, ValueEnum};
 use dept_core::budget::{Budget, Rounding};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
@@ -126,7 +126,7 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         args.batch_size > 0 && args.max_len > 0 && args.pt_len > 0,
         "--batch-size, --max-len and --pt-len must be positive"
     );
-    let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
+    let device = dept_train::device::resolve_device(&args.device).map_err(BenchError::Invalid)?;
     let mut shapes: Vec<&String> = Vec::new();
     for name in &args.shapes {
         if !shapes.contains(&name) {
@@ -561,13 +561,13 @@ fn print_table(rows: &[Row], shape: &str, padding: PaddingMode, device: Device) 
 }
 
 fn write_outputs(out: &Path, rows: &[Row], headline_m: i64, device: Device) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out).map_err(|e| BenchError::io("creating", out, e))?;
     let write = |name: &str, text: String| {
         let path = out.join(name);
         dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, &text))
-            .with_context(|| format!("writing {}", path.display()))?;
+            .map_err(|e| BenchError::io("writing", &path, e))?;
         println!("wrote {}", path.display());
-        anyhow::Ok(())
+        Ok::<(), BenchError>(())
     };
     write("efficiency.csv", csv(rows, device))?;
     write("figure3.svg", plot::figure3_svg(rows))?;

@@ -1,7 +1,7 @@
 //! The model shapes the efficiency study builds with random weights (time and memory do not depend on the
 //! weights): released T5 v1 sizes, GPT-2 sizes and LLaMA-2 7B/13B, from their configs alone.
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use dept_models::decoder_only::DecoderOnly;
 use dept_models::gpt2::{gpt2_shape, Gpt2, Gpt2Config};
 use dept_models::llama::{Llama, LlamaConfig};
