@@ -13,5 +13,6 @@ pub mod features;
 pub mod padding;
 pub mod python_side;
 pub mod reference;
+pub mod selftest;
 pub mod synthetic;
 pub use error::{BenchError, Result};
