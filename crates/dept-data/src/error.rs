@@ -40,9 +40,12 @@ pub enum DataError {
     /// A parquet file could not be decoded.
     #[error("{path}: parquet: {message}")]
     Parquet { path: PathBuf, message: String },
-    /// The task name is not in the registry.
-    #[error("unknown task `{name}`; known tasks: {known}")]
-    UnknownTask { name: String, known: String },
+    /// The task name is not in the registry (there is no default task to fall back on).
+    #[error("unknown task `{name}`; known tasks: {}", known.join(", "))]
+    UnknownTask {
+        name: String,
+        known: Vec<&'static str>,
+    },
     /// None of the files a split can come from exists.
     #[error("{task}: no file for the original `{split}` split; looked for: {tried}")]
     MissingData {

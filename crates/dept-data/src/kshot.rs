@@ -12,19 +12,60 @@ use crate::example::TextExample;
 use crate::numpy_rng::numpy_permutation;
 use crate::task::Task;
 
-/// Classes per task of the official `num_labels_mapping` (tasks outside it have no k-shot setting there).
-fn classes(task: &Task) -> Option<&'static [&'static str]> {
-    match task.name {
-        "mnli" | "cb" => Some(&["0", "1", "2"]),
-        "qqp" | "qnli" | "sst2" | "mrpc" | "stsb" | "rte" | "cola" | "boolq" | "wic" | "wsc"
-        | "multirc" | "scitail" => Some(&["0", "1"]),
-        _ => None,
+/// A task's classes in the official `num_labels_mapping` (tasks outside it have no k-shot setting there).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KShotClasses {
+    /// The classes, each drawn `k / len` times.
+    pub classes: &'static [&'static str],
+    /// How an example's class is read off its target.
+    pub class_of: ClassOf,
+}
+
+/// How an example's k-shot class is read off its target.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClassOf {
+    /// The target is the class (label ids).
+    Target,
+    /// The target is a score: the first class up to and including this value, the second above it (STS-B, 2.5).
+    ScoreAtMost(f64),
+}
+
+impl KShotClasses {
+    /// Binary label ids, classes `"0"` and `"1"`.
+    pub const BINARY: KShotClasses = KShotClasses {
+        classes: &["0", "1"],
+        class_of: ClassOf::Target,
+    };
+    /// Three label ids, classes `"0"`, `"1"` and `"2"`.
+    pub const TERNARY: KShotClasses = KShotClasses {
+        classes: &["0", "1", "2"],
+        class_of: ClassOf::Target,
+    };
+
+    /// The class of one example of `task`.
+    fn class<'a>(&self, task: &Task, example: &'a TextExample) -> Result<&'a str> {
+        let ClassOf::ScoreAtMost(threshold) = self.class_of else {
+            return Ok(example.target.as_str());
+        };
+        let score: f64 = example.target.parse().map_err(|_| {
+            DataError::Invalid(format!(
+                "{} example {}: target {:?} is not a score",
+                task.name, example.id, example.target
+            ))
+        })?;
+        let [low, high] = self.classes else {
+            return Err(DataError::Invalid(format!(
+                "{}: a score threshold needs exactly two k-shot classes, not {:?}",
+                task.name, self.classes
+            )));
+        };
+        Ok(if score <= threshold { low } else { high })
     }
 }
 
 /// Picks the k-shot subset of an (already split) training set.
 pub fn k_shot(task: &Task, train: &[TextExample], k: usize, seed: u64) -> Result<Vec<TextExample>> {
-    let classes = classes(task).ok_or_else(|| {
+    let kshot = task.k_shot.ok_or_else(|| {
         DataError::Invalid(format!(
             "{}: the official code defines no k-shot classes for this task",
             task.name
@@ -33,6 +74,7 @@ pub fn k_shot(task: &Task, train: &[TextExample], k: usize, seed: u64) -> Result
     if k == 0 {
         return Err(DataError::Invalid("k-shot needs k >= 1".to_string()));
     }
+    let classes = kshot.classes;
     let per_class = k / classes.len();
     let mut counts: BTreeMap<&str, usize> = classes.iter().map(|c| (*c, 0)).collect();
     let mut taken = Vec::with_capacity(k);
@@ -42,21 +84,7 @@ pub fn k_shot(task: &Task, train: &[TextExample], k: usize, seed: u64) -> Result
             break;
         }
         let example = &train[i];
-        let class = if task.name == "stsb" {
-            let score: f64 = example.target.parse().map_err(|_| {
-                DataError::Invalid(format!(
-                    "stsb example {}: target {:?} is not a score",
-                    example.id, example.target
-                ))
-            })?;
-            if score <= 2.5 {
-                "0"
-            } else {
-                "1"
-            }
-        } else {
-            example.target.as_str()
-        };
+        let class = kshot.class(task, example)?;
         let count = counts.get_mut(class).ok_or_else(|| {
             DataError::Invalid(format!(
                 "{} example {}: target {class:?} is not one of {classes:?}",

@@ -19,14 +19,39 @@
 //! ```
 //!
 //! - [`task()`] finds a [`Task`] by name (`rte`, `boolq`, ... or the official `superglue-boolq`); [`all_tasks`] lists
-//!   them. A task knows its metrics, the metric that picks the best checkpoint, its label words and split policy.
-//!   The registry holds the paper's 23 tasks ([`paper_tasks`]: 21 NLP tasks, `vqa`, `coco_caption`) and the two
-//!   tasks it uses only as transfer sources, `record` and `squad` ([`transfer_source_tasks`],
-//!   [`Task::is_transfer_source`]).
+//!   them. A name not in the registry is an error ([`DataError::UnknownTask`], listing the known ones), never a
+//!   default task. The registry holds the paper's 23 tasks ([`paper_tasks`]: 21 NLP tasks, `vqa`,
+//!   `coco_caption`) and the two tasks it uses only as transfer sources, `record` and `squad`
+//!   ([`transfer_source_tasks`], [`Role`]).
 //! - [`load_split`] returns [`TextExample`]s `{id, input, target, extra}`; [`k_shot`] draws few-shot training sets.
 //! - [`score()`] scores decoded predictions against examples, in percent like the official code (accuracy 87.5, not
 //!   0.875). Predictions that are not a valid label count as wrong. VQA is scored with VQA accuracy, captions with
 //!   CIDEr-D, BLEU-4 and ROUGE-L on PTB-tokenised text (`metrics::vqa`, `metrics::caption`).
+//!
+//! ## Main types
+//!
+//! - [`Task`]: one registry entry, and everything known about its task, so nothing looks a task up by name: its
+//!   folders and release files ([`schema::Files`]), metrics, labels ([`Task::labels`]) and their class names (the
+//!   verbaliser, [`Task::class_names`], [`Task::label_name`]), k-shot classes ([`KShotClasses`]), [`Role`], split
+//!   policy ([`SplitPolicy`]), reader, and input format ([`schema::Format`]: a `prefix: {field}` template, or a
+//!   function where the format needs code).
+//! - [`Record`]: one source row in the hub dataset's schema, whatever file it came from; [`TextExample`] (with
+//!   [`Extra`]): what the model reads and writes and what scoring needs besides.
+//! - [`Split`] (train/validation/test as the paper uses them) and [`SourceSplit`] (as the files ship them).
+//! - [`Metric`] and [`score()`]; [`DataError`], the crate's one error type.
+//!
+//! ## How to add a task
+//!
+//! 1. `src/tasks/mod.rs`: add a `Task { .. }` entry to the registry (`ALL`), next to its family: names, folders,
+//!    `files` (file-name templates per split), metrics, `labels`, `class_names`, `k_shot`, `role`, `split_policy`,
+//!    `reader` (an existing `Reader` variant when the files are in a known format) and `format` (usually a
+//!    `Format::Fields` template such as `[("premise:", "premise"), ("hypothesis:", "hypothesis")]`).
+//! 2. Only when its files are in a new format: a reader function in its family module `src/tasks/<family>.rs` (a new
+//!    module is one `pub mod` line in `tasks/mod.rs`) plus the `Reader` variant that calls it, in `tasks/mod.rs`; an
+//!    input format that needs code is a `Format::Code` function beside the reader.
+//! 3. `cargo test -p dept-data`: `tasks::tests::every_entry_is_consistent` checks the entry (class names and k-shot
+//!    classes against the labels, the role against the paper's list, GLUE columns against the input fields) and
+//!    `load::tests::malformed_files_never_panic` runs its reader on broken files.
 //!
 //! ## Formats
 //!
@@ -62,6 +87,7 @@ pub mod numpy_rng;
 pub mod randperm;
 pub mod readers;
 pub mod record;
+pub mod schema;
 pub mod score;
 pub mod splits;
 pub mod stats;
@@ -72,12 +98,12 @@ pub mod text;
 
 pub use error::{DataError, Result};
 pub use example::{Extra, TextExample};
-pub use kshot::k_shot;
+pub use kshot::{k_shot, ClassOf, KShotClasses};
 pub use load::{find_source, load_split, load_split_subsampled, read_source, SourceFiles};
 pub use record::Record;
 pub use score::{score, score_all_answers};
 pub use splits::{split_indices, subsampled_indices, OFFICIAL_SPLIT_SEED};
 pub use task::{
-    all_tasks, paper_tasks, task, transfer_source_tasks, Family, Metric, SourceSplit, Split,
+    all_tasks, paper_tasks, task, transfer_source_tasks, Family, Metric, Role, SourceSplit, Split,
     SplitPolicy, Task,
 };

@@ -1,11 +1,14 @@
-//! The task registry: names, metrics, label words, split policy and where each task's files live.
+//! What a task is ([`Task`]) and how to find one by name; the entries themselves are in [`crate::tasks`].
 
 use std::fmt;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
 use crate::example::TextExample;
+use crate::kshot::KShotClasses;
 use crate::record::Record;
+use crate::schema::{Files, Format};
+use crate::tasks::Reader;
 
 /// The split a user asks for (the paper's train/validation/test, after the official re-splitting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,10 +165,17 @@ pub enum Family {
     CocoCaption,
 }
 
-pub(crate) type Formatter = fn(&Record, usize) -> Result<Vec<TextExample>>;
+/// What the paper does with a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// One of the 23 tasks the paper evaluates on (21 NLP tasks, VQA and MSCOCO captions).
+    Evaluation,
+    /// Used only as a source task for transfer (ReCoRD, SQuAD), not evaluated on.
+    TransferSource,
+}
 
-/// One task of the registry: the paper's 23 evaluation tasks and the two transfer source tasks (see
-/// [`Task::is_transfer_source`]).
+/// One task of the registry ([`all_tasks`]): everything the crate knows about it, so that nothing looks a task up by
+/// its name. The paper's 23 evaluation tasks and the two transfer source tasks ([`Task::role`]).
 #[derive(Debug)]
 pub struct Task {
     /// Our name, used on the command line and in configs (`rte`, `boolq`, `natural_questions`).
@@ -174,26 +184,40 @@ pub struct Task {
     pub official_name: &'static str,
     /// The hub dataset the official code loads (`glue/rte`, `lucadiliello/newsqa`).
     pub hub_dataset: &'static str,
-    /// File family.
+    /// The benchmark family (GLUE, SuperGLUE, MRQA, ...), for grouping; [`Task::is_vision_language`] asks it.
     pub family: Family,
+    /// Whether the paper evaluates on the task or only transfers from it.
+    pub role: Role,
     /// Folder names tried under the data dir, in order.
     pub dirs: &'static [&'static str],
+    /// The original release files under the task's folder.
+    pub files: Files,
     /// Metrics reported, in the official order.
     pub metrics: &'static [Metric],
     /// The metric that picks the best checkpoint (`TASK_TO_METRICS[task][0]` in the official `train.py`).
     pub best_metric: Metric,
-    /// The valid targets for classification tasks (`labels_list`), `None` for free-text answers.
+    /// The valid targets for classification tasks (`labels_list`: label ids as the model writes them, `"0"`,
+    /// `"1"`, or STS-B's score grid), `None` for free-text answers.
     pub labels: Option<&'static [&'static str]>,
+    /// The verbaliser: the hub `ClassLabel` name of each of [`Task::labels`], in the same order (RTE's `"1"` is
+    /// `not_entailment`); `None` where targets have no class names (STS-B scores, free text). Readers of files
+    /// that spell labels out (GLUE's MNLI/QNLI/RTE, CB, SciTail) map them onto ids with it.
+    pub class_names: Option<&'static [&'static str]>,
+    /// The official k-shot classes (`num_labels_mapping`), `None` for tasks without a k-shot setting there.
+    pub k_shot: Option<KShotClasses>,
     /// How train/validation/test are derived.
     pub split_policy: SplitPolicy,
-    pub(crate) format: Formatter,
+    /// How an original file maps onto hub-schema records.
+    pub(crate) reader: Reader,
+    /// How a hub-schema record becomes its example(s): the input template, target and id.
+    pub format: Format,
 }
 
 impl Task {
     /// True for ReCoRD and SQuAD: the paper uses them only as source tasks for transfer, not among the 23 tasks it
     /// evaluates on (21 NLP tasks, VQA and MSCOCO captions).
     pub fn is_transfer_source(&self) -> bool {
-        matches!(self.name, "record" | "squad")
+        self.role == Role::TransferSource
     }
 
     /// True for the vision-language tasks (VQA, COCO captions): their examples name an image
@@ -205,28 +229,14 @@ impl Task {
     /// The class name behind a classification target (`"1"` → `"not_entailment"` for RTE), as the hub dataset's
     /// `ClassLabel` names it; `None` for free-text tasks, STS-B scores, and targets outside the label set.
     pub fn label_name(&self, target: &str) -> Option<&'static str> {
-        let names: &[&str] = match self.name {
-            "mnli" => &["entailment", "neutral", "contradiction"],
-            "qnli" | "rte" => &["entailment", "not_entailment"],
-            "qqp" => &["not_duplicate", "duplicate"],
-            "sst2" | "yelp_polarity" => &["negative", "positive"],
-            "mrpc" => &["not_equivalent", "equivalent"],
-            "cola" => &["unacceptable", "acceptable"],
-            "cb" => &["entailment", "contradiction", "neutral"],
-            "boolq" | "wic" | "wsc" | "multirc" => &["False", "True"],
-            "scitail" => &["entailment", "neutral"],
-            "paws" => &["not_paraphrase", "paraphrase"],
-            "winogrande" => &["option1", "option2"],
-            _ => return None,
-        };
         let index = self.labels?.iter().position(|l| *l == target)?;
-        names.get(index).copied()
+        self.class_names?.get(index).copied()
     }
 
     /// Formats one hub-schema row into its text-to-text example(s) (ReCoRD yields one per gold answer).
     /// `row_index` is the row's position in its source split, used as id when the row has no id of its own.
     pub fn format(&self, record: &Record, row_index: usize) -> Result<Vec<TextExample>> {
-        (self.format)(record, row_index)
+        self.format.apply(self, record, row_index)
     }
 
     /// True if the prediction is one of the task's label strings (always true for free-text tasks).
@@ -264,17 +274,13 @@ pub fn task(name: &str) -> Result<&'static Task> {
         .find(|t| t.name == wanted || t.official_name == wanted)
         .ok_or_else(|| DataError::UnknownTask {
             name: name.to_string(),
-            known: crate::tasks::ALL
-                .iter()
-                .map(|t| t.name)
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: crate::tasks::ALL.iter().map(|t| t.name).collect(),
         })
 }
 
 /// Every task in the registry: the paper's 23 tasks and the transfer sources ReCoRD and SQuAD.
 pub fn all_tasks() -> &'static [Task] {
-    &crate::tasks::ALL
+    crate::tasks::ALL
 }
 
 /// The 23 tasks the paper evaluates on (its 21 NLP tasks, VQA and MSCOCO captions), in registry order.

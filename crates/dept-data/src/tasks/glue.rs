@@ -1,4 +1,5 @@
-//! GLUE: the original TSV files mapped onto the `glue/<task>` hub schema, and the official formats.
+//! GLUE: the original TSV files mapped onto the `glue/<task>` hub schema. The official formats below, and each
+//! task's columns and class names, are fields of its registry entry (`tasks/mod.rs`); this module only reads files.
 //!
 //! | task | input | target |
 //! |------|-------|--------|
@@ -20,91 +21,55 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{DataError, Result};
-use crate::example::TextExample;
 use crate::readers::tsv::read_tsv;
 use crate::record::Record;
-use crate::task::{SourceSplit, Task};
-use crate::text::stsb_target;
+use crate::task::Task;
 
-use super::join;
-
-pub(crate) fn candidates(task: &Task, split: SourceSplit) -> Vec<String> {
-    let name = match (task.name, split) {
-        (_, SourceSplit::Train) => "train.tsv",
-        ("mnli", SourceSplit::ValidationMatched) => "dev_matched.tsv",
-        ("mnli", SourceSplit::ValidationMismatched) => "dev_mismatched.tsv",
-        (_, SourceSplit::Validation) => "dev.tsv",
-        _ => "test.tsv",
-    };
-    vec![name.to_string()]
+/// The columns of a GLUE TSV with a header row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Columns {
+    /// (hub field, TSV column) pairs.
+    pub fields: &'static [(&'static str, &'static str)],
+    /// The label's column; test files lack it (the hub writes -1 there).
+    pub label_column: &'static str,
+    pub label: LabelColumn,
 }
 
 /// How a label column maps onto the hub's class ids.
-enum LabelMap {
-    /// Class names in id order.
-    Names(&'static [&'static str]),
-    /// Already an integer id below this bound.
-    Ids(i64),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LabelColumn {
+    /// One of the task's class names ([`Task::class_names`]), which becomes its position.
+    ClassName,
+    /// Already an integer id below the number of the task's labels.
+    Id,
     /// A float score (STS-B).
     Score,
 }
 
-/// (hub field, TSV column) pairs, the label column and its mapping.
-fn schema(task: &str) -> (Vec<(&'static str, &'static str)>, &'static str, LabelMap) {
-    const NLI: &[&str] = &["entailment", "not_entailment"];
-    match task {
-        "sst2" => (vec![("sentence", "sentence")], "label", LabelMap::Ids(2)),
-        "mrpc" => (
-            vec![("sentence1", "#1 String"), ("sentence2", "#2 String")],
-            "Quality",
-            LabelMap::Ids(2),
-        ),
-        "qqp" => (
-            vec![("question1", "question1"), ("question2", "question2")],
-            "is_duplicate",
-            LabelMap::Ids(2),
-        ),
-        "stsb" => (
-            vec![("sentence1", "sentence1"), ("sentence2", "sentence2")],
-            "score",
-            LabelMap::Score,
-        ),
-        "mnli" => (
-            vec![("premise", "sentence1"), ("hypothesis", "sentence2")],
-            "gold_label",
-            LabelMap::Names(&["entailment", "neutral", "contradiction"]),
-        ),
-        "qnli" => (
-            vec![("question", "question"), ("sentence", "sentence")],
-            "label",
-            LabelMap::Names(NLI),
-        ),
-        // rte
-        _ => (
-            vec![("sentence1", "sentence1"), ("sentence2", "sentence2")],
-            "label",
-            LabelMap::Names(NLI),
-        ),
+/// CoLA's TSV has no header: columns source, label, original mark, sentence.
+pub(crate) fn read_cola(task: &Task, path: &Path) -> Result<Vec<Record>> {
+    let shared: Arc<PathBuf> = Arc::new(path.to_path_buf());
+    let tsv = read_tsv(path, false, 4)?;
+    let mut records = Vec::with_capacity(tsv.rows.len());
+    for (idx, (line, cols)) in tsv.rows.into_iter().enumerate() {
+        let mut record = Record::new(&shared, line);
+        let label = parse_label(task, &record, "label (column 2)", &cols[1], LabelColumn::Id)?;
+        record.set("sentence", cols[3].clone());
+        record.set("label", label);
+        record.set("idx", idx as u64);
+        records.push(record);
     }
+    Ok(records)
 }
 
 /// Reads a GLUE TSV into `glue/<task>` records.
-pub(crate) fn read(task: &Task, path: &Path) -> Result<Vec<Record>> {
+pub(crate) fn read(task: &Task, columns: &Columns, path: &Path) -> Result<Vec<Record>> {
     let shared: Arc<PathBuf> = Arc::new(path.to_path_buf());
-    if task.name == "cola" {
-        let tsv = read_tsv(path, false, 4)?;
-        let mut records = Vec::with_capacity(tsv.rows.len());
-        for (idx, (line, cols)) in tsv.rows.into_iter().enumerate() {
-            let mut record = Record::new(&shared, line);
-            let label = parse_label(&record, "label (column 2)", &cols[1], &LabelMap::Ids(2))?;
-            record.set("sentence", cols[3].clone());
-            record.set("label", label);
-            record.set("idx", idx as u64);
-            records.push(record);
-        }
-        return Ok(records);
-    }
-    let (fields, label_column, label_map) = schema(task.name);
+    let Columns {
+        fields,
+        label_column,
+        label: label_map,
+    } = *columns;
     let tsv = read_tsv(path, true, 0)?;
     let positions: Vec<(&str, usize)> = fields
         .iter()
@@ -119,7 +84,7 @@ pub(crate) fn read(task: &Task, path: &Path) -> Result<Vec<Record>> {
         }
         // Test files have no label column; the hub writes -1 there.
         let label = match label_pos {
-            Some(pos) => parse_label(&record, label_column, &cols[pos], &label_map)?,
+            Some(pos) => parse_label(task, &record, label_column, &cols[pos], label_map)?,
             None => serde_json::Value::from(-1),
         };
         record.fields.insert("label".into(), label);
@@ -130,10 +95,11 @@ pub(crate) fn read(task: &Task, path: &Path) -> Result<Vec<Record>> {
 }
 
 fn parse_label(
+    task: &Task,
     record: &Record,
     column: &str,
     raw: &str,
-    map: &LabelMap,
+    map: LabelColumn,
 ) -> Result<serde_json::Value> {
     let bad = |expected: String| DataError::Field {
         path: record.path.to_path_buf(),
@@ -143,106 +109,24 @@ fn parse_label(
         found: format!("{raw:?}"),
     };
     match map {
-        LabelMap::Names(names) => names
-            .iter()
-            .position(|n| *n == raw)
-            .map(|i| serde_json::Value::from(i as i64))
-            .ok_or_else(|| bad(format!("one of {names:?}"))),
-        LabelMap::Ids(n) => match raw.trim().parse::<i64>() {
-            Ok(id) if (0..*n).contains(&id) => Ok(id.into()),
-            _ => Err(bad(format!("a label id in 0..{n}"))),
-        },
-        LabelMap::Score => match raw.trim().parse::<f64>() {
+        LabelColumn::ClassName => {
+            let names = task.class_names.unwrap_or_default();
+            names
+                .iter()
+                .position(|n| *n == raw)
+                .map(|i| serde_json::Value::from(i as i64))
+                .ok_or_else(|| bad(format!("one of {names:?}")))
+        }
+        LabelColumn::Id => {
+            let n = task.labels.map_or(0, <[_]>::len);
+            match raw.trim().parse::<i64>() {
+                Ok(id) if usize::try_from(id).is_ok_and(|id| id < n) => Ok(id.into()),
+                _ => Err(bad(format!("a label id in 0..{n}"))),
+            }
+        }
+        LabelColumn::Score => match raw.trim().parse::<f64>() {
             Ok(score) if score.is_finite() => Ok(score.into()),
             _ => Err(bad("a similarity score".to_string())),
         },
     }
-}
-
-fn one(id: String, input: String, target: String) -> Result<Vec<TextExample>> {
-    Ok(vec![TextExample {
-        id,
-        input,
-        target,
-        extra: Default::default(),
-    }])
-}
-
-/// cola, sst2: `sentence: {sentence}`.
-pub(crate) fn format_sentence(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&["sentence:", r.str("sentence")?]),
-        r.label("label", 2)?.to_string(),
-    )
-}
-
-/// mrpc, rte: `sentence1: {sentence1} sentence2: {sentence2}`.
-pub(crate) fn format_sentence_pair(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "sentence1:",
-            r.str("sentence1")?,
-            "sentence2:",
-            r.str("sentence2")?,
-        ]),
-        r.label("label", 2)?.to_string(),
-    )
-}
-
-/// stsb: as sentence pairs, target `round_stsb_target(label)`.
-pub(crate) fn format_stsb(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "sentence1:",
-            r.str("sentence1")?,
-            "sentence2:",
-            r.str("sentence2")?,
-        ]),
-        stsb_target(r.f64("label")?),
-    )
-}
-
-/// qqp: `question1: {question1} question2: {question2}`.
-pub(crate) fn format_qqp(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "question1:",
-            r.str("question1")?,
-            "question2:",
-            r.str("question2")?,
-        ]),
-        r.label("label", 2)?.to_string(),
-    )
-}
-
-/// qnli: `question: {question} sentence: {sentence}`.
-pub(crate) fn format_qnli(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "question:",
-            r.str("question")?,
-            "sentence:",
-            r.str("sentence")?,
-        ]),
-        r.label("label", 2)?.to_string(),
-    )
-}
-
-/// mnli: `premise: {premise} hypothesis: {hypothesis}`.
-pub(crate) fn format_mnli(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "premise:",
-            r.str("premise")?,
-            "hypothesis:",
-            r.str("hypothesis")?,
-        ]),
-        r.label("label", 3)?.to_string(),
-    )
 }

@@ -1,7 +1,9 @@
-//! The registry of the paper's tasks and, per family, how original files map onto the hub schema and how a row is
-//! formatted. The formats are those of the official DePT code (`src/tasks.py`, from ATTEMPT/compacter) with
-//! `add_prefix=False`, its default: the task name is not prepended. The two vision-language tasks (VQA, COCO
-//! captions, [`vl`]) follow VL-T5 with its task prompts instead.
+//! The registry of the paper's tasks (`ALL`: one [`Task`] entry each, holding every fact about it: files, reader,
+//! labels and their class names, input format, k-shot classes, role) and, per family module, the readers that map
+//! original files onto the hub schema and the formatters that need code. The formats are those of the official
+//! DePT code (`src/tasks.py`, from ATTEMPT/compacter) with `add_prefix=False`, its default: the task name is not
+//! prepended. The two vision-language tasks (VQA, COCO captions, [`vl`]) follow VL-T5 with its task prompts
+//! instead.
 
 pub mod glue;
 pub mod mrqa;
@@ -12,8 +14,10 @@ pub mod vl;
 use std::path::Path;
 
 use crate::error::Result;
+use crate::kshot::{ClassOf, KShotClasses};
 use crate::record::Record;
-use crate::task::{Family, Metric, SourceSplit, SplitPolicy, Task};
+use crate::schema::{Files, Format, RowId, SplitParts, Target};
+use crate::task::{Family, Metric, Role, SourceSplit, SplitPolicy, Task};
 
 use Metric::*;
 
@@ -24,377 +28,630 @@ const STSB_LABELS: &[&str] = &[
     "0.0", "0.2", "0.4", "0.6", "0.8", "1.0", "1.2", "1.4", "1.6", "1.8", "2.0", "2.2", "2.4",
     "2.6", "2.8", "3.0", "3.2", "3.4", "3.6", "3.8", "4.0", "4.2", "4.4", "4.6", "4.8", "5.0",
 ];
+const NLI: &[&str] = &["entailment", "not_entailment"];
+const BOOLEAN: &[&str] = &["False", "True"];
 
 const HALVE: SplitPolicy = SplitPolicy::HalveValidation;
 const HOLDOUT: SplitPolicy = SplitPolicy::HoldoutTrain {
     test: SourceSplit::Validation,
     max_train: None,
 };
+const AS_SHIPPED: SplitPolicy = SplitPolicy::Direct {
+    validation: SourceSplit::Validation,
+    test: SourceSplit::Test,
+};
 const QA: &[Metric] = &[SquadEm, SquadF1];
 
-macro_rules! task {
-    ($name:expr, $official:expr, $hub:expr, $family:ident, $dirs:expr, $metrics:expr, $best:expr, $labels:expr,
-     $policy:expr, $format:path) => {
-        Task {
-            name: $name,
-            official_name: $official,
-            hub_dataset: $hub,
-            family: Family::$family,
-            dirs: $dirs,
-            metrics: $metrics,
-            best_metric: $best,
-            labels: $labels,
-            split_policy: $policy,
-            format: $format,
+/// GLUE and PAWS: `train.tsv`, `dev.tsv`, `test.tsv`.
+const TSV_FILES: Files = Files {
+    templates: &["{}.tsv"],
+    parts: SplitParts::three("train", "dev", "test"),
+};
+/// SuperGLUE: `train.jsonl`, `val.jsonl`, `test.jsonl`.
+const SUPERGLUE_FILES: Files = Files {
+    templates: &["{}.jsonl"],
+    parts: SplitParts::three("train", "val", "test"),
+};
+
+/// An MRQA set's files: `train`/`dev` in the task folder, or the release layout under its file stem (`$release`,
+/// e.g. `HotpotQA`): `dev/HotpotQA.jsonl.gz`, `HotpotQA-dev.jsonl.gz`, `HotpotQA.dev.jsonl.gz`.
+macro_rules! mrqa_files {
+    ($release:literal) => {
+        Files {
+            templates: &[
+                "{}.jsonl.gz",
+                "{}.jsonl",
+                concat!("{}/", $release, ".jsonl.gz"),
+                concat!($release, "-{}.jsonl.gz"),
+                concat!($release, ".{}.jsonl.gz"),
+            ],
+            parts: SplitParts::three("train", "dev", "dev"),
         }
     };
 }
 
+/// An MRQA task (SQuAD included): extractive QA with free-text answers, formatted by [`mrqa::format`]; only the
+/// names, folders, release file stem and role differ.
+macro_rules! mrqa_task {
+    ($name:literal, $official:literal, $hub:literal, $dirs:expr, $release:literal, $role:ident) => {
+        Task {
+            name: $name,
+            official_name: $official,
+            hub_dataset: $hub,
+            family: Family::Mrqa,
+            role: Role::$role,
+            dirs: $dirs,
+            files: mrqa_files!($release),
+            metrics: QA,
+            best_metric: SquadEm,
+            labels: None,
+            class_names: None,
+            k_shot: None,
+            split_policy: HOLDOUT,
+            reader: Reader::Mrqa,
+            format: Format::Code(mrqa::format),
+        }
+    };
+}
+
+/// How a task's original files map onto hub-schema records: one variant per file format (the reader itself lives in
+/// the family module).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reader {
+    /// A GLUE TSV with a header row, columns by name.
+    GlueTsv(glue::Columns),
+    /// CoLA's TSV without a header.
+    ColaTsv,
+    /// SuperGLUE JSON lines.
+    SuperGlue(superglue::Rows),
+    /// MRQA JSON lines (gzip), one context with its questions a line.
+    Mrqa,
+    /// WinoGrande JSON lines, labels possibly in a `-labels.lst` beside them.
+    WinoGrande,
+    /// Yelp polarity CSV.
+    Yelp,
+    /// SciTail `snli_format` JSON lines or the TSV release.
+    SciTail,
+    /// PAWS TSV.
+    Paws,
+    /// VL-T5's `karpathy_*.json`.
+    Vqa,
+    /// Karpathy's `dataset_coco.json`.
+    CocoCaption,
+}
+
 /// All tasks, GLUE first, in the paper's order; the vision-language tasks last. ReCoRD and SQuAD are the paper's
-/// transfer source tasks ([`Task::is_transfer_source`]), the other 23 the tasks it evaluates on.
-pub(crate) static ALL: [Task; 25] = [
-    task!(
-        "mnli",
-        "mnli",
-        "glue/mnli",
-        Glue,
-        &["MNLI", "mnli"],
-        &[Accuracy],
-        Accuracy,
-        Some(TERNARY),
-        SplitPolicy::Direct {
-            validation: SourceSplit::ValidationMismatched,
-            test: SourceSplit::ValidationMatched
+/// transfer source tasks ([`Role::TransferSource`]), the other 23 the tasks it evaluates on. Each entry is all the
+/// crate knows about its task; see the crate docs for how to add one.
+pub(crate) static ALL: &[Task] = &[
+    Task {
+        name: "mnli",
+        official_name: "mnli",
+        hub_dataset: "glue/mnli",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["MNLI", "mnli"],
+        files: Files {
+            templates: &["{}.tsv"],
+            parts: SplitParts {
+                train: "train",
+                validation: "dev",
+                test: "test",
+                validation_matched: "dev_matched",
+                validation_mismatched: "dev_mismatched",
+            },
         },
-        glue::format_mnli
-    ),
-    task!(
-        "qqp",
-        "qqp",
-        "glue/qqp",
-        Glue,
-        &["QQP", "qqp"],
-        &[F1, Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HOLDOUT,
-        glue::format_qqp
-    ),
-    task!(
-        "qnli",
-        "qnli",
-        "glue/qnli",
-        Glue,
-        &["QNLI", "qnli"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HOLDOUT,
-        glue::format_qnli
-    ),
-    task!(
-        "sst2",
-        "sst2",
-        "glue/sst2",
-        Glue,
-        &["SST-2", "SST2", "sst2"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HOLDOUT,
-        glue::format_sentence
-    ),
-    task!(
-        "stsb",
-        "stsb",
-        "glue/stsb",
-        Glue,
-        &["STS-B", "STSB", "stsb"],
-        &[Pearson, Spearman],
-        Pearson,
-        Some(STSB_LABELS),
-        HALVE,
-        glue::format_stsb
-    ),
-    task!(
-        "mrpc",
-        "mrpc",
-        "glue/mrpc",
-        Glue,
-        &["MRPC", "mrpc"],
-        &[F1, Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HALVE,
-        glue::format_sentence_pair
-    ),
-    task!(
-        "rte",
-        "rte",
-        "glue/rte",
-        Glue,
-        &["RTE", "rte"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HALVE,
-        glue::format_sentence_pair
-    ),
-    task!(
-        "cola",
-        "cola",
-        "glue/cola",
-        Glue,
-        &["CoLA", "COLA", "cola"],
-        &[Matthews],
-        Matthews,
-        Some(BINARY),
-        HALVE,
-        glue::format_sentence
-    ),
-    task!(
-        "multirc",
-        "superglue-multirc",
-        "super_glue/multirc",
-        SuperGlue,
-        &["MultiRC", "SuperGLUE-MultiRC", "multirc"],
-        &[F1, GroupExactMatch],
-        F1,
-        Some(BINARY),
-        HALVE,
-        superglue::format_multirc
-    ),
-    task!(
-        "boolq",
-        "superglue-boolq",
-        "super_glue/boolq",
-        SuperGlue,
-        &["BoolQ", "SuperGLUE-BoolQ", "boolq"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HALVE,
-        superglue::format_boolq
-    ),
-    task!(
-        "wic",
-        "superglue-wic",
-        "super_glue/wic",
-        SuperGlue,
-        &["WiC", "SuperGLUE-WiC", "wic"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HALVE,
-        superglue::format_wic
-    ),
-    task!(
-        "wsc",
-        "superglue-wsc.fixed",
-        "super_glue/wsc.fixed",
-        SuperGlue,
-        &["WSC", "SuperGLUE-WSC", "wsc"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HALVE,
-        superglue::format_wsc
-    ),
-    task!(
-        "cb",
-        "superglue-cb",
-        "super_glue/cb",
-        SuperGlue,
-        &["CB", "SuperGLUE-CB", "cb"],
-        &[MacroF1, Accuracy],
-        MacroF1,
-        Some(TERNARY),
-        HALVE,
-        superglue::format_cb
-    ),
-    task!(
-        "record",
-        "superglue-record",
-        "super_glue/record",
-        SuperGlue,
-        &["ReCoRD", "SuperGLUE-ReCoRD", "record"],
-        &[SquadF1, SquadEm],
-        SquadF1,
-        None,
-        HOLDOUT,
-        superglue::format_record
-    ),
-    task!(
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(TERNARY),
+        class_names: Some(&["entailment", "neutral", "contradiction"]),
+        k_shot: Some(KShotClasses::TERNARY),
+        split_policy: SplitPolicy::Direct {
+            validation: SourceSplit::ValidationMismatched,
+            test: SourceSplit::ValidationMatched,
+        },
+        reader: Reader::GlueTsv(glue::Columns {
+            fields: &[("premise", "sentence1"), ("hypothesis", "sentence2")],
+            label_column: "gold_label",
+            label: glue::LabelColumn::ClassName,
+        }),
+        format: Format::Fields {
+            input: &[("premise:", "premise"), ("hypothesis:", "hypothesis")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "qqp",
+        official_name: "qqp",
+        hub_dataset: "glue/qqp",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["QQP", "qqp"],
+        files: TSV_FILES,
+        metrics: &[F1, Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(&["not_duplicate", "duplicate"]),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HOLDOUT,
+        reader: Reader::GlueTsv(glue::Columns {
+            fields: &[("question1", "question1"), ("question2", "question2")],
+            label_column: "is_duplicate",
+            label: glue::LabelColumn::Id,
+        }),
+        format: Format::Fields {
+            input: &[("question1:", "question1"), ("question2:", "question2")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "qnli",
+        official_name: "qnli",
+        hub_dataset: "glue/qnli",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["QNLI", "qnli"],
+        files: TSV_FILES,
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(NLI),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HOLDOUT,
+        reader: Reader::GlueTsv(glue::Columns {
+            fields: &[("question", "question"), ("sentence", "sentence")],
+            label_column: "label",
+            label: glue::LabelColumn::ClassName,
+        }),
+        format: Format::Fields {
+            input: &[("question:", "question"), ("sentence:", "sentence")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "sst2",
+        official_name: "sst2",
+        hub_dataset: "glue/sst2",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["SST-2", "SST2", "sst2"],
+        files: TSV_FILES,
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(&["negative", "positive"]),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HOLDOUT,
+        reader: Reader::GlueTsv(glue::Columns {
+            fields: &[("sentence", "sentence")],
+            label_column: "label",
+            label: glue::LabelColumn::Id,
+        }),
+        format: Format::Fields {
+            input: &[("sentence:", "sentence")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "stsb",
+        official_name: "stsb",
+        hub_dataset: "glue/stsb",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["STS-B", "STSB", "stsb"],
+        files: TSV_FILES,
+        metrics: &[Pearson, Spearman],
+        best_metric: Pearson,
+        labels: Some(STSB_LABELS),
+        class_names: None,
+        // The official `num_labels_mapping` bins STS-B scores into two classes at 2.5.
+        k_shot: Some(KShotClasses {
+            classes: BINARY,
+            class_of: ClassOf::ScoreAtMost(2.5),
+        }),
+        split_policy: HALVE,
+        reader: Reader::GlueTsv(glue::Columns {
+            fields: &[("sentence1", "sentence1"), ("sentence2", "sentence2")],
+            label_column: "score",
+            label: glue::LabelColumn::Score,
+        }),
+        format: Format::Fields {
+            input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
+            target: Target::Score,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "mrpc",
+        official_name: "mrpc",
+        hub_dataset: "glue/mrpc",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["MRPC", "mrpc"],
+        files: TSV_FILES,
+        metrics: &[F1, Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(&["not_equivalent", "equivalent"]),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::GlueTsv(glue::Columns {
+            fields: &[("sentence1", "#1 String"), ("sentence2", "#2 String")],
+            label_column: "Quality",
+            label: glue::LabelColumn::Id,
+        }),
+        format: Format::Fields {
+            input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "rte",
+        official_name: "rte",
+        hub_dataset: "glue/rte",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["RTE", "rte"],
+        files: TSV_FILES,
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(NLI),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::GlueTsv(glue::Columns {
+            fields: &[("sentence1", "sentence1"), ("sentence2", "sentence2")],
+            label_column: "label",
+            label: glue::LabelColumn::ClassName,
+        }),
+        format: Format::Fields {
+            input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "cola",
+        official_name: "cola",
+        hub_dataset: "glue/cola",
+        family: Family::Glue,
+        role: Role::Evaluation,
+        dirs: &["CoLA", "COLA", "cola"],
+        files: TSV_FILES,
+        metrics: &[Matthews],
+        best_metric: Matthews,
+        labels: Some(BINARY),
+        class_names: Some(&["unacceptable", "acceptable"]),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::ColaTsv,
+        format: Format::Fields {
+            input: &[("sentence:", "sentence")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "multirc",
+        official_name: "superglue-multirc",
+        hub_dataset: "super_glue/multirc",
+        family: Family::SuperGlue,
+        role: Role::Evaluation,
+        dirs: &["MultiRC", "SuperGLUE-MultiRC", "multirc"],
+        files: SUPERGLUE_FILES,
+        metrics: &[F1, GroupExactMatch],
+        best_metric: F1,
+        labels: Some(BINARY),
+        class_names: Some(BOOLEAN),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::SuperGlue(superglue::Rows::MultiRc),
+        format: Format::Code(superglue::format_multirc),
+    },
+    Task {
+        name: "boolq",
+        official_name: "superglue-boolq",
+        hub_dataset: "super_glue/boolq",
+        family: Family::SuperGlue,
+        role: Role::Evaluation,
+        dirs: &["BoolQ", "SuperGLUE-BoolQ", "boolq"],
+        files: SUPERGLUE_FILES,
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(BOOLEAN),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::SuperGlue(superglue::Rows::BooleanLabel),
+        format: Format::Fields {
+            input: &[("question:", "question"), ("passage:", "passage")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "wic",
+        official_name: "superglue-wic",
+        hub_dataset: "super_glue/wic",
+        family: Family::SuperGlue,
+        role: Role::Evaluation,
+        dirs: &["WiC", "SuperGLUE-WiC", "wic"],
+        files: SUPERGLUE_FILES,
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(BOOLEAN),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::SuperGlue(superglue::Rows::BooleanLabel),
+        format: Format::Fields {
+            input: &[
+                ("sentence1:", "sentence1"),
+                ("sentence2:", "sentence2"),
+                ("word:", "word"),
+            ],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "wsc",
+        official_name: "superglue-wsc.fixed",
+        hub_dataset: "super_glue/wsc.fixed",
+        family: Family::SuperGlue,
+        role: Role::Evaluation,
+        dirs: &["WSC", "SuperGLUE-WSC", "wsc"],
+        files: SUPERGLUE_FILES,
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(BOOLEAN),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::SuperGlue(superglue::Rows::Wsc),
+        format: Format::Code(superglue::format_wsc),
+    },
+    Task {
+        name: "cb",
+        official_name: "superglue-cb",
+        hub_dataset: "super_glue/cb",
+        family: Family::SuperGlue,
+        role: Role::Evaluation,
+        dirs: &["CB", "SuperGLUE-CB", "cb"],
+        files: SUPERGLUE_FILES,
+        metrics: &[MacroF1, Accuracy],
+        best_metric: MacroF1,
+        labels: Some(TERNARY),
+        class_names: Some(&["entailment", "contradiction", "neutral"]),
+        k_shot: Some(KShotClasses::TERNARY),
+        split_policy: HALVE,
+        reader: Reader::SuperGlue(superglue::Rows::ClassNameLabel),
+        format: Format::Fields {
+            input: &[("premise:", "premise"), ("hypothesis:", "hypothesis")],
+            target: Target::LabelId,
+            id: RowId::Idx,
+        },
+    },
+    Task {
+        name: "record",
+        official_name: "superglue-record",
+        hub_dataset: "super_glue/record",
+        family: Family::SuperGlue,
+        role: Role::TransferSource,
+        dirs: &["ReCoRD", "SuperGLUE-ReCoRD", "record"],
+        files: SUPERGLUE_FILES,
+        metrics: &[SquadF1, SquadEm],
+        best_metric: SquadF1,
+        labels: None,
+        class_names: None,
+        k_shot: None,
+        split_policy: HOLDOUT,
+        reader: Reader::SuperGlue(superglue::Rows::Record),
+        format: Format::Code(superglue::format_record),
+    },
+    mrqa_task!(
         "natural_questions",
         "nq",
         "lucadiliello/naturalquestionsshortqa",
-        Mrqa,
         &["NaturalQuestions", "natural_questions", "nq", "MRQA"],
-        QA,
-        SquadEm,
-        None,
-        HOLDOUT,
-        mrqa::format
+        "NaturalQuestionsShort",
+        Evaluation
     ),
-    task!(
+    mrqa_task!(
         "hotpotqa",
         "hotpotqa",
         "lucadiliello/hotpotqa",
-        Mrqa,
         &["HotpotQA", "hotpotqa", "MRQA"],
-        QA,
-        SquadEm,
-        None,
-        HOLDOUT,
-        mrqa::format
+        "HotpotQA",
+        Evaluation
     ),
-    task!(
+    mrqa_task!(
         "searchqa",
         "searchqa",
         "lucadiliello/searchqa",
-        Mrqa,
         &["SearchQA", "searchqa", "MRQA"],
-        QA,
-        SquadEm,
-        None,
-        HOLDOUT,
-        mrqa::format
+        "SearchQA",
+        Evaluation
     ),
-    task!(
+    mrqa_task!(
         "newsqa",
         "newsqa",
         "lucadiliello/newsqa",
-        Mrqa,
         &["NewsQA", "newsqa", "MRQA"],
-        QA,
-        SquadEm,
-        None,
-        HOLDOUT,
-        mrqa::format
+        "NewsQA",
+        Evaluation
     ),
-    task!(
+    mrqa_task!(
         "squad",
         "squad",
         "squad",
-        Mrqa,
         &["SQuAD", "squad", "MRQA"],
-        QA,
-        SquadEm,
-        None,
-        HOLDOUT,
-        mrqa::format
+        "SQuAD",
+        TransferSource
     ),
-    task!(
-        "winogrande",
-        "winogrande",
-        "winogrande/winogrande_xl",
-        WinoGrande,
-        &["WinoGrande", "winogrande"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HOLDOUT,
-        other::format_winogrande
-    ),
-    task!(
-        "yelp_polarity",
-        "yelp_polarity",
-        "yelp_polarity",
-        Yelp,
-        &["yelp_review_polarity_csv", "yelp_polarity", "Yelp", "yelp"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        SplitPolicy::HoldoutTrain {
+    Task {
+        name: "winogrande",
+        official_name: "winogrande",
+        hub_dataset: "winogrande/winogrande_xl",
+        family: Family::WinoGrande,
+        role: Role::Evaluation,
+        dirs: &["WinoGrande", "winogrande"],
+        files: Files {
+            templates: &["{}.jsonl"],
+            parts: SplitParts::three("train_xl", "dev", "test"),
+        },
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(&["option1", "option2"]),
+        k_shot: None,
+        split_policy: HOLDOUT,
+        reader: Reader::WinoGrande,
+        format: Format::Code(other::format_winogrande),
+    },
+    Task {
+        name: "yelp_polarity",
+        official_name: "yelp_polarity",
+        hub_dataset: "yelp_polarity",
+        family: Family::Yelp,
+        role: Role::Evaluation,
+        dirs: &["yelp_review_polarity_csv", "yelp_polarity", "Yelp", "yelp"],
+        files: Files {
+            templates: &["{}.csv"],
+            parts: SplitParts::three("train", "test", "test"),
+        },
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(&["negative", "positive"]),
+        k_shot: None,
+        split_policy: SplitPolicy::HoldoutTrain {
             test: SourceSplit::Test,
-            max_train: Some(100_000)
+            max_train: Some(100_000),
         },
-        other::format_yelp
-    ),
-    task!(
-        "scitail",
-        "scitail",
-        "scitail/snli_format",
-        SciTail,
-        &["SciTail", "SciTailV1.1", "scitail"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        HALVE,
-        other::format_scitail
-    ),
-    task!(
-        "paws",
-        "paws",
-        "paws/labeled_final",
-        Paws,
-        &["PAWS", "paws", "labeled_final"],
-        &[Accuracy],
-        Accuracy,
-        Some(BINARY),
-        SplitPolicy::Direct {
-            validation: SourceSplit::Validation,
-            test: SourceSplit::Test
+        reader: Reader::Yelp,
+        format: Format::Fields {
+            input: &[("sentence:", "text")],
+            target: Target::LabelId,
+            id: RowId::Row,
         },
-        other::format_paws
-    ),
-    task!(
-        "vqa",
-        "vqa",
-        "VL-T5 vqa (Karpathy split of VQA v2)",
-        Vqa,
-        &["vqa", "VQA", "VQAv2"],
-        &[VqaAccuracy],
-        VqaAccuracy,
-        None,
-        SplitPolicy::Direct {
-            validation: SourceSplit::Validation,
-            test: SourceSplit::Test
+    },
+    Task {
+        name: "scitail",
+        official_name: "scitail",
+        hub_dataset: "scitail/snli_format",
+        family: Family::SciTail,
+        role: Role::Evaluation,
+        dirs: &["SciTail", "SciTailV1.1", "scitail"],
+        files: Files {
+            templates: &[
+                "snli_format/scitail_1.0_{}.txt",
+                "scitail_1.0_{}.txt",
+                "tsv_format/scitail_1.0_{}.tsv",
+                "scitail_1.0_{}.tsv",
+            ],
+            parts: SplitParts::three("train", "dev", "test"),
         },
-        vl::format_vqa
-    ),
-    task!(
-        "coco_caption",
-        "coco_caption",
-        "Karpathy dataset_coco.json",
-        CocoCaption,
-        &["COCO", "coco", "mscoco", "COCO-Karpathy"],
-        &[Cider, Bleu4, RougeL],
-        Cider,
-        None,
-        SplitPolicy::Direct {
-            validation: SourceSplit::Validation,
-            test: SourceSplit::Test
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(&["entailment", "neutral"]),
+        k_shot: Some(KShotClasses::BINARY),
+        split_policy: HALVE,
+        reader: Reader::SciTail,
+        format: Format::Fields {
+            input: &[("premise:", "sentence1"), ("hypothesis:", "sentence2")],
+            target: Target::ClassName("gold_label"),
+            id: RowId::Row,
         },
-        vl::format_coco_caption
-    ),
+    },
+    Task {
+        name: "paws",
+        official_name: "paws",
+        hub_dataset: "paws/labeled_final",
+        family: Family::Paws,
+        role: Role::Evaluation,
+        dirs: &["PAWS", "paws", "labeled_final"],
+        files: TSV_FILES,
+        metrics: &[Accuracy],
+        best_metric: Accuracy,
+        labels: Some(BINARY),
+        class_names: Some(&["not_paraphrase", "paraphrase"]),
+        k_shot: None,
+        split_policy: AS_SHIPPED,
+        reader: Reader::Paws,
+        format: Format::Fields {
+            input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
+            target: Target::LabelId,
+            id: RowId::Field("id"),
+        },
+    },
+    Task {
+        name: "vqa",
+        official_name: "vqa",
+        hub_dataset: "VL-T5 vqa (Karpathy split of VQA v2)",
+        family: Family::Vqa,
+        role: Role::Evaluation,
+        dirs: &["vqa", "VQA", "VQAv2"],
+        files: Files {
+            templates: &["karpathy_{}.json"],
+            parts: SplitParts::three("train", "val", "test"),
+        },
+        metrics: &[VqaAccuracy],
+        best_metric: VqaAccuracy,
+        labels: None,
+        class_names: None,
+        k_shot: None,
+        split_policy: AS_SHIPPED,
+        reader: Reader::Vqa,
+        format: Format::Code(vl::format_vqa),
+    },
+    Task {
+        name: "coco_caption",
+        official_name: "coco_caption",
+        hub_dataset: "Karpathy dataset_coco.json",
+        family: Family::CocoCaption,
+        role: Role::Evaluation,
+        dirs: &["COCO", "coco", "mscoco", "COCO-Karpathy"],
+        // One file holds every split (its images name their split).
+        files: Files {
+            templates: &["dataset_coco.json"],
+            parts: SplitParts::three("train", "val", "test"),
+        },
+        metrics: &[Cider, Bleu4, RougeL],
+        best_metric: Cider,
+        labels: None,
+        class_names: None,
+        k_shot: None,
+        split_policy: AS_SHIPPED,
+        reader: Reader::CocoCaption,
+        format: Format::Code(vl::format_coco_caption),
+    },
 ];
 
 /// Candidate original files (relative to the task folder) for a source split, most specific first.
 pub(crate) fn original_candidates(task: &Task, split: SourceSplit) -> Vec<String> {
-    match task.family {
-        Family::Glue => glue::candidates(task, split),
-        Family::SuperGlue => superglue::candidates(split),
-        Family::Mrqa => mrqa::candidates(task, split),
-        Family::WinoGrande | Family::Yelp | Family::SciTail | Family::Paws => {
-            other::candidates(task, split)
-        }
-        Family::Vqa | Family::CocoCaption => vl::candidates(task, split),
-    }
+    task.files.candidates(split)
 }
 
 /// Reads an original (non-parquet) file of a source split into hub-schema records.
 pub(crate) fn read_original(task: &Task, split: SourceSplit, path: &Path) -> Result<Vec<Record>> {
-    match task.family {
-        Family::Glue => glue::read(task, path),
-        Family::SuperGlue => superglue::read(task, path),
-        Family::Mrqa => mrqa::read(path),
-        Family::WinoGrande => other::read_winogrande(path, split),
-        Family::Yelp => other::read_yelp(path),
-        Family::SciTail => other::read_scitail(path),
-        Family::Paws => other::read_paws(path),
-        Family::Vqa => vl::read_vqa(path),
-        Family::CocoCaption => vl::read_coco(path, split),
+    match task.reader {
+        Reader::GlueTsv(columns) => glue::read(task, &columns, path),
+        Reader::ColaTsv => glue::read_cola(task, path),
+        Reader::SuperGlue(rows) => superglue::read(task, rows, path),
+        Reader::Mrqa => mrqa::read(path),
+        Reader::WinoGrande => other::read_winogrande(path, split),
+        Reader::Yelp => other::read_yelp(path),
+        Reader::SciTail => other::read_scitail(path),
+        Reader::Paws => other::read_paws(path),
+        Reader::Vqa => vl::read_vqa(path),
+        Reader::CocoCaption => vl::read_coco(path, split),
     }
 }
 
@@ -402,3 +659,6 @@ pub(crate) fn read_original(task: &Task, split: SourceSplit, path: &Path) -> Res
 pub(crate) fn join(parts: &[&str]) -> String {
     parts.join(" ")
 }
+
+#[cfg(test)]
+mod tests;

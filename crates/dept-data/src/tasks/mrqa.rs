@@ -22,34 +22,7 @@ use crate::error::Result;
 use crate::example::{Extra, TextExample};
 use crate::readers::jsonl::read_jsonl;
 use crate::record::{describe, Record};
-use crate::task::{SourceSplit, Task};
 use crate::text::pad_punctuation;
-
-/// The file stem of each set in the MRQA release.
-fn release_name(task: &str) -> &'static str {
-    match task {
-        "natural_questions" => "NaturalQuestionsShort",
-        "hotpotqa" => "HotpotQA",
-        "searchqa" => "SearchQA",
-        "newsqa" => "NewsQA",
-        _ => "SQuAD",
-    }
-}
-
-pub(crate) fn candidates(task: &Task, split: SourceSplit) -> Vec<String> {
-    let (short, dir) = match split {
-        SourceSplit::Train => ("train", "train"),
-        _ => ("dev", "dev"),
-    };
-    let name = release_name(task.name);
-    vec![
-        format!("{short}.jsonl.gz"),
-        format!("{short}.jsonl"),
-        format!("{dir}/{name}.jsonl.gz"),
-        format!("{name}-{short}.jsonl.gz"),
-        format!("{name}.{short}.jsonl.gz"),
-    ]
-}
 
 /// Reads an MRQA file: skips the header line (the baseline samples have none), one record per question.
 pub(crate) fn read(path: &Path) -> Result<Vec<Record>> {

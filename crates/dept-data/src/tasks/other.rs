@@ -1,4 +1,5 @@
-//! WinoGrande, Yelp polarity, SciTail and PAWS: readers for their releases and the official formats.
+//! WinoGrande, Yelp polarity, SciTail and PAWS: readers for their releases, and WinoGrande's format (the others
+//! are `prefix: {field}` templates in their registry entries, `tasks/mod.rs`, with their file names).
 //!
 //! | task | input | target |
 //! |------|-------|--------|
@@ -29,36 +30,9 @@ use crate::error::{DataError, Result};
 use crate::example::{Extra, TextExample};
 use crate::readers::{csv::read_csv, jsonl::read_jsonl, lines::read_values, tsv::read_tsv};
 use crate::record::Record;
-use crate::task::{SourceSplit, Task};
+use crate::task::SourceSplit;
 
 use super::join;
-
-pub(crate) fn candidates(task: &Task, split: SourceSplit) -> Vec<String> {
-    let s = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
-    match (task.name, split) {
-        ("winogrande", SourceSplit::Train) => s(&["train_xl.jsonl"]),
-        ("winogrande", SourceSplit::Validation) => s(&["dev.jsonl"]),
-        ("winogrande", _) => s(&["test.jsonl"]),
-        ("yelp_polarity", SourceSplit::Train) => s(&["train.csv"]),
-        ("yelp_polarity", _) => s(&["test.csv"]),
-        ("scitail", split) => {
-            let part = match split {
-                SourceSplit::Train => "train",
-                SourceSplit::Validation => "dev",
-                _ => "test",
-            };
-            vec![
-                format!("snli_format/scitail_1.0_{part}.txt"),
-                format!("scitail_1.0_{part}.txt"),
-                format!("tsv_format/scitail_1.0_{part}.tsv"),
-                format!("scitail_1.0_{part}.tsv"),
-            ]
-        }
-        (_, SourceSplit::Train) => s(&["train.tsv"]),
-        (_, SourceSplit::Validation) => s(&["dev.tsv"]),
-        _ => s(&["test.tsv"]),
-    }
-}
 
 fn shared(path: &Path) -> Arc<PathBuf> {
     Arc::new(path.to_path_buf())
@@ -240,48 +214,5 @@ pub(crate) fn format_winogrande(r: &Record, row: usize) -> Result<Vec<TextExampl
             option1,
         ]),
         target.to_string(),
-    )
-}
-
-pub(crate) fn format_yelp(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        row.to_string(),
-        join(&["sentence:", r.str("text")?]),
-        r.label("label", 2)?.to_string(),
-    )
-}
-
-pub(crate) fn format_scitail(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    let target = match r.str("gold_label")? {
-        "entailment" => "0",
-        "neutral" => "1",
-        other => return Err(r.field_error("gold_label", "entailment or neutral", other)),
-    };
-    one(
-        row.to_string(),
-        join(&[
-            "premise:",
-            r.str("sentence1")?,
-            "hypothesis:",
-            r.str("sentence2")?,
-        ]),
-        target.to_string(),
-    )
-}
-
-pub(crate) fn format_paws(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    let id = r.fields.get("id").map(|v| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    });
-    one(
-        id.unwrap_or_else(|| row.to_string()),
-        join(&[
-            "sentence1:",
-            r.str("sentence1")?,
-            "sentence2:",
-            r.str("sentence2")?,
-        ]),
-        r.label("label", 2)?.to_string(),
     )
 }

@@ -1,4 +1,6 @@
-//! SuperGLUE: the original JSONL files mapped onto the `super_glue/<task>` hub schema, and the official formats.
+//! SuperGLUE: the original JSONL files mapped onto the `super_glue/<task>` hub schema, and the official formats
+//! that need code (WSC, MultiRC, ReCoRD); the others are `prefix: {field}` templates in the registry entries
+//! (`tasks/mod.rs`), as are each task's files and class names.
 //!
 //! | task | input | target |
 //! |------|-------|--------|
@@ -23,22 +25,29 @@ use crate::error::Result;
 use crate::example::{Extra, TextExample};
 use crate::readers::jsonl::read_jsonl;
 use crate::record::{describe, Record};
-use crate::task::{SourceSplit, Task};
+use crate::schema::one_of;
+use crate::task::Task;
 use crate::text::{mark_span, remove_markup};
 
 use super::join;
 
-pub(crate) fn candidates(split: SourceSplit) -> Vec<String> {
-    let name = match split {
-        SourceSplit::Train => "train",
-        SourceSplit::Validation => "val",
-        _ => "test",
-    };
-    vec![format!("{name}.jsonl")]
+/// How a SuperGLUE file's rows become hub records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// One record a row, a boolean label (BoolQ, WiC).
+    BooleanLabel,
+    /// One record a row, the label one of the task's class names (CB).
+    ClassNameLabel,
+    /// WSC: a boolean label, the spans of `target` lifted to the top and repaired as `wsc.fixed` does.
+    Wsc,
+    /// MultiRC: one record per answer.
+    MultiRc,
+    /// ReCoRD: one record per query.
+    Record,
 }
 
 /// Reads a SuperGLUE JSONL file into `super_glue/<task>` records.
-pub(crate) fn read(task: &Task, path: &Path) -> Result<Vec<Record>> {
+pub(crate) fn read(task: &Task, rows: Rows, path: &Path) -> Result<Vec<Record>> {
     let shared: Arc<PathBuf> = Arc::new(path.to_path_buf());
     let mut records = Vec::new();
     for (line, value) in read_jsonl(path)? {
@@ -48,27 +57,29 @@ pub(crate) fn read(task: &Task, path: &Path) -> Result<Vec<Record>> {
             path: Arc::clone(&shared),
             line,
         };
-        match task.name {
-            "multirc" => flatten_multirc(&source, &mut records)?,
-            "record" => flatten_record(&source, &mut records)?,
-            _ => records.push(plain(task.name, source)?),
+        match rows {
+            Rows::MultiRc => flatten_multirc(&source, &mut records)?,
+            Rows::Record => flatten_record(&source, &mut records)?,
+            Rows::BooleanLabel => records.push(with_label(None, source)?),
+            Rows::ClassNameLabel => records.push(with_label(task.class_names, source)?),
+            Rows::Wsc => records.push(wsc(source)?),
         }
     }
     Ok(records)
 }
 
-/// `_cast_label`: booleans become 0/1, CB's names their ids, a missing label (test) -1.
-fn cast_label(task: &str, r: &Record) -> Result<i64> {
+/// `_cast_label`: booleans become 0/1, class names (`names`, CB's) their ids, a missing label (test) -1.
+fn cast_label(names: Option<&[&str]>, r: &Record) -> Result<i64> {
     let Some(value) = r.fields.get("label") else {
         return Ok(-1);
     };
-    match (task, value) {
+    match (names, value) {
         (_, Value::Bool(b)) => Ok(i64::from(*b)),
-        ("cb", Value::String(s)) => ["entailment", "contradiction", "neutral"]
+        (Some(names), Value::String(s)) => names
             .iter()
             .position(|n| n == s)
             .map(|i| i as i64)
-            .ok_or_else(|| r.field_error("label", "entailment, contradiction or neutral", s)),
+            .ok_or_else(|| r.field_error("label", &one_of(names), s)),
         // Some mirrors write booleans as strings.
         (_, Value::String(s)) if s == "true" || s == "True" => Ok(1),
         (_, Value::String(s)) if s == "false" || s == "False" => Ok(0),
@@ -76,21 +87,23 @@ fn cast_label(task: &str, r: &Record) -> Result<i64> {
     }
 }
 
-fn plain(task: &str, mut r: Record) -> Result<Record> {
-    let label = cast_label(task, &r)?;
+fn with_label(names: Option<&[&str]>, mut r: Record) -> Result<Record> {
+    let label = cast_label(names, &r)?;
     r.set("label", label);
-    if task == "wsc" {
-        let target = match r.value("target")? {
-            Value::Object(t) => t.clone(),
-            other => {
-                return Err(r.field_error("target", "an object with the spans", &describe(other)))
-            }
-        };
-        for (k, v) in target {
-            r.fields.insert(k, v);
-        }
-        fix_wsc_spans(&mut r)?;
+    Ok(r)
+}
+
+/// A WSC row: its label, and the spans of `target` at the top level, repaired.
+fn wsc(r: Record) -> Result<Record> {
+    let mut r = with_label(None, r)?;
+    let target = match r.value("target")? {
+        Value::Object(t) => t.clone(),
+        other => return Err(r.field_error("target", "an object with the spans", &describe(other))),
+    };
+    for (k, v) in target {
+        r.fields.insert(k, v);
     }
+    fix_wsc_spans(&mut r)?;
     Ok(r)
 }
 
@@ -260,47 +273,6 @@ fn one(id: String, input: String, target: String) -> Result<Vec<TextExample>> {
         target,
         extra: Extra::default(),
     }])
-}
-
-pub(crate) fn format_boolq(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "question:",
-            r.str("question")?,
-            "passage:",
-            r.str("passage")?,
-        ]),
-        r.label("label", 2)?.to_string(),
-    )
-}
-
-pub(crate) fn format_cb(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "premise:",
-            r.str("premise")?,
-            "hypothesis:",
-            r.str("hypothesis")?,
-        ]),
-        r.label("label", 3)?.to_string(),
-    )
-}
-
-pub(crate) fn format_wic(r: &Record, row: usize) -> Result<Vec<TextExample>> {
-    one(
-        r.idx_or(row),
-        join(&[
-            "sentence1:",
-            r.str("sentence1")?,
-            "sentence2:",
-            r.str("sentence2")?,
-            "word:",
-            r.str("word")?,
-        ]),
-        r.label("label", 2)?.to_string(),
-    )
 }
 
 pub(crate) fn format_wsc(r: &Record, row: usize) -> Result<Vec<TextExample>> {

@@ -77,22 +77,12 @@ use crate::error::{DataError, Result};
 use crate::example::{Extra, TextExample};
 use crate::readers::open_text;
 use crate::record::{describe, Record};
-use crate::task::{SourceSplit, Task};
+use crate::task::SourceSplit;
 
 /// VL-T5's VQA task prompt (`multitask.py:1080`).
 const VQA_PROMPT: &str = "vqa: ";
 /// VL-T5's caption task prompt (`multitask.py:1085`), stripped.
 const CAPTION_INPUT: &str = "caption:";
-
-pub(crate) fn candidates(task: &Task, split: SourceSplit) -> Vec<String> {
-    let name = match (task.name, split) {
-        ("vqa", SourceSplit::Train) => "karpathy_train.json",
-        ("vqa", SourceSplit::Validation) => "karpathy_val.json",
-        ("vqa", _) => "karpathy_test.json",
-        _ => "dataset_coco.json",
-    };
-    vec![name.to_string()]
-}
 
 /// Python's `str.strip()`.
 fn py_strip(s: &str) -> &str {
@@ -433,77 +423,78 @@ pub(crate) fn read_coco(path: &Path, split: SourceSplit) -> Result<Vec<Record>> 
             if !["train", "restval", "val", "test"].contains(&image_split) {
                 return Err(image.field_error("split", "train, restval, val or test", image_split));
             }
-            if !wanted.contains(&image_split) {
-                return Ok(());
-            }
-            let filename = image.str("filename")?;
-            // `filename.split('.')[0]` (caption_clip_data.py:104).
-            let image_id = filename.split('.').next().unwrap_or_default().to_string();
-            let cocoid = image.value("cocoid")?.clone();
-            if !(cocoid.is_i64() || cocoid.is_u64() || cocoid.is_string()) {
-                return Err(image.field_error(
-                    "cocoid",
-                    "an integer or a string",
-                    &describe(&cocoid),
-                ));
-            }
-            let Value::Array(sentences) = image.value("sentences")? else {
-                return Err(image.field_error(
-                    "sentences",
-                    "a list of {\"raw\": ...} objects",
-                    &describe(image.value("sentences")?),
-                ));
-            };
-            let mut references = Vec::with_capacity(sentences.len());
-            for (i, sentence) in sentences.iter().enumerate() {
-                let field = |name: &str| sentence.get(name);
-                let Some(Value::String(raw)) = field("raw") else {
-                    return Err(image.field_error(
-                        &format!("sentences[{i}].raw"),
-                        "a string",
-                        &field("raw").map_or("no such field".to_string(), describe),
-                    ));
-                };
-                if train {
-                    let mut record = Record::new(&file, index);
-                    record.set("cocoid", cocoid.clone());
-                    record.set("image", image_id.clone());
-                    match field("sentid") {
-                        Some(id @ Value::Number(_)) | Some(id @ Value::String(_)) => {
-                            record.set("sentid", id.clone())
-                        }
-                        other => {
-                            return Err(image.field_error(
-                                &format!("sentences[{i}].sentid"),
-                                "an integer or a string",
-                                &other.map_or("no such field".to_string(), describe),
-                            ))
-                        }
-                    }
-                    record.set("raw", raw.clone());
-                    records.push(record);
-                } else {
-                    references.push(Value::String(raw.clone()));
-                }
-            }
-            if !train {
-                if references.is_empty() {
-                    return Err(image.field_error(
-                        "sentences",
-                        "at least one reference caption for a validation/test image",
-                        "[]",
-                    ));
-                }
-                let mut record = Record::new(&file, index);
-                record.set("cocoid", cocoid);
-                record.set("image", image_id);
-                record.set("references", references);
-                records.push(record);
+            if wanted.contains(&image_split) {
+                coco_image_records(&image, train, &mut records)?;
             }
             Ok(())
         },
     )?;
     Ok(records)
+}
+
+/// The records of one COCO image: one per reference caption for training, else one with every reference.
+fn coco_image_records(image: &Record, train: bool, records: &mut Vec<Record>) -> Result<()> {
+    let filename = image.str("filename")?;
+    // `filename.split('.')[0]` (caption_clip_data.py:104).
+    let image_id = filename.split('.').next().unwrap_or_default().to_string();
+    let cocoid = image.value("cocoid")?.clone();
+    if !(cocoid.is_i64() || cocoid.is_u64() || cocoid.is_string()) {
+        return Err(image.field_error("cocoid", "an integer or a string", &describe(&cocoid)));
+    }
+    let Value::Array(sentences) = image.value("sentences")? else {
+        return Err(image.field_error(
+            "sentences",
+            "a list of {\"raw\": ...} objects",
+            &describe(image.value("sentences")?),
+        ));
+    };
+    let mut references = Vec::with_capacity(sentences.len());
+    for (i, sentence) in sentences.iter().enumerate() {
+        let field = |name: &str| sentence.get(name);
+        let Some(Value::String(raw)) = field("raw") else {
+            return Err(image.field_error(
+                &format!("sentences[{i}].raw"),
+                "a string",
+                &field("raw").map_or("no such field".to_string(), describe),
+            ));
+        };
+        if !train {
+            references.push(Value::String(raw.clone()));
+            continue;
+        }
+        let mut record = Record::new(&image.path, image.line);
+        record.set("cocoid", cocoid.clone());
+        record.set("image", image_id.clone());
+        match field("sentid") {
+            Some(id @ Value::Number(_)) | Some(id @ Value::String(_)) => {
+                record.set("sentid", id.clone())
+            }
+            other => {
+                return Err(image.field_error(
+                    &format!("sentences[{i}].sentid"),
+                    "an integer or a string",
+                    &other.map_or("no such field".to_string(), describe),
+                ))
+            }
+        }
+        record.set("raw", raw.clone());
+        records.push(record);
+    }
+    if !train {
+        if references.is_empty() {
+            return Err(image.field_error(
+                "sentences",
+                "at least one reference caption for a validation/test image",
+                "[]",
+            ));
+        }
+        let mut record = Record::new(&image.path, image.line);
+        record.set("cocoid", cocoid);
+        record.set("image", image_id);
+        record.set("references", references);
+        records.push(record);
+    }
+    Ok(())
 }
 
 pub(crate) fn format_coco_caption(r: &Record, _row: usize) -> Result<Vec<TextExample>> {
