@@ -2,7 +2,7 @@
 
 use tch::{Device, Tensor};
 
-use crate::ModelError;
+use crate::{Architecture, ModelError};
 
 /// What one forward pass returns.
 pub struct BackboneOutput {
@@ -41,25 +41,14 @@ pub fn weighted_example_loss(logits: &Tensor, labels: &Tensor, weights: &Tensor)
     (per_example * weights.to_kind(mask.kind())).mean(mask.kind())
 }
 
-/// How source and target meet the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Architecture {
-    /// T5: the source goes to the encoder (right-padded), the target is the decoder's labels.
-    EncoderDecoder,
-    /// GPT-2, Llama: source then target as one right-padded sequence with labels aligned to it (`-100` on the
-    /// source); generation continues left-padded sources.
-    DecoderOnly,
-}
-
 /// A frozen model driven on input embeddings, so that an adapter can change them before the model sees them.
 pub trait Backbone {
     /// Width `d` of the token embeddings (the adapter's rows are this wide).
     fn hidden_size(&self) -> i64;
     fn vocab_size(&self) -> i64;
     fn device(&self) -> Device;
-    fn architecture(&self) -> Architecture {
-        Architecture::EncoderDecoder
-    }
+    /// How source and target meet this model; batching, the adapter's positions and the adapter file follow it.
+    fn architecture(&self) -> Architecture;
     /// Token ids `[batch, len]` to the frozen word embeddings `[batch, len, d]`.
     fn embed(&self, input_ids: &Tensor) -> Tensor;
     /// Teacher-forced pass. `embeds` `[batch, len, d]`, `attention_mask` `[batch, len]` (1 = real token),
@@ -105,30 +94,6 @@ pub trait Backbone {
     /// gradients train, in their own optimiser group.
     fn trainable_parameters(&self) -> Vec<(String, Tensor)> {
         Vec::new()
-    }
-}
-
-/// Loads the backbone a Hugging Face folder describes (`model_type` in its `config.json`).
-pub fn load_backbone(
-    dir: &std::path::Path,
-    device: Device,
-) -> Result<Box<dyn Backbone>, ModelError> {
-    let (path, config) = crate::checkpoint::read_config(dir)?;
-    match config.get("model_type").and_then(|v| v.as_str()) {
-        Some("t5") | None => Ok(Box::new(crate::t5::T5::load(dir, device)?)),
-        Some("gpt2") => Ok(Box::new(crate::decoder_only::DecoderOnly::new(Box::new(
-            crate::gpt2::Gpt2::load(dir, device)?,
-        )))),
-        Some("llama") => Ok(Box::new(crate::decoder_only::DecoderOnly::new(Box::new(
-            crate::llama::Llama::load(dir, device)?,
-        )))),
-        Some(other) => Err(ModelError::Config {
-            path,
-            message: format!(
-                "model_type {other:?} is not supported: T5 (v1, v1.1, Flan), GPT-2 and Llama are (CLIP-T5 is a T5 \
-                 folder plus a feature file: the `features` key of an experiment config)"
-            ),
-        }),
     }
 }
 

@@ -21,7 +21,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::backbone::{Backbone, BackboneOutput};
 use crate::t5::T5;
-use crate::ModelError;
+use crate::{Architecture, ModelError};
 
 /// VL-T5's `config.n_images` (`trainer_base.py`): rows of the image-order embedding (a single image uses row 0).
 pub const N_IMAGES: i64 = 2;
@@ -219,6 +219,10 @@ impl ClipT5 {
 }
 
 impl Backbone for ClipT5 {
+    fn architecture(&self) -> Architecture {
+        Architecture::EncoderDecoder
+    }
+
     fn hidden_size(&self) -> i64 {
         self.t5.hidden_size()
     }

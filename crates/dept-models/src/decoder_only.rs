@@ -8,9 +8,9 @@
 
 use tch::{Kind, Tensor};
 
-use crate::backbone::{token_loss, Architecture};
+use crate::backbone::token_loss;
 use crate::causal::{generate_greedy, positions_from_mask, CausalLm};
-use crate::{Backbone, BackboneOutput, ModelError};
+use crate::{Architecture, Backbone, BackboneOutput, ModelError};
 
 pub struct DecoderOnly {
     model: Box<dyn CausalLm>,

@@ -33,7 +33,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::causal::{CausalLm, KvCache};
 use crate::checkpoint::{self, LoadPlan};
-use crate::{ConfigIssue, ModelError};
+use crate::decoder_only::DecoderOnly;
+use crate::registry::{BackboneKind, ModelShape, TinyRecipe};
+use crate::{Architecture, Backbone, ConfigIssue, ModelError};
 
 /// The fields of a Hugging Face GPT-2 `config.json` that the model depends on. The five shape fields are required
 /// (transformers always writes them); the others default as transformers' `GPT2Config` does.
@@ -92,6 +94,51 @@ fn default_eos() -> i64 {
 }
 fn default_true() -> bool {
     true
+}
+
+/// GPT-2 in the backbone registry ([`crate::BACKBONES`]).
+pub const KIND: BackboneKind = BackboneKind {
+    name: "gpt2",
+    label: "GPT-2",
+    supported: "GPT-2",
+    model_types: &["gpt2"],
+    architecture: Architecture::DecoderOnly,
+    load: |dir, device| {
+        Ok(Box::new(DecoderOnly::new(Box::new(Gpt2::load(
+            dir, device,
+        )?))))
+    },
+    vision_language: None,
+    tiny: TinyRecipe {
+        needs_tokenizer: true,
+        variants: &[],
+        write: |m| {
+            crate::tiny::write_tiny_gpt2(
+                m.dir,
+                crate::tiny::required_tokenizer(m)?,
+                m.d_model,
+                m.seed,
+            )
+        },
+    },
+    shapes: &["gpt2", "gpt2-medium", "gpt2-large"],
+    shape: |name| Ok(Box::new(gpt2_shape(name)?)),
+};
+
+impl ModelShape for Gpt2Config {
+    fn hidden_size(&self) -> i64 {
+        self.n_embd
+    }
+
+    fn vocab_size(&self) -> i64 {
+        self.vocab_size
+    }
+
+    fn build_random(&self, device: Device) -> Result<Box<dyn Backbone>, ModelError> {
+        Ok(Box::new(DecoderOnly::new(Box::new(Gpt2::new_random(
+            self, device,
+        )?))))
+    }
 }
 
 /// The released sizes, by their hub names (`openai-community/` prefix optional): `(n_embd, n_layer, n_head)`.

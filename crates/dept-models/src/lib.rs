@@ -22,13 +22,21 @@ pub mod features;
 pub mod gpt2;
 pub mod image_input;
 pub mod layers;
+pub mod layout;
 pub mod llama;
 pub mod prompted;
+pub mod registry;
 pub mod t5;
 pub mod tiny;
 pub mod tokenizer;
 
-pub use backbone::{load_backbone, Architecture, Backbone, BackboneOutput};
+pub use backbone::{Backbone, BackboneOutput};
 pub use error::{ConfigIssue, ModelError};
+pub use layout::{Architecture, PaddedRows};
 pub use prompted::PromptedModel;
+pub use registry::{load_backbone, BackboneKind};
 pub use tokenizer::{clean_up_tokenization_spaces, TextTokenizer};
+
+/// Every kind of backbone, one line each: what [`load_backbone`], the tiny models and the benchmark shapes choose
+/// from ([`registry`]).
+pub static BACKBONES: &[&BackboneKind] = &[&t5::KIND, &gpt2::KIND, &llama::KIND];

@@ -18,8 +18,10 @@ use tch::{Device, Kind, Tensor};
 
 use crate::causal::{CausalLm, KvCache};
 use crate::checkpoint::{self, LoadPlan};
+use crate::decoder_only::DecoderOnly;
 use crate::layers::{at_least_fp32, causal_padding_bias, NormCast, RmsNorm};
-use crate::{ConfigIssue, ModelError};
+use crate::registry::{BackboneKind, ModelShape, TinyRecipe};
+use crate::{Architecture, Backbone, ConfigIssue, ModelError};
 
 /// The fields of a Hugging Face Llama `config.json` the model depends on, with transformers' defaults resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +112,73 @@ fn default_eos() -> serde_json::Value {
 }
 const DEFAULT_ROPE_THETA: f64 = 10000.0;
 
+/// Llama in the backbone registry ([`crate::BACKBONES`]).
+pub const KIND: BackboneKind = BackboneKind {
+    name: "llama",
+    label: "Llama",
+    supported: "Llama",
+    model_types: &["llama"],
+    architecture: Architecture::DecoderOnly,
+    load: |dir, device| {
+        Ok(Box::new(DecoderOnly::new(Box::new(Llama::load(
+            dir, device,
+        )?))))
+    },
+    vision_language: None,
+    tiny: TinyRecipe {
+        needs_tokenizer: true,
+        variants: &[],
+        write: |m| {
+            crate::tiny::write_tiny_llama(
+                m.dir,
+                crate::tiny::required_tokenizer(m)?,
+                m.d_model,
+                m.seed,
+            )
+        },
+    },
+    shapes: &["llama-2-7b", "llama-2-13b"],
+    shape: |name| Ok(Box::new(LlamaConfig::llama_2(name)?)),
+};
+
+impl ModelShape for LlamaConfig {
+    fn hidden_size(&self) -> i64 {
+        self.hidden_size
+    }
+
+    fn vocab_size(&self) -> i64 {
+        self.vocab_size
+    }
+
+    fn build_random(&self, device: Device) -> Result<Box<dyn Backbone>, ModelError> {
+        Ok(Box::new(DecoderOnly::new(Box::new(Llama::new_random(
+            self, device,
+        )?))))
+    }
+}
+
 impl LlamaConfig {
+    /// LLaMA-2's published config at one size, "llama-2-7b" or "llama-2-13b" (meta-llama/Llama-2-{7,13}b-hf
+    /// `config.json`), for models built with random weights (benchmarks).
+    pub fn llama_2(name: &str) -> Result<Self, ModelError> {
+        let (hidden, intermediate, layers, heads) = match name {
+            "llama-2-7b" => (4096, 11008, 32, 32),
+            "llama-2-13b" => (5120, 13824, 40, 40),
+            other => {
+                return Err(ModelError::Input(format!(
+                    "unknown shape {other:?}: expected llama-2-7b or llama-2-13b"
+                )))
+            }
+        };
+        let json = serde_json::json!({
+            "model_type": "llama", "vocab_size": 32000, "hidden_size": hidden, "intermediate_size": intermediate,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": heads,
+            "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 4096, "hidden_act": "silu",
+            "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2, "initializer_range": 0.02
+        });
+        LlamaConfig::from_json(Path::new("<llama-2 shape>"), json)
+    }
+
     /// Parses and validates a `config.json` value; `path` is only used in messages.
     pub fn from_json(path: &Path, value: serde_json::Value) -> Result<Self, ModelError> {
         let bad = |message: String| ModelError::Config {

@@ -3,10 +3,9 @@
 //! benchmarks, `dept selftest` and the tests all go through it, so every one of them runs the same computation.
 
 use dept_core::DecomposedPrompt;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use crate::causal::positions_from_mask;
-use crate::{Architecture, Backbone, BackboneOutput, ModelError};
+use crate::{Backbone, BackboneOutput, ModelError};
 
 /// Borrowed, because the trainer owns the adapter (the optimiser steps its tensors in place, a resume overwrites
 /// them) and the backbone outlives many adapters (evaluation of `best/`, serving).
@@ -37,9 +36,8 @@ impl<'a> PromptedModel<'a> {
     /// prompt, then the word embeddings plus `scale·A[p]·B` for the token at position `p`) and the mask with the
     /// prompt's positions set.
     ///
-    /// An encoder's inputs are right-padded, so position `p` is column `p` (`A[..len]`, the official code's
-    /// computation). A decoder-only model's may be left-padded for decoding: there a token's position is its
-    /// index among the real tokens of its row, so padding on either side changes nothing.
+    /// Where each token sits for the adapter's `A` follows the backbone's architecture
+    /// ([`crate::Architecture::apply_adapter`]): padding on either side changes nothing.
     ///
     /// With visual features (CLIP-T5) their tokens follow: `[prompt | text | visual]`, all of them in the mask.
     pub fn embed(
@@ -67,14 +65,8 @@ impl<'a> PromptedModel<'a> {
         attention_mask: &Tensor,
     ) -> Result<(Tensor, Tensor), ModelError> {
         let embeds = self.backbone.embed(input_ids);
-        Ok(match self.backbone.architecture() {
-            Architecture::EncoderDecoder => self.adapter.apply(&embeds, attention_mask)?,
-            Architecture::DecoderOnly => {
-                let positions =
-                    positions_from_mask(attention_mask).masked_fill(&attention_mask.eq(0), 0);
-                self.adapter.apply_at(&embeds, attention_mask, &positions)?
-            }
-        })
+        let architecture = self.backbone.architecture();
+        Ok(architecture.apply_adapter(self.adapter, &embeds, attention_mask)?)
     }
 
     /// Teacher-forced pass with loss; `train` turns the backbone's dropout on. `labels`: for an encoder-decoder
@@ -89,16 +81,12 @@ impl<'a> PromptedModel<'a> {
         train: bool,
     ) -> Result<BackboneOutput, ModelError> {
         let (embeds, mask) = self.embed(input_ids, attention_mask)?;
-        match self.backbone.architecture() {
-            Architecture::EncoderDecoder => self.backbone.forward(&embeds, &mask, labels, train),
-            Architecture::DecoderOnly => {
-                let m = self.adapter.config().m;
-                let prefix =
-                    Tensor::full([labels.size()[0], m], -100, (Kind::Int64, labels.device()));
-                let labels = Tensor::cat(&[prefix, labels.to_kind(Kind::Int64)], 1);
-                self.backbone.forward(&embeds, &mask, &labels, train)
-            }
-        }
+        let prompt_len = self.adapter.config().m;
+        let labels = self
+            .backbone
+            .architecture()
+            .labels_after_prompt(labels, prompt_len);
+        self.backbone.forward(&embeds, &mask, &labels, train)
     }
 
     /// Greedy decoding without gradients or dropout: `[batch, ≤ max_new_tokens]` ids, padded after end of

@@ -13,6 +13,7 @@ use tch::Device;
 
 use crate::gpt2::{gpt2_shape, Gpt2, Gpt2Config};
 use crate::llama::{Llama, LlamaConfig};
+use crate::registry::TinyModel;
 use crate::t5::{T5Config, T5};
 use crate::ModelError;
 
@@ -228,9 +229,21 @@ fn tiny_llama(tokenizer_json: &Path, d_model: i64, seed: i64) -> Result<Llama, M
     Llama::new_random(&config, Device::Cpu)
 }
 
+/// The `tokenizer.json` a tiny model is asked for, refused when absent (decoder-only models have no vocabulary of
+/// their own: its size and end-of-sequence id come from the tokenizer).
+pub fn required_tokenizer<'a>(model: &TinyModel<'a>) -> Result<&'a Path, ModelError> {
+    model.tokenizer.ok_or_else(|| {
+        ModelError::Input(
+            "a tiny decoder-only model needs a tokenizer.json: its vocabulary size and end-of-sequence id come \
+             from it"
+                .into(),
+        )
+    })
+}
+
 /// `<dir>/tokenizer.json`, a copy of `tokenizer_json` written atomically (with the folder's usual permissions,
 /// not those of the source, which may be a read-only shared file).
-fn copy_tokenizer(tokenizer_json: &Path, dir: &Path) -> Result<(), ModelError> {
+pub fn copy_tokenizer(tokenizer_json: &Path, dir: &Path) -> Result<(), ModelError> {
     let text = std::fs::read(tokenizer_json).map_err(|source| ModelError::Io {
         path: tokenizer_json.to_path_buf(),
         cause: source,

@@ -2,7 +2,8 @@
 
 use dept_data::TextExample;
 use dept_models::features::FeatureStore;
-use dept_models::{Architecture, TextTokenizer};
+use dept_models::layout::Pair;
+use dept_models::{Architecture, PaddedRows, TextTokenizer};
 use tch::{Device, Tensor};
 
 use crate::config::Padding;
@@ -19,10 +20,8 @@ pub struct Encoded {
     pub weight: Option<f64>,
 }
 
-/// [`encode_examples`] for a decoder-only model, where source and target share one sequence of at most
-/// `max_len` tokens: the source (with the tokenizer's special tokens, e.g. Llama's BOS) cut to
-/// `max_len − max_target_len`, and the target as `" " + target` without special tokens, cut to
-/// `max_target_len − 1`, then `eos_id`. The source is cut the same way for training and generation.
+/// [`encode_for`] a decoder-only model, where source and target share one sequence of at most `max_len` tokens
+/// ([`Architecture::encode_source`], [`Architecture::encode_target`]).
 pub fn encode_causal_examples(
     tokenizer: &TextTokenizer,
     examples: &[TextExample],
@@ -30,30 +29,18 @@ pub fn encode_causal_examples(
     max_target_len: usize,
     eos_id: i64,
 ) -> Result<Vec<Encoded>, TrainError> {
-    examples
-        .iter()
-        .map(|e| {
-            let mut target = tokenizer.encode_plain(&format!(" {}", e.target))?;
-            target.truncate(max_target_len.saturating_sub(1));
-            target.push(eos_id);
-            Ok(Encoded {
-                input_ids: encode_source(
-                    Architecture::DecoderOnly,
-                    tokenizer,
-                    &e.input,
-                    max_len,
-                    max_target_len,
-                )?,
-                target_ids: target,
-                image: e.extra.image.clone(),
-                weight: e.extra.loss_weight,
-            })
-        })
-        .collect()
+    let architecture = Architecture::DecoderOnly;
+    encode_for(
+        architecture,
+        tokenizer,
+        examples,
+        max_len,
+        max_target_len,
+        eos_id,
+    )
 }
 
-/// A source's ids: cut to `max_len` for an encoder; for a decoder-only model to `max_len − max_target_len`, which
-/// leaves room for the target in the same sequence.
+/// A source's ids, cut as the backbone's architecture needs ([`Architecture::encode_source`]).
 pub fn encode_source(
     architecture: Architecture,
     tokenizer: &TextTokenizer,
@@ -61,14 +48,11 @@ pub fn encode_source(
     max_len: usize,
     max_target_len: usize,
 ) -> Result<Vec<i64>, TrainError> {
-    let len = match architecture {
-        Architecture::EncoderDecoder => max_len,
-        Architecture::DecoderOnly => max_len.saturating_sub(max_target_len).max(1),
-    };
-    Ok(tokenizer.encode(text, Some(len))?)
+    Ok(architecture.encode_source(tokenizer, text, max_len, max_target_len)?)
 }
 
-/// [`encode_examples`] or [`encode_causal_examples`], as the backbone's architecture needs.
+/// Examples as ids, source and target encoded as the backbone's architecture needs (`eos_id` ends a decoder-only
+/// model's targets).
 pub fn encode_for(
     architecture: Architecture,
     tokenizer: &TextTokenizer,
@@ -77,33 +61,49 @@ pub fn encode_for(
     max_target_len: usize,
     eos_id: i64,
 ) -> Result<Vec<Encoded>, TrainError> {
-    match architecture {
-        Architecture::EncoderDecoder => {
-            encode_examples(tokenizer, examples, max_len, max_target_len)
-        }
-        Architecture::DecoderOnly => {
-            encode_causal_examples(tokenizer, examples, max_len, max_target_len, eos_id)
-        }
-    }
+    examples
+        .iter()
+        .map(|e| {
+            Ok(Encoded {
+                input_ids: encode_source(
+                    architecture,
+                    tokenizer,
+                    &e.input,
+                    max_len,
+                    max_target_len,
+                )?,
+                target_ids: architecture.encode_target(
+                    tokenizer,
+                    &e.target,
+                    max_target_len,
+                    eos_id,
+                )?,
+                image: e.extra.image.clone(),
+                weight: e.extra.loss_weight,
+            })
+        })
+        .collect()
 }
 
+/// [`encode_for`] an encoder-decoder: input cut to `max_len` and target cut to `max_target_len` (special tokens
+/// kept).
 pub fn encode_examples(
     tokenizer: &TextTokenizer,
     examples: &[TextExample],
     max_len: usize,
     max_target_len: usize,
 ) -> Result<Vec<Encoded>, TrainError> {
-    examples
-        .iter()
-        .map(|e| {
-            Ok(Encoded {
-                input_ids: tokenizer.encode(&e.input, Some(max_len))?,
-                target_ids: tokenizer.encode(&e.target, Some(max_target_len))?,
-                image: e.extra.image.clone(),
-                weight: e.extra.loss_weight,
-            })
-        })
-        .collect()
+    // An encoder-decoder's targets end as its tokenizer ends them: no end-of-sequence id is added.
+    let no_eos = -1;
+    let architecture = Architecture::EncoderDecoder;
+    encode_for(
+        architecture,
+        tokenizer,
+        examples,
+        max_len,
+        max_target_len,
+        no_eos,
+    )
 }
 
 /// Input ids and mask `[b, len]`, labels `[b, target_len]` with `-100` at padding, and for a vision-language
@@ -154,7 +154,7 @@ impl Batch {
     }
 
     /// Pads inputs with `pad_id` to the longest input (`Padding::Longest`) or to `max_len`
-    /// (`Padding::MaxLength`, the official code), and targets to the longest target.
+    /// (`Padding::MaxLength`, the official code), and targets to the longest target: an encoder-decoder's batch.
     pub fn new(
         items: &[&Encoded],
         padding: Padding,
@@ -162,37 +162,18 @@ impl Batch {
         pad_id: i64,
         device: Device,
     ) -> Batch {
-        let input_len = match padding {
-            Padding::Longest => items.iter().map(|e| e.input_ids.len()).max().unwrap_or(0),
-            Padding::MaxLength => max_len,
-        };
-        let target_len = items.iter().map(|e| e.target_ids.len()).max().unwrap_or(0);
-        let input_ids = padded(items.iter().map(|e| &e.input_ids), input_len, pad_id);
-        let labels = padded(items.iter().map(|e| &e.target_ids), target_len, -100);
-        let rows = items.len() as i64;
-        let input_ids = Tensor::from_slice(&input_ids)
-            .view([rows, input_len as i64])
-            .to_device(device);
-        let lengths: Vec<usize> = items.iter().map(|e| e.input_ids.len()).collect();
-        let attention_mask = Tensor::from_slice(&mask(&lengths, input_len, false))
-            .view([rows, input_len as i64])
-            .to_device(device);
-        let labels = Tensor::from_slice(&labels)
-            .view([rows, target_len as i64])
-            .to_device(device);
-        Batch {
-            input_ids,
-            attention_mask,
-            labels,
-            visual: None,
-            weights: None,
-        }
+        Batch::for_training(
+            items,
+            Architecture::EncoderDecoder,
+            padding,
+            max_len,
+            pad_id,
+            device,
+        )
     }
 
-    /// A training batch for the backbone's architecture: [`Batch::new`] for an encoder-decoder; for a
-    /// decoder-only model each row is source then target, right-padded (to the longest row, or to `max_len` with
-    /// `Padding::MaxLength`, the official code's padding), with labels aligned to it: `-100` on the source and
-    /// the padding, the target's ids where they sit.
+    /// A training batch laid out for the backbone's architecture ([`Architecture::training_rows`]): padded to
+    /// the longest row, or to `max_len` with `Padding::MaxLength` (the official code's padding).
     pub fn for_training(
         items: &[&Encoded],
         architecture: Architecture,
@@ -201,45 +182,12 @@ impl Batch {
         pad_id: i64,
         device: Device,
     ) -> Batch {
-        if architecture == Architecture::EncoderDecoder {
-            return Batch::new(items, padding, max_len, pad_id, device);
-        }
-        let sequences: Vec<Vec<i64>> = items
-            .iter()
-            .map(|e| e.input_ids.iter().chain(&e.target_ids).copied().collect())
-            .collect();
-        let labels: Vec<Vec<i64>> = items
-            .iter()
-            .map(|e| {
-                std::iter::repeat_n(-100, e.input_ids.len())
-                    .chain(e.target_ids.iter().copied())
-                    .collect()
-            })
-            .collect();
-        let longest = sequences.iter().map(Vec::len).max().unwrap_or(0);
-        let len = match padding {
-            Padding::Longest => longest,
-            Padding::MaxLength => max_len.max(longest),
-        };
-        let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-        let rows = items.len() as i64;
-        let to_tensor = |values: Vec<i64>| {
-            Tensor::from_slice(&values)
-                .view([rows, len as i64])
-                .to_device(device)
-        };
-        Batch {
-            input_ids: to_tensor(padded(sequences.iter(), len, pad_id)),
-            attention_mask: to_tensor(mask(&lengths, len, false)),
-            labels: to_tensor(padded(labels.iter(), len, -100)),
-            visual: None,
-            weights: None,
-        }
+        let rows = architecture.training_rows(&pairs(items), pad_to(padding, max_len), pad_id);
+        Batch::from_rows(rows, device)
     }
 
-    /// A batch of sources to decode from: [`Batch::new`] for an encoder-decoder; for a decoder-only model the
-    /// sources left-padded to the longest (generation continues each row at its end). `labels` are the targets,
-    /// right-padded with `-100`, as in [`Batch::new`].
+    /// A batch of sources to decode from, laid out for the backbone's architecture
+    /// ([`Architecture::generation_rows`]); `labels` are the targets, right-padded with `-100`.
     pub fn for_generation(
         items: &[&Encoded],
         architecture: Architecture,
@@ -248,38 +196,39 @@ impl Batch {
         pad_id: i64,
         device: Device,
     ) -> Batch {
-        let mut batch = Batch::new(items, padding, max_len, pad_id, device);
-        if architecture == Architecture::DecoderOnly {
-            let lengths: Vec<usize> = items.iter().map(|e| e.input_ids.len()).collect();
-            let len = lengths.iter().copied().max().unwrap_or(0);
-            let ids: Vec<i64> = items
-                .iter()
-                .flat_map(|e| {
-                    std::iter::repeat_n(pad_id, len - e.input_ids.len())
-                        .chain(e.input_ids.iter().copied())
-                })
-                .collect();
-            let shape = [items.len() as i64, len as i64];
-            batch.input_ids = Tensor::from_slice(&ids).view(shape).to_device(device);
-            batch.attention_mask = Tensor::from_slice(&mask(&lengths, len, true))
-                .view(shape)
-                .to_device(device);
+        let rows = architecture.generation_rows(&pairs(items), pad_to(padding, max_len), pad_id);
+        Batch::from_rows(rows, device)
+    }
+
+    fn from_rows(rows: PaddedRows, device: Device) -> Batch {
+        let tensor = |values: &[i64], width: usize| {
+            Tensor::from_slice(values)
+                .view([rows.rows as i64, width as i64])
+                .to_device(device)
+        };
+        Batch {
+            input_ids: tensor(&rows.input_ids, rows.width),
+            attention_mask: tensor(&rows.attention_mask, rows.width),
+            labels: tensor(&rows.labels, rows.label_width),
+            visual: None,
+            weights: None,
         }
-        batch
     }
 }
 
-/// 1 for each row's `lengths[i]` real positions (at the end with `left`, else at the start), 0 elsewhere.
-fn mask(lengths: &[usize], len: usize, left: bool) -> Vec<i64> {
-    lengths
+fn pairs<'a>(items: &[&'a Encoded]) -> Vec<Pair<'a>> {
+    items
         .iter()
-        .flat_map(|&n| (0..len).map(move |i| i64::from(if left { i >= len - n } else { i < n })))
+        .map(|e| (e.input_ids.as_slice(), e.target_ids.as_slice()))
         .collect()
 }
 
-fn padded<'a>(rows: impl Iterator<Item = &'a Vec<i64>>, len: usize, pad: i64) -> Vec<i64> {
-    rows.flat_map(|r| r.iter().copied().chain(std::iter::repeat(pad)).take(len))
-        .collect()
+/// The width a batch is padded to: the longest row's, or at least `max_len` with `Padding::MaxLength`.
+fn pad_to(padding: Padding, max_len: usize) -> Option<usize> {
+    match padding {
+        Padding::Longest => None,
+        Padding::MaxLength => Some(max_len),
+    }
 }
 
 /// Evaluation batches of similar-length inputs (longest first), as index lists into `encoded`; callers put

@@ -570,7 +570,7 @@ pub(crate) fn open_model(
     if let Some(threads) = config.threads {
         tch::set_num_threads(threads);
     }
-    let device = crate::device::resolve_device(&config.device).map_err(TrainError::Run)?;
+    let device = crate::device::resolve_device(&config.device)?;
     if config.precision == Precision::Bf16 && device == Device::Cpu {
         tracing::warn!(
             "precision bf16 on CPU: it is meant for CUDA; most CPUs run bf16 matrix work slower than fp32"
@@ -578,7 +578,7 @@ pub(crate) fn open_model(
     }
     let features = crate::vision::open_features(config, device, quiet)?;
     let mut backbone: Box<dyn Backbone> = match &features {
-        Some(store) => Box::new(crate::vision::clip_t5(config, store, device)?),
+        Some(store) => crate::vision::vision_language_backbone(config, store, device)?,
         None => load_backbone(&config.model, device)?,
     };
     if config.precision == Precision::Bf16 {
@@ -728,9 +728,7 @@ fn new_adapter(
         .with_alpha(config.lora_alpha)
         .with_init(&init);
     dept.base_model_name_or_path = Some(config.model.display().to_string());
-    if backbone.architecture() == dept_models::Architecture::DecoderOnly {
-        dept.task_type = "CAUSAL_LM".into();
-    }
+    dept.task_type = backbone.architecture().peft_task_type().into();
     let device = backbone.device();
     let rows = match &init {
         PromptInit::Text(text) => {

@@ -4,10 +4,11 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use dept_models::clip_t5::ClipT5;
 use dept_models::features::{
     list_images, ExtractReport, Extractor, FeatureDtype, FeatureOptions, FeatureStore, ImageFile,
 };
+use dept_models::registry::{load_vision_language, VisualInput};
+use dept_models::Backbone;
 use tch::Device;
 
 use crate::config::ExperimentConfig;
@@ -134,27 +135,18 @@ pub fn extract_with_progress(
     Ok(report)
 }
 
-/// CLIP-T5 on the config's T5 folder, its visual embedding sized for the feature file's tokens and width and initialised
-/// under the run's seed (so a run and its resumption, or two runs of one config, start from the same weights).
-pub fn clip_t5(
+/// The config's model reading the feature file's visual tokens (CLIP-T5 on a T5 folder), its visual embedding
+/// initialised under the run's seed (so a run and its resumption, or two runs of one config, start from the same
+/// weights).
+pub fn vision_language_backbone(
     config: &ExperimentConfig,
     features: &FeatureStore,
     device: Device,
-) -> Result<ClipT5, TrainError> {
-    let model = &config.model;
-    let (path, value) = dept_models::checkpoint::read_config(model)?;
-    match value.get("model_type").and_then(|v| v.as_str()) {
-        Some("t5") | None => {
-            let t5 = dept_models::t5::T5::load(model, device)?;
-            tch::manual_seed(config.seed as i64);
-            Ok(ClipT5::new(t5, features.width(), features.tokens())?)
-        }
-        Some(other) => Err(TrainError::Config {
-            path,
-            message: format!(
-                "a vision-language run (`features` set) needs a T5 model folder for CLIP-T5, got model_type \
-                 {other:?}"
-            ),
-        }),
-    }
+) -> Result<Box<dyn Backbone>, TrainError> {
+    let visual = VisualInput {
+        width: features.width(),
+        tokens: features.tokens(),
+        seed: config.seed as i64,
+    };
+    Ok(load_vision_language(&config.model, device, visual)?)
 }

@@ -111,6 +111,26 @@ impl T5Config {
         }
     }
 
+    /// A released T5 v1 size ("t5-small", "t5-base", "t5-large"): its published config, for models built with
+    /// random weights (benchmarks).
+    pub fn released(name: &str) -> Result<T5Config, ModelError> {
+        let (d_model, d_ff, num_layers, num_heads) = match name {
+            "t5-small" => (512, 2048, 6, 8),
+            "t5-base" => (768, 3072, 12, 12),
+            "t5-large" => (1024, 4096, 24, 16),
+            other => {
+                return Err(ModelError::Input(format!(
+                    "unknown shape {other:?}: expected t5-small, t5-base or t5-large"
+                )))
+            }
+        };
+        let json = serde_json::json!({
+            "vocab_size": 32128, "d_model": d_model, "d_kv": 64, "d_ff": d_ff, "num_layers": num_layers,
+            "num_heads": num_heads, "feed_forward_proj": "relu", "tie_word_embeddings": true
+        });
+        T5Config::from_json(Path::new(&format!("<{name} shape>")), json)
+    }
+
     /// `config.json` as `save_pretrained` writes it (the fields above plus model type and architecture).
     pub fn to_hf_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();

@@ -19,7 +19,7 @@ use crate::layers::{
     additive_causal_mask, additive_padding_mask, at_least_fp32, upcast_16_bit, NormCast, RmsNorm,
 };
 use crate::t5::{FeedForward, T5Config};
-use crate::ModelError;
+use crate::{Architecture, ModelError};
 
 /// A frozen T5 encoder-decoder. Its variables live in their own [`VarStore`] with gradients switched off, so an
 /// optimiser over the adapter's store never sees (or keeps state for) the backbone.
@@ -287,6 +287,10 @@ impl T5 {
 }
 
 impl Backbone for T5 {
+    fn architecture(&self) -> Architecture {
+        Architecture::EncoderDecoder
+    }
+
     fn hidden_size(&self) -> i64 {
         self.config.d_model
     }
