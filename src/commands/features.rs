@@ -59,7 +59,7 @@ pub fn run(command: &FeaturesCommand, quiet: bool) -> Result<()> {
 
 fn extract(args: &ExtractArgs, quiet: bool) -> Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be positive");
-    let device = dept_train::device::resolve_device(&args.device).map_err(anyhow::Error::msg)?;
+    let device = dept_train::device::resolve_device(&args.device)?;
     let images = list_images(&args.images)?;
     anyhow::ensure!(
         !images.is_empty(),

@@ -25,6 +25,8 @@ pub enum BenchError {
         error: Box<BenchError>,
     },
     #[error(transparent)]
+    Device(#[from] dept_train::device::DeviceError),
+    #[error(transparent)]
     Train(#[from] dept_train::TrainError),
     #[error(transparent)]
     Model(#[from] dept_models::ModelError),

@@ -106,7 +106,7 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
         ensure!(threads > 0, "--threads must be positive");
         tch::set_num_threads(threads);
     }
-    let device = dept_train::device::resolve_device(&args.device).map_err(BenchError::Invalid)?;
+    let device = dept_train::device::resolve_device(&args.device)?;
     let python_device = match device {
         Device::Cpu => "cpu".to_string(),
         Device::Cuda(i) => format!("cuda:{i}"),

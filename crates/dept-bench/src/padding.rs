@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::error::{ensure, BenchError, Result};
+use crate::error::{ensure, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_models::t5::T5;
@@ -45,7 +45,7 @@ pub fn run(args: &PaddingArgs) -> Result<()> {
         0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len,
         "need 0 < min_input ≤ max_input ≤ max_len"
     );
-    let device = dept_train::device::resolve_device(&args.device).map_err(BenchError::Invalid)?;
+    let device = dept_train::device::resolve_device(&args.device)?;
     tch::manual_seed(0);
     let backbone: Box<dyn Backbone> = match &args.model {
         Some(dir) => load_backbone(dir, device)?,

@@ -10,7 +10,7 @@ use dept_models::{load_backbone, Backbone, PromptedModel};
 use dept_train::guard::guarded;
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{BenchError, Context, Result};
+use crate::error::{Context, Result};
 
 #[derive(Args)]
 pub struct SelftestArgs {
@@ -104,7 +104,7 @@ impl std::fmt::Display for SelftestReport {
 
 /// Runs the comparison on a tiny T5 written to a scratch folder (removed afterwards).
 pub fn run(args: &SelftestArgs) -> Result<SelftestReport> {
-    let device = dept_train::device::resolve_device(&args.device).map_err(BenchError::Invalid)?;
+    let device = dept_train::device::resolve_device(&args.device)?;
     let dir = scratch_dir();
     let result = compare(args, device, &dir);
     let _ = std::fs::remove_dir_all(&dir);

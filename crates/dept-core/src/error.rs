@@ -11,10 +11,11 @@ pub enum CoreError {
     Budget(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
-    #[error("cannot write {path}: {source}")]
+    /// The cause is part of the message (and deliberately not a `source`, so it is printed once).
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Torch(#[from] tch::TchError),

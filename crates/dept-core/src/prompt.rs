@@ -280,9 +280,9 @@ impl DecomposedPrompt {
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed). Each file is
     /// written to a temporary name and renamed, so a crash never leaves a half-written file under the real name.
     pub fn save(&self, dir: &Path) -> Result<(), CoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| CoreError::Write {
+        std::fs::create_dir_all(dir).map_err(|error| CoreError::Write {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
         let mut config = serde_json::to_value(&self.config)
             .map_err(|e| CoreError::Config(format!("cannot serialise the adapter config: {e}")))?;
@@ -304,15 +304,15 @@ impl DecomposedPrompt {
         write_atomically(&weights, |tmp| {
             Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
         })
-        .map_err(|source| CoreError::Write {
+        .map_err(|error| CoreError::Write {
             path: weights.clone(),
-            source,
+            error,
         })?;
         let config_path = dir.join(ADAPTER_CONFIG_FILE);
         write_atomically(&config_path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(
-            |source| CoreError::Write {
+            |error| CoreError::Write {
                 path: config_path.clone(),
-                source,
+                error,
             },
         )
     }

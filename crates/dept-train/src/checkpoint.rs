@@ -46,7 +46,7 @@ pub fn save(
     let _ = std::fs::remove_dir_all(&partial);
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| TrainError::Write { path, source }
+        move |error| TrainError::Write { path, error }
     };
     std::fs::create_dir_all(&partial).map_err(write_err(&partial))?;
     adapter.save(&partial)?;
@@ -178,7 +178,9 @@ pub fn restore(
             step,
         ));
     }
-    optimizer.load_state(state).map_err(bad)?;
+    optimizer
+        .load_state(state)
+        .map_err(|e| bad(e.to_string()))?;
     let text = std::fs::read_to_string(dir.join(STATE_FILE))
         .map_err(|e| bad(format!("{STATE_FILE}: {e}")))?;
     serde_json::from_str(&text).map_err(|e| bad(format!("{STATE_FILE}: {e}")))

@@ -11,6 +11,29 @@ use serde_yaml::{Mapping, Value};
 
 use crate::TrainError;
 
+/// A config value that cannot run, with what to change (the caller adds the file it came from).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid(message)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        Invalid(message.to_string())
+    }
+}
+
+impl From<crate::device::DeviceError> for Invalid {
+    fn from(error: crate::device::DeviceError) -> Self {
+        Invalid(error.to_string())
+    }
+}
+
 /// DePT (prompt + low-rank pair) or plain prompt tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -252,6 +275,7 @@ impl ExperimentConfig {
             path: path.to_path_buf(),
             message,
         };
+        let invalid = |Invalid(message)| bad(message);
         let value: Value =
             serde_yaml::from_str(text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
         let mut map = match value {
@@ -259,7 +283,7 @@ impl ExperimentConfig {
             Value::Null => Mapping::new(),
             _ => return Err(bad("expected a mapping of `key: value` lines".into())),
         };
-        check_keys(&map).map_err(&bad)?;
+        check_keys(&map).map_err(invalid)?;
         for item in overrides {
             let (key, raw) = item
                 .split_once('=')
@@ -272,7 +296,7 @@ impl ExperimentConfig {
         }
         let config: ExperimentConfig = serde_yaml::from_value(Value::Mapping(map.clone()))
             .map_err(|e| bad(name_the_key(&map, &e)))?;
-        config.validate().map_err(bad)?;
+        config.validate().map_err(invalid)?;
         Ok(config)
     }
 
@@ -282,7 +306,7 @@ impl ExperimentConfig {
     }
 
     /// Solves (m, r) from prompt_len / rank / budget. `d` is the backbone's hidden size.
-    pub fn shape(&self, d: i64) -> Result<Shape, String> {
+    pub fn shape(&self, d: i64) -> Result<Shape, Invalid> {
         let shape = match (self.method, self.budget) {
             (Method::Pt, Some(l)) => Shape { m: l, r: 0 },
             (Method::Pt, None) => Shape {
@@ -308,7 +332,7 @@ impl ExperimentConfig {
                                  give only one of them to solve the other",
                                 s.params,
                                 budget.total()
-                            ));
+                            ).into());
                         }
                         Ok(s)
                     }
@@ -342,7 +366,7 @@ impl ExperimentConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), Invalid> {
         if self.task.is_empty() {
             return Err("`task` is required (e.g. `task: rte`)".into());
         }
@@ -353,13 +377,13 @@ impl ExperimentConfig {
                     "`task: {}` reads images: set `features` to a feature file from `dept features extract` (or \
                      `features` with `images` and `clip_model` to extract it first)",
                     task.name
-                ))
+                ).into())
             }
             (false, Some(_)) => {
                 return Err(format!(
                     "`features` is for the vision-language tasks (vqa, coco_caption); `task: {}` reads text only",
                     task.name
-                ))
+                ).into())
             }
             _ => {}
         }
@@ -381,7 +405,7 @@ impl ExperimentConfig {
             ("k_shot", self.k_shot),
         ];
         if let Some((key, _)) = optional_positive.iter().find(|(_, v)| *v == Some(0)) {
-            return Err(format!("`{key}` must be positive when set"));
+            return Err(format!("`{key}` must be positive when set").into());
         }
         // Shape keys are checked here, before the model or any data is read; the budget arithmetic needs d and
         // comes later.
@@ -392,11 +416,11 @@ impl ExperimentConfig {
         ];
         for (key, value, least) in shape_keys {
             if let Some(v) = value.filter(|v| *v < least) {
-                return Err(format!("`{key}` must be at least {least}, got {v}"));
+                return Err(format!("`{key}` must be at least {least}, got {v}").into());
             }
         }
         if let Some((key, _)) = positive.iter().find(|(_, ok)| !ok) {
-            return Err(format!("`{key}` must be positive"));
+            return Err(format!("`{key}` must be positive").into());
         }
         for (key, value) in [
             ("lr_prompt", self.lr_prompt),
@@ -408,7 +432,7 @@ impl ExperimentConfig {
             ("lr_visual", self.lr_visual),
         ] {
             if !value.is_finite() || value < 0.0 {
-                return Err(format!("`{key}` must be a finite number ≥ 0, got {value}"));
+                return Err(format!("`{key}` must be a finite number ≥ 0, got {value}").into());
             }
         }
         for (key, value) in [
@@ -416,12 +440,12 @@ impl ExperimentConfig {
             ("adam_beta2", self.adam_beta2),
         ] {
             if !(0.0..1.0).contains(&value) {
-                return Err(format!("`{key}` must lie in [0, 1), got {value}"));
+                return Err(format!("`{key}` must lie in [0, 1), got {value}").into());
             }
         }
         if let Some(ratio) = self.warmup_ratio {
             if !(0.0..=1.0).contains(&ratio) {
-                return Err(format!("`warmup_ratio` must lie in [0, 1], got {ratio}"));
+                return Err(format!("`warmup_ratio` must lie in [0, 1], got {ratio}").into());
             }
         }
         if self.prompt_init == PromptInitKind::Text && self.prompt_init_text.trim().is_empty() {
@@ -495,7 +519,7 @@ fn known_keys() -> Vec<String> {
     }
 }
 
-fn check_keys(map: &Mapping) -> Result<(), String> {
+fn check_keys(map: &Mapping) -> Result<(), Invalid> {
     for key in map.keys() {
         let key = key
             .as_str()
@@ -506,7 +530,7 @@ fn check_keys(map: &Mapping) -> Result<(), String> {
 }
 
 /// `Ok` for an experiment key; otherwise the message names the nearest valid key.
-pub fn check_key(key: &str) -> Result<(), String> {
+pub fn check_key(key: &str) -> Result<(), Invalid> {
     let known = known_keys();
     if known.iter().any(|k| k == key) {
         return Ok(());
@@ -516,7 +540,9 @@ pub fn check_key(key: &str) -> Result<(), String> {
         .min_by_key(|k| edit_distance(k, key))
         .map(String::as_str)
         .unwrap_or("");
-    Err(format!("unknown key `{key}`; did you mean `{nearest}`?"))
+    Err(Invalid(format!(
+        "unknown key `{key}`; did you mean `{nearest}`?"
+    )))
 }
 
 /// Levenshtein distance, for "did you mean" suggestions.
@@ -541,10 +567,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn parse(yaml: &str, overrides: &[&str]) -> Result<ExperimentConfig, String> {
+    fn parse(yaml: &str, overrides: &[&str]) -> Result<ExperimentConfig, TrainError> {
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         ExperimentConfig::from_yaml(yaml, Path::new("exp.yaml"), &overrides)
-            .map_err(|e| e.to_string())
+    }
+
+    /// Why a config is refused, as the user reads it.
+    fn refusal(yaml: &str, overrides: &[&str]) -> String {
+        parse(yaml, overrides).unwrap_err().to_string()
     }
 
     #[test]
@@ -564,12 +594,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_nearest_one() {
-        let err = parse("task: rte\nmax_step: 10", &[]).unwrap_err();
+        let err = refusal("task: rte\nmax_step: 10", &[]);
         assert!(
             err.contains("unknown key `max_step`") && err.contains("`max_steps`"),
             "{err}"
         );
-        let err = parse("task: rte", &["lr_promt=0.1"]).unwrap_err();
+        let err = refusal("task: rte", &["lr_promt=0.1"]);
         assert!(err.contains("`lr_prompt`"), "{err}");
     }
 
@@ -587,9 +617,7 @@ mod tests {
         assert_eq!(c.max_steps, 200);
         assert_eq!(c.padding, Padding::MaxLength);
         assert_eq!(c.early_stopping_patience, Some(3));
-        assert!(parse("task: rte", &["max_steps"])
-            .unwrap_err()
-            .contains("key=value"));
+        assert!(refusal("task: rte", &["max_steps"]).contains("key=value"));
         assert!(parse("task: rte", &["max_steps=many"]).is_err());
     }
 
@@ -598,7 +626,7 @@ mod tests {
         let c = parse("task: rte\nbudget: 100\nprompt_len: 40\nrank: null", &[]).unwrap();
         assert_eq!(c.shape(768).unwrap(), Shape { m: 40, r: 45 });
         let c = parse("task: rte\nbudget: 100\nprompt_len: 61\nrank: null", &[]).unwrap();
-        assert!(c.shape(768).unwrap_err().contains("(m = 60, r = 30)"));
+        assert!(c.shape(768).unwrap_err().0.contains("(m = 60, r = 30)"));
         let c = parse("task: rte\nmethod: pt\nbudget: 100\nrank: null", &[]).unwrap();
         assert_eq!(c.shape(768).unwrap(), Shape { m: 100, r: 0 });
         assert!(parse("task: rte\nmethod: pt\nrank: 4", &[]).is_err());
@@ -606,20 +634,12 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        assert!(parse("max_steps: 10", &[]).unwrap_err().contains("`task`"));
-        assert!(parse("task: rte\nbatch_size: 0", &[])
-            .unwrap_err()
-            .contains("batch_size"));
-        assert!(parse("task: rte\nadam_beta2: 1.5", &[])
-            .unwrap_err()
-            .contains("adam_beta2"));
-        assert!(parse("task: rte\ndevice: tpu", &[])
-            .unwrap_err()
-            .contains("tpu"));
-        assert!(parse("task: rte\npadding: both", &[])
-            .unwrap_err()
-            .contains("both"));
-        assert!(parse("- a\n- b", &[]).unwrap_err().contains("mapping"));
+        assert!(refusal("max_steps: 10", &[]).contains("`task`"));
+        assert!(refusal("task: rte\nbatch_size: 0", &[]).contains("batch_size"));
+        assert!(refusal("task: rte\nadam_beta2: 1.5", &[]).contains("adam_beta2"));
+        assert!(refusal("task: rte\ndevice: tpu", &[]).contains("tpu"));
+        assert!(refusal("task: rte\npadding: both", &[]).contains("both"));
+        assert!(refusal("- a\n- b", &[]).contains("mapping"));
     }
 
     #[test]

@@ -2,23 +2,30 @@
 
 use tch::Device;
 
+/// A `device:` value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("device {0:?}: expected cpu, cuda, cuda:N or auto")]
+    Unknown(String),
+    #[error("device cuda:{index} requested but libtorch sees {count} CUDA device(s); `dept env` shows what it sees")]
+    Unavailable { index: usize, count: i64 },
+}
+
 /// Checks the syntax of a device string without touching CUDA.
-pub fn parse_device(text: &str) -> Result<Option<Device>, String> {
+pub fn parse_device(text: &str) -> Result<Option<Device>, DeviceError> {
     match text {
         "auto" => Ok(None),
         "cpu" => Ok(Some(Device::Cpu)),
         "cuda" => Ok(Some(Device::Cuda(0))),
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(i)) => Ok(Some(Device::Cuda(i))),
-            _ => Err(format!(
-                "device {other:?}: expected cpu, cuda, cuda:N or auto"
-            )),
+            _ => Err(DeviceError::Unknown(other.to_string())),
         },
     }
 }
 
 /// The device to run on; asking for a GPU that libtorch does not see is an error, not a silent CPU run.
-pub fn resolve_device(text: &str) -> Result<Device, String> {
+pub fn resolve_device(text: &str) -> Result<Device, DeviceError> {
     match parse_device(text)? {
         None => Ok(Device::cuda_if_available()),
         Some(Device::Cuda(i)) => {
@@ -26,10 +33,7 @@ pub fn resolve_device(text: &str) -> Result<Device, String> {
             if (i as i64) < count {
                 Ok(Device::Cuda(i))
             } else {
-                Err(format!(
-                    "device cuda:{i} requested but libtorch sees {count} CUDA device(s); `dept env` shows what \
-                     it sees"
-                ))
+                Err(DeviceError::Unavailable { index: i, count })
             }
         }
         Some(device) => Ok(device),
@@ -53,7 +57,10 @@ mod tests {
     #[test]
     fn a_missing_gpu_is_an_error() {
         if tch::Cuda::device_count() == 0 {
-            assert!(resolve_device("cuda:0").unwrap_err().contains("sees 0"));
+            assert!(resolve_device("cuda:0")
+                .unwrap_err()
+                .to_string()
+                .contains("sees 0"));
             assert_eq!(resolve_device("auto").unwrap(), Device::Cpu);
         }
     }

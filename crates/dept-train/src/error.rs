@@ -29,11 +29,14 @@ pub enum TrainError {
     },
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
-    #[error("cannot write {path}: {source}")]
+    /// The cause is part of the message (and deliberately not a `source`, so it is printed once).
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     #[error(transparent)]
     Data(#[from] dept_data::DataError),
     #[error(transparent)]

@@ -11,6 +11,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod environment;
 mod error;
 pub mod evaluate;
 pub mod guard;

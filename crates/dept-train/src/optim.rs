@@ -121,22 +121,21 @@ impl AdamW {
     }
 
     /// Restores what [`state`](Self::state) returned; shapes must match parameter by parameter.
-    pub fn load_state(&mut self, state: Vec<(Tensor, Tensor, i64)>) -> Result<(), String> {
+    pub fn load_state(&mut self, state: Vec<(Tensor, Tensor, i64)>) -> Result<(), StateMismatch> {
         if state.len() != self.params.len() {
-            return Err(format!(
-                "optimiser state has {} parameters, the adapter has {}",
-                state.len(),
-                self.params.len()
-            ));
+            return Err(StateMismatch::Count {
+                saved: state.len(),
+                adapter: self.params.len(),
+            });
         }
         tch::no_grad(|| {
             for (i, (p, (m, v, step))) in self.params.iter_mut().zip(state).enumerate() {
                 if m.size() != p.param.size() || v.size() != p.param.size() {
-                    return Err(format!(
-                        "optimiser moment {i} has shape {:?}, parameter has {:?}",
-                        m.size(),
-                        p.param.size()
-                    ));
+                    return Err(StateMismatch::Shape {
+                        index: i,
+                        saved: m.size(),
+                        parameter: p.param.size(),
+                    });
                 }
                 p.exp_avg.copy_(&m.to_kind(Kind::Float));
                 p.exp_avg_sq.copy_(&v.to_kind(Kind::Float));
@@ -145,6 +144,19 @@ impl AdamW {
             Ok(())
         })
     }
+}
+
+/// Saved optimiser state that does not fit the adapter it is loaded into.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateMismatch {
+    #[error("optimiser state has {saved} parameters, the adapter has {adapter}")]
+    Count { saved: usize, adapter: usize },
+    #[error("optimiser moment {index} has shape {saved:?}, parameter has {parameter:?}")]
+    Shape {
+        index: usize,
+        saved: Vec<i64>,
+        parameter: Vec<i64>,
+    },
 }
 
 /// Scales all gradients so that their joint L2 norm is at most `max_norm` (PyTorch's `clip_grad_norm_`:

@@ -65,9 +65,9 @@ pub struct RunLock {
 impl RunLock {
     pub fn acquire(dir: &Path) -> Result<Self, TrainError> {
         let path = dir.join(RUN_MARKER);
-        let file = File::open(&path).map_err(|source| TrainError::Write {
+        let file = File::open(&path).map_err(|error| TrainError::Write {
             path: path.clone(),
-            source,
+            error,
         })?;
         // SAFETY: flock on a descriptor this function owns; it only takes an advisory lock.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -95,9 +95,9 @@ pub fn create_marked(dir: &Path) -> Result<(), TrainError> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|source| TrainError::Write {
+    std::fs::create_dir_all(dir).map_err(|error| TrainError::Write {
         path: dir.to_path_buf(),
-        source,
+        error,
     })?;
     let marker = dir.join(RUN_MARKER);
     if !marker.exists() {
@@ -115,10 +115,10 @@ pub fn remove_marked(dir: &Path) -> Result<(), TrainError> {
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
+        Err(error) => {
             return Err(TrainError::Write {
                 path: dir.to_path_buf(),
-                source,
+                error,
             })
         }
     };
@@ -130,18 +130,18 @@ pub fn remove_marked(dir: &Path) -> Result<(), TrainError> {
             if meta.file_type().is_symlink() { ", it is a symbolic link" } else { "" }
         )));
     }
-    std::fs::remove_dir_all(dir).map_err(|source| TrainError::Write {
+    std::fs::remove_dir_all(dir).map_err(|error| TrainError::Write {
         path: dir.to_path_buf(),
-        source,
+        error,
     })
 }
 
 /// Carrying the marker, or holding nothing but what a kill between creating the folder and renaming the marker
 /// into place leaves: nothing, or the marker's temporary file.
 fn is_ours(dir: &Path) -> Result<bool, TrainError> {
-    let io = |source| TrainError::Write {
+    let io = |error| TrainError::Write {
         path: dir.to_path_buf(),
-        source,
+        error,
     };
     if dir.join(RUN_MARKER).is_file() {
         return Ok(true);
@@ -158,10 +158,10 @@ fn is_ours(dir: &Path) -> Result<bool, TrainError> {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
-    write_atomically(path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(|source| {
+    write_atomically(path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(|error| {
         TrainError::Write {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     })
 }
@@ -196,9 +196,9 @@ impl MetricsLog {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
-            .map_err(|source| TrainError::Write {
+            .map_err(|error| TrainError::Write {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         Ok(MetricsLog {
             path: path.to_path_buf(),
@@ -211,9 +211,9 @@ impl MetricsLog {
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
-            .map_err(|source| TrainError::Write {
+            .map_err(|error| TrainError::Write {
                 path: self.path.clone(),
-                source,
+                error,
             })
     }
 

@@ -168,16 +168,16 @@ fn inverse_cdf(quantiles: &[f64], u: f64) -> usize {
     value.round().max(1.0) as usize
 }
 
+/// A `--uniform` value that is not `MIN:MAX`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected MIN:MAX token counts, e.g. 32:128, got {0:?}")]
+pub struct BadSpan(String);
+
 /// Parses `MIN:MAX`.
-pub fn parse_span(text: &str) -> Result<(usize, usize), String> {
-    let (min, max) = text
-        .split_once(':')
-        .ok_or_else(|| format!("expected MIN:MAX token counts, e.g. 32:128, got {text:?}"))?;
-    let parse = |s: &str| {
-        s.trim()
-            .parse::<usize>()
-            .map_err(|_| format!("expected MIN:MAX token counts, e.g. 32:128, got {text:?}"))
-    };
+pub fn parse_span(text: &str) -> Result<(usize, usize), BadSpan> {
+    let bad = || BadSpan(text.to_string());
+    let (min, max) = text.split_once(':').ok_or_else(bad)?;
+    let parse = |s: &str| s.trim().parse::<usize>().map_err(|_| bad());
     Ok((parse(min)?, parse(max)?))
 }
 
@@ -312,6 +312,9 @@ mod tests {
     #[test]
     fn spans_parse_or_say_what_was_expected() {
         assert_eq!(parse_span("32:128"), Ok((32, 128)));
-        assert!(parse_span("32-128").unwrap_err().contains("MIN:MAX"));
+        assert!(parse_span("32-128")
+            .unwrap_err()
+            .to_string()
+            .contains("MIN:MAX"));
     }
 }

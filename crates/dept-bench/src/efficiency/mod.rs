@@ -126,7 +126,7 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         args.batch_size > 0 && args.max_len > 0 && args.pt_len > 0,
         "--batch-size, --max-len and --pt-len must be positive"
     );
-    let device = dept_train::device::resolve_device(&args.device).map_err(BenchError::Invalid)?;
+    let device = dept_train::device::resolve_device(&args.device)?;
     let mut shapes: Vec<&String> = Vec::new();
     for name in &args.shapes {
         if !shapes.contains(&name) {
