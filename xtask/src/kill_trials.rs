@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::gpu_bundle::target_dir;
 use crate::process::{cargo, Failure};
@@ -25,21 +25,8 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
     let scratch = target_dir(root).join("kill-trials");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
-
-    // The quickstart's tiny T5 and synthetic RTE-format data (its own short run is not used).
     let fixture = scratch.join("fixture");
-    let out = Command::new(&dept)
-        .args(["-q", "quickstart", "--steps", "40", "--dir"])
-        .arg(&fixture)
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|e| Failure::new(format!("cannot run {}: {e}", dept.display())))?;
-    if !out.status.success() {
-        return Err(Failure::new(format!(
-            "dept quickstart failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
+    make_fixture(&dept, &fixture)?;
 
     let reference = scratch.join("reference");
     let config = write_config(&scratch, &fixture, &reference)?;
@@ -58,36 +45,11 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
         let config = write_config(&scratch, &fixture, &run)?;
         // A moment between 2% and 98% of the uninterrupted run (start-up, loading and tokenising included).
         let at = duration.mul_f64(0.02 + 0.96 * rng.unit());
-        let mut child = Command::new(&dept)
-            .args(["-q", "train"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Failure::new(format!("cannot start {}: {e}", dept.display())))?;
-        std::thread::sleep(at);
-        // Every third trial waits on from there for a checkpoint write in progress, so that such kills are
-        // certain to be among the trials rather than left to chance (a write takes a few milliseconds).
-        if trial % 3 == 2 {
-            while child.try_wait().ok().flatten().is_none() && !has_checkpoint_leftovers(&run) {
-                std::thread::sleep(std::time::Duration::from_micros(50));
-            }
-        }
-        let killed = child.try_wait().ok().flatten().is_none();
-        if killed {
-            let _ = child.kill(); // SIGKILL
-            landed += 1;
-        }
-        let _ = child.wait();
-        if killed && has_checkpoint_leftovers(&run) {
-            mid_checkpoint += 1;
-        }
+        let kill = kill_once(&dept, &config, &run, at, trial % 3 == 2)?;
+        landed += usize::from(kill.landed);
+        mid_checkpoint += usize::from(kill.mid_checkpoint);
         train_to_the_end(&dept, &config)?;
-        let differing: Vec<&str> = COMPARED
-            .iter()
-            .copied()
-            .filter(|file| fs::read(run.join(file)).ok() != fs::read(reference.join(file)).ok())
-            .collect();
+        let differing = differing_files(&run, &reference);
         if differing.is_empty() {
             identical += 1;
         } else {
@@ -109,6 +71,76 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
             trials - identical
         )))
     }
+}
+
+/// The quickstart's tiny T5 and synthetic RTE-format data in `fixture` (its own short run is not used).
+fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
+    let out = Command::new(dept)
+        .args(["-q", "quickstart", "--steps", "40", "--dir"])
+        .arg(fixture)
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| Failure::new(format!("cannot run {}: {e}", dept.display())))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "dept quickstart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
+/// What one SIGKILL did.
+struct Kill {
+    /// The run was still going when the kill came (else it had already finished).
+    landed: bool,
+    /// It landed while a checkpoint was being replaced.
+    mid_checkpoint: bool,
+}
+
+/// Starts `dept train config` and SIGKILLs it `at` after its start; with `wait_for_checkpoint`, from there on
+/// only once a checkpoint write is in progress (a write takes a few milliseconds, so such kills are made certain
+/// to be among the trials rather than left to chance).
+fn kill_once(
+    dept: &Path,
+    config: &Path,
+    run: &Path,
+    at: Duration,
+    wait_for_checkpoint: bool,
+) -> Result<Kill, Failure> {
+    let mut child = Command::new(dept)
+        .args(["-q", "train"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Failure::new(format!("cannot start {}: {e}", dept.display())))?;
+    std::thread::sleep(at);
+    if wait_for_checkpoint {
+        while child.try_wait().ok().flatten().is_none() && !has_checkpoint_leftovers(run) {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    let landed = child.try_wait().ok().flatten().is_none();
+    if landed {
+        let _ = child.kill(); // SIGKILL
+    }
+    let _ = child.wait();
+    Ok(Kill {
+        landed,
+        mid_checkpoint: landed && has_checkpoint_leftovers(run),
+    })
+}
+
+/// The compared files whose bytes differ between a resumed run and the uninterrupted one (a file that only one
+/// side has differs).
+fn differing_files(run: &Path, reference: &Path) -> Vec<&'static str> {
+    COMPARED
+        .iter()
+        .copied()
+        .filter(|file| fs::read(run.join(file)).ok() != fs::read(reference.join(file)).ok())
+        .collect()
 }
 
 /// Trains (resuming whatever the run folder holds) until the run finishes.

@@ -10,6 +10,7 @@
 //! A machine that already has PyTorch 2.11 needs none of this: `LIBTORCH` pointed at that `torch` folder wins, is
 //! checked (files and version) and nothing is installed.
 
+use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -72,28 +73,57 @@ fn user_provided(our_link: &Path) -> Option<PathBuf> {
     (path != our_link).then_some(path)
 }
 
-fn check_libtorch_dir(dir: &Path) -> Result<(), String> {
+/// Why a folder is not a libtorch this workspace can build against. Worded to follow "LIBTORCH is set to DIR
+/// but …".
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unusable {
+    /// This `lib/` folder has neither `libtorch_cpu.so` nor `libtorch_cpu.dylib`.
+    NoCpuLibrary(PathBuf),
+    /// This libtorch folder has no `include/` (torch-sys compiles against the headers).
+    NoHeaders(PathBuf),
+    /// A libtorch of another release (its version string).
+    OtherRelease(String),
+    /// This libtorch folder says nowhere which release it is.
+    UnknownRelease(PathBuf),
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unusable::NoCpuLibrary(lib) => {
+                write!(f, "{} has no libtorch_cpu library", lib.display())
+            }
+            Unusable::NoHeaders(dir) => write!(f, "{} has no include/ folder", dir.display()),
+            Unusable::OtherRelease(version) => write!(
+                f,
+                "it is libtorch {version}, and this workspace's tch 0.24 needs {TORCH_VERSION}"
+            ),
+            Unusable::UnknownRelease(dir) => write!(
+                f,
+                "its version cannot be read (no build-version or version.py beside {}/lib)",
+                dir.display()
+            ),
+        }
+    }
+}
+
+fn check_libtorch_dir(dir: &Path) -> Result<(), Unusable> {
     let lib = dir.join("lib");
     if !lib.join("libtorch_cpu.so").exists() && !lib.join("libtorch_cpu.dylib").exists() {
-        return Err(format!("{} has no libtorch_cpu library", lib.display()));
+        return Err(Unusable::NoCpuLibrary(lib));
     }
     if !dir.join("include").is_dir() {
-        return Err(format!("{} has no include/ folder", dir.display()));
+        return Err(Unusable::NoHeaders(dir.to_path_buf()));
     }
     Ok(())
 }
 
 /// tch 0.24 is generated from libtorch 2.11's operator list: another release fails to link or, worse, at run time.
-fn check_version(dir: &Path) -> Result<(), String> {
+fn check_version(dir: &Path) -> Result<(), Unusable> {
     match libtorch_version(dir) {
         Some(version) if release_of(&version) == TORCH_VERSION => Ok(()),
-        Some(version) => Err(format!(
-            "it is libtorch {version}, and this workspace's tch 0.24 needs {TORCH_VERSION}"
-        )),
-        None => Err(format!(
-            "its version cannot be read (no build-version or version.py beside {}/lib)",
-            dir.display()
-        )),
+        Some(version) => Err(Unusable::OtherRelease(version)),
+        None => Err(Unusable::UnknownRelease(dir.to_path_buf())),
     }
 }
 
@@ -374,7 +404,7 @@ mod tests {
         assert_eq!(libtorch_version(&dir).as_deref(), Some("2.11.0+cu130"));
         assert!(check_version(&dir).is_ok());
         fs::write(dir.join("version.py"), "__version__: str = '2.4.1'\n").unwrap();
-        let err = check_version(&dir).unwrap_err();
+        let err = check_version(&dir).unwrap_err().to_string();
         assert!(
             err.contains("2.4.1") && err.contains(TORCH_VERSION),
             "{err}"
@@ -383,6 +413,9 @@ mod tests {
         fs::write(dir.join("build-version"), "2.11.0+cpu\n").unwrap();
         assert!(check_version(&dir).is_ok());
         fs::remove_dir_all(&dir).unwrap();
-        assert!(check_version(&dir).unwrap_err().contains("cannot be read"));
+        assert!(check_version(&dir)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot be read"));
     }
 }

@@ -98,26 +98,12 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `cargo xtask test`: every check CI runs, cheapest first, so that a formatting slip fails in seconds rather
+/// than after the test suite.
 fn test(extra: &[String]) -> Result<(), Failure> {
     let root = repo_root();
     let torch_dir = libtorch::ensure(&root)?;
-    process::require_cargo_component("fmt", "rustfmt")?;
-    process::require_cargo_component("clippy", "clippy")?;
-    cargo(&root, &["fmt", "--all", "--", "--check"])?;
-    cargo(
-        &root,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    let mut test_args = vec!["test", "--workspace"];
-    test_args.extend(extra.iter().map(String::as_str));
-    cargo(&root, &test_args)?;
+    lint_and_test_workspace(&root, extra)?;
     kill_trials::run(&root, 3)?;
     // dept's T5 + DePT step against transformers' on a small random model: the reference bench's own check. It
     // needs the venv beside xtask's libtorch install; a libtorch of the user's own has none.
@@ -129,20 +115,56 @@ fn test(extra: &[String]) -> Result<(), Failure> {
         }
         Err(why) => return Err(why),
     };
-    cargo(&root, &["build", "--package", "dept"])?;
-    let dept = gpu_bundle::target_dir(&root)
+    check_against_transformers(&root, &python.to_string_lossy())?;
+    finish_test(&root, &torch_dir)
+}
+
+/// `cargo fmt --check`, clippy with warnings denied and every workspace test (`extra` goes to `cargo test`). The
+/// components are asked for first, so that a missing one says which rustup command installs it.
+fn lint_and_test_workspace(root: &Path, extra: &[String]) -> Result<(), Failure> {
+    process::require_cargo_component("fmt", "rustfmt")?;
+    process::require_cargo_component("clippy", "clippy")?;
+    cargo(root, &["fmt", "--all", "--", "--check"])?;
+    cargo(
+        root,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    let mut test_args = vec!["test", "--workspace"];
+    test_args.extend(extra.iter().map(String::as_str));
+    cargo(root, &test_args)
+}
+
+/// A debug `dept`, then the reference bench's and the features bench's own checks against transformers run by
+/// `python` (the bench venv).
+fn check_against_transformers(root: &Path, python: &str) -> Result<(), Failure> {
+    cargo(root, &["build", "--package", "dept"])?;
+    let dept = gpu_bundle::target_dir(root)
         .join("debug")
         .join("dept")
         .to_string_lossy()
         .to_string();
+    check_training_step(root, &dept, python)?;
+    check_clip_features(root, &dept, python)
+}
+
+/// One training step of dept's T5 + DePT against transformers' on a small random model, without dropout, so
+/// the two losses must agree to 1e-5.
+fn check_training_step(root: &Path, dept: &str, python: &str) -> Result<(), Failure> {
     process::run(
-        &root,
-        &dept,
+        root,
+        dept,
         &[
             "bench",
             "reference",
             "--python",
-            &python.to_string_lossy(),
+            python,
             "--steps",
             "1",
             "--warmup",
@@ -159,15 +181,18 @@ fn test(extra: &[String]) -> Result<(), Failure> {
             "--check-loss",
             "1e-5",
         ],
-    )?;
-    // CLIP feature extraction against transformers (Pillow + CLIPImageProcessor + CLIPVisionModel) on a tiny tower:
-    // the features bench's own check that both sides compute the same states.
-    let scratch = gpu_bundle::target_dir(&root).join("xtask-bench-features");
+    )
+}
+
+/// CLIP feature extraction against transformers (Pillow + CLIPImageProcessor + CLIPVisionModel) on a tiny tower:
+/// the features bench's own check that both sides compute the same states.
+fn check_clip_features(root: &Path, dept: &str, python: &str) -> Result<(), Failure> {
+    let scratch = gpu_bundle::target_dir(root).join("xtask-bench-features");
     let _ = std::fs::remove_dir_all(&scratch);
     let clip = scratch.join("clip").to_string_lossy().to_string();
     process::run(
-        &root,
-        &dept,
+        root,
+        dept,
         &[
             "tiny-model",
             "--arch",
@@ -179,13 +204,13 @@ fn test(extra: &[String]) -> Result<(), Failure> {
         ],
     )?;
     process::run(
-        &root,
-        &dept,
+        root,
+        dept,
         &[
             "bench",
             "features",
             "--python",
-            &python.to_string_lossy(),
+            python,
             "--model",
             &clip,
             "--count",
@@ -203,7 +228,7 @@ fn test(extra: &[String]) -> Result<(), Failure> {
         ],
     )?;
     let _ = std::fs::remove_dir_all(&scratch);
-    finish_test(&root, &torch_dir)
+    Ok(())
 }
 
 /// The checks after the tests: CUDA libraries linked, and the GPU bundle with its script.
@@ -242,7 +267,7 @@ fn check_cuda_linked(binary: &Path, torch_dir: &Path) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    let needed = elf::needed_libraries(binary).map_err(Failure::new)?;
+    let needed = elf::needed_libraries(binary)?;
     let missing: Vec<&&str> = wanted
         .iter()
         .filter(|lib| !needed.iter().any(|n| n == *lib))

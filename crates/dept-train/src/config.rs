@@ -366,39 +366,52 @@ impl ExperimentConfig {
         }
     }
 
+    /// Refuses what cannot run, before the model or any data is read. The checks go in a fixed order (task,
+    /// counts, rates, prompt init, device, image inputs, method) so that a config with several faults always
+    /// reports the same one first.
     fn validate(&self) -> Result<(), Invalid> {
+        self.validate_task()?;
+        self.validate_counts()?;
+        self.validate_rates()?;
+        if self.prompt_init == PromptInitKind::Text && self.prompt_init_text.trim().is_empty() {
+            return Err("`prompt_init: text` needs a non-empty `prompt_init_text`".into());
+        }
+        crate::device::parse_device(&self.device)?;
+        self.validate_image_inputs()?;
+        // The shape's budget arithmetic needs d; here only what does not depend on the model is checked.
+        match self.method {
+            Method::Pt if self.rank.is_some_and(|r| r != 0) => {
+                Err("method pt takes no rank (r is 0 by definition); remove `rank` or use `method: dept`".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A known task, with image features exactly when it reads images.
+    fn validate_task(&self) -> Result<(), Invalid> {
         if self.task.is_empty() {
             return Err("`task` is required (e.g. `task: rte`)".into());
         }
         let task = dept_data::task(&self.task).map_err(|e| format!("`task`: {e}"))?;
         match (task.is_vision_language(), &self.features) {
-            (true, None) => {
-                return Err(format!(
-                    "`task: {}` reads images: set `features` to a feature file from `dept features extract` (or \
-                     `features` with `images` and `clip_model` to extract it first)",
-                    task.name
-                ).into())
-            }
-            (false, Some(_)) => {
-                return Err(format!(
-                    "`features` is for the vision-language tasks (vqa, coco_caption); `task: {}` reads text only",
-                    task.name
-                ).into())
-            }
-            _ => {}
+            (true, None) => Err(format!(
+                "`task: {}` reads images: set `features` to a feature file from `dept features extract` (or \
+                 `features` with `images` and `clip_model` to extract it first)",
+                task.name
+            )
+            .into()),
+            (false, Some(_)) => Err(format!(
+                "`features` is for the vision-language tasks (vqa, coco_caption); `task: {}` reads text only",
+                task.name
+            )
+            .into()),
+            _ => Ok(()),
         }
-        let positive = [
-            ("max_len", self.max_len > 0),
-            ("max_steps", self.max_steps > 0),
-            ("batch_size", self.batch_size > 0),
-            ("grad_accum", self.grad_accum > 0),
-            ("eval_every", self.eval_every > 0),
-            ("save_every", self.save_every > 0),
-            ("eval_batch_size", self.eval_batch_size > 0),
-            ("max_target_len", self.max_target_len > 0),
-            ("decode_max_tokens", self.decode_max_tokens > 0),
-            ("log_every", self.log_every > 0),
-        ];
+    }
+
+    /// Lengths, steps, sizes and caps: each positive (the optional ones when set), and the shape keys at least
+    /// their least meaningful value.
+    fn validate_counts(&self) -> Result<(), Invalid> {
         let optional_positive = [
             ("max_train_examples", self.max_train_examples),
             ("max_eval_examples", self.max_eval_examples),
@@ -419,9 +432,27 @@ impl ExperimentConfig {
                 return Err(format!("`{key}` must be at least {least}, got {v}").into());
             }
         }
-        if let Some((key, _)) = positive.iter().find(|(_, ok)| !ok) {
-            return Err(format!("`{key}` must be positive").into());
+        let positive = [
+            ("max_len", self.max_len > 0),
+            ("max_steps", self.max_steps > 0),
+            ("batch_size", self.batch_size > 0),
+            ("grad_accum", self.grad_accum > 0),
+            ("eval_every", self.eval_every > 0),
+            ("save_every", self.save_every > 0),
+            ("eval_batch_size", self.eval_batch_size > 0),
+            ("max_target_len", self.max_target_len > 0),
+            ("decode_max_tokens", self.decode_max_tokens > 0),
+            ("log_every", self.log_every > 0),
+        ];
+        match positive.iter().find(|(_, ok)| !ok) {
+            Some((key, _)) => Err(format!("`{key}` must be positive").into()),
+            None => Ok(()),
         }
+    }
+
+    /// Learning rates and optimiser constants: finite and non-negative, Adam's betas below 1, the warmup ratio a
+    /// fraction.
+    fn validate_rates(&self) -> Result<(), Invalid> {
         for (key, value) in [
             ("lr_prompt", self.lr_prompt),
             ("lr_pair", self.lr_pair),
@@ -443,35 +474,28 @@ impl ExperimentConfig {
                 return Err(format!("`{key}` must lie in [0, 1), got {value}").into());
             }
         }
-        if let Some(ratio) = self.warmup_ratio {
-            if !(0.0..=1.0).contains(&ratio) {
-                return Err(format!("`warmup_ratio` must lie in [0, 1], got {ratio}").into());
+        match self.warmup_ratio {
+            Some(ratio) if !(0.0..=1.0).contains(&ratio) => {
+                Err(format!("`warmup_ratio` must lie in [0, 1], got {ratio}").into())
             }
+            _ => Ok(()),
         }
-        if self.prompt_init == PromptInitKind::Text && self.prompt_init_text.trim().is_empty() {
-            return Err("`prompt_init: text` needs a non-empty `prompt_init_text`".into());
-        }
-        crate::device::parse_device(&self.device)?;
+    }
+
+    /// `images` and `clip_model` extract the features file before training, so they come together and only with
+    /// `features`.
+    fn validate_image_inputs(&self) -> Result<(), Invalid> {
         match (&self.features, &self.images, &self.clip_model) {
-            (None, Some(_), _) | (None, _, Some(_)) => {
-                return Err(
-                    "`images` and `clip_model` need `features`: the file the image features are written to and \
-                     read from"
-                        .into(),
-                )
-            }
+            (None, Some(_), _) | (None, _, Some(_)) => Err(
+                "`images` and `clip_model` need `features`: the file the image features are written to and \
+                 read from"
+                    .into(),
+            ),
             (Some(_), Some(_), None) => {
-                return Err("`images` needs `clip_model`, the CLIP folder to encode them with".into())
+                Err("`images` needs `clip_model`, the CLIP folder to encode them with".into())
             }
             (Some(_), None, Some(_)) => {
-                return Err("`clip_model` needs `images`, the folder of images to encode".into())
-            }
-            _ => {}
-        }
-        // The shape's budget arithmetic needs d; here only what does not depend on the model is checked.
-        match self.method {
-            Method::Pt if self.rank.is_some_and(|r| r != 0) => {
-                Err("method pt takes no rank (r is 0 by definition); remove `rank` or use `method: dept`".into())
+                Err("`clip_model` needs `images`, the folder of images to encode".into())
             }
             _ => Ok(()),
         }

@@ -191,80 +191,18 @@ impl<'a> Trainer<'a> {
     pub fn new(config: &'a ExperimentConfig, options: &TrainOptions) -> Result<Self, TrainError> {
         let task = dept_data::task(&config.task)?;
         let (device, backbone, tokenizer, features) = open_model(config, options.quiet)?;
-        let d = backbone.hidden_size();
-        let shape = config
-            .shape(d)
-            .map_err(|message| TrainError::Run(format!("experiment config: {message}")))?;
-        tracing::info!(
-            "model {} (d = {d}) on {device:?}; task {}; DePT m = {}, r = {}, s = {}",
-            config.model.display(),
-            task.name,
-            shape.m,
-            shape.r,
-            config.max_len
-        );
-        DeptConfig::new(shape.m, shape.r, config.max_len, d)?;
-        for split in Split::ALL {
-            dept_data::find_source(task, &config.data_dir, task.source_split(split))?;
-        }
+        let shape = checked_shape(config, task, backbone.as_ref(), device)?;
         let [train_data, validation, test] =
-            load_data(config, task, &tokenizer, backbone.as_ref())?;
-        tracing::info!(
-            "data: train {}, validation {}, test {} examples",
-            train_data.examples.len(),
-            validation.examples.len(),
-            test.examples.len()
-        );
-        for (split, data) in [
-            (Split::Train, &train_data),
-            (Split::Validation, &validation),
-            (Split::Test, &test),
-        ] {
-            if data.encoded.is_empty() {
-                return Err(TrainError::EmptySplit {
-                    task: task.name.to_string(),
-                    split,
-                    data_dir: config.data_dir.clone(),
-                });
-            }
-        }
-
+            read_data(config, task, &tokenizer, backbone.as_ref())?;
         let run = prepare_run_dir(config, shape, options)?;
+        // new_adapter seeds the generator itself, so its draw does not depend on what loading did before it; a
+        // checkpoint in the run folder then replaces the draw.
         let mut adapter = new_adapter(config, shape, backbone.as_ref(), &tokenizer)?;
         let trained = backbone.trainable_parameters();
-        let mut groups = adapter.param_groups();
-        if !trained.is_empty() {
-            let visual_params = trained_count(&trained);
-            tracing::info!(
-                "trainable: adapter {} parameters (the PT/DePT budget, l·d = m·d + (s+d)·r), CLIP-T5 visual \
-                 embedding {visual_params} more (outside the budget; VL-Adapter's tables count it as updated)",
-                adapter.parameters().iter().map(Tensor::numel).sum::<usize>()
-            );
-            groups.push((VISUAL_GROUP, trained_tensors(&trained)));
-        }
-        let mut optimizer = AdamW::new(
-            groups,
-            AdamWConfig {
-                beta1: config.adam_beta1,
-                beta2: config.adam_beta2,
-                eps: config.adam_eps,
-                weight_decay: config.weight_decay,
-            },
-        );
-        let mut state = TrainState::default();
-        let mut resumed_from = None;
-        let checkpoint_dir = checkpoint::existing(&run.last());
-        if options.require_checkpoint && checkpoint_dir.is_none() {
-            return Err(TrainError::Run(format!(
-                "--resume: no checkpoint in {}; drop --resume to start a new run",
-                run.last().display()
-            )));
-        }
-        if let Some(dir) = checkpoint_dir {
-            state = checkpoint::restore(&dir, &mut adapter, &trained, &mut optimizer)?;
-            resumed_from = Some(state.step);
-            tracing::info!("resuming from {} at step {}", dir.display(), state.step);
-        }
+        let mut optimizer = new_optimizer(config, &adapter, &trained);
+        let restored = resume(options, &run, &mut adapter, &trained, &mut optimizer)?;
+        let resumed_from = restored.as_ref().map(|state| state.step);
+        let state = restored.unwrap_or_default();
         let log = MetricsLog::open(&run.metrics(), state.step)?;
         let mut params = adapter.parameters();
         params.extend(trained_tensors(&trained));
@@ -278,16 +216,7 @@ impl<'a> Trainer<'a> {
                 total_steps: config.max_steps,
             },
             cadence: Cadence::of(config),
-            order: DataOrder::new(
-                train_data
-                    .encoded
-                    .iter()
-                    .map(|e| e.input_ids.len())
-                    .collect(),
-                config.batch_size,
-                config.seed,
-                config.batching,
-            ),
+            order: data_order(config, &train_data),
             progress: Progress::new(config, options, state.step),
             backbone,
             tokenizer,
@@ -318,28 +247,7 @@ impl<'a> Trainer<'a> {
         // Dropout masks depend only on (seed, step): a resumed run draws exactly what the uninterrupted one did.
         tch::manual_seed(step_seed(config.seed, self.state.step));
         self.optimizer.zero_grad();
-        let mut batches = Vec::with_capacity(config.grad_accum);
-        let mut examples = 0;
-        for _ in 0..config.grad_accum {
-            let indices = self.order.next_batch(&mut self.state);
-            let items: Vec<&Encoded> = indices
-                .iter()
-                .map(|&i| &self.train_data.encoded[i])
-                .collect();
-            examples += items.len();
-            batches.push(
-                Batch::for_training(
-                    &items,
-                    self.backbone.architecture(),
-                    config.padding,
-                    config.max_len as usize,
-                    self.backbone.pad_token_id(),
-                    self.device,
-                )
-                .with_visual(&items, self.features.as_ref(), self.device)?
-                .with_weights(&items, config.example_weights, self.device),
-            );
-        }
+        let (batches, examples) = self.next_batches()?;
         let model = PromptedModel::new(self.backbone.as_ref(), &self.adapter);
         let loss_sum = step::forward_backward(model, &batches, config.backbone_dropout)?;
         if !loss_sum.is_finite() {
@@ -371,6 +279,35 @@ impl<'a> Trainer<'a> {
             lr_visual: (!self.trained.is_empty()).then_some(lr_visual),
             examples,
         })
+    }
+
+    /// The `grad_accum` batches of the next optimiser step and how many examples they hold. Drawing them moves
+    /// the data order kept in the train state, so a checkpoint taken after the step resumes with the next batch.
+    fn next_batches(&mut self) -> Result<(Vec<Batch>, usize), TrainError> {
+        let config = self.config;
+        let mut batches = Vec::with_capacity(config.grad_accum);
+        let mut examples = 0;
+        for _ in 0..config.grad_accum {
+            let indices = self.order.next_batch(&mut self.state);
+            let items: Vec<&Encoded> = indices
+                .iter()
+                .map(|&i| &self.train_data.encoded[i])
+                .collect();
+            examples += items.len();
+            batches.push(
+                Batch::for_training(
+                    &items,
+                    self.backbone.architecture(),
+                    config.padding,
+                    config.max_len as usize,
+                    self.backbone.pad_token_id(),
+                    self.device,
+                )
+                .with_visual(&items, self.features.as_ref(), self.device)?
+                .with_weights(&items, config.example_weights, self.device),
+            );
+        }
+        Ok((batches, examples))
     }
 
     /// Logs the step, then evaluates and checkpoints when the cadence says so.
@@ -486,27 +423,17 @@ impl<'a> Trainer<'a> {
         )
     }
 
-    /// The test split on the best adapter (by the task's first metric, as `load_best_model_at_end`), then the
-    /// results row and the plot.
-    pub fn finish(mut self) -> Result<TrainOutcome, TrainError> {
-        self.progress.finish();
-        let (config, task, state) = (self.config, self.task, self.state.clone());
-        let best_dir = checkpoint::existing(&self.run.best())
-            .or_else(|| checkpoint::existing(&self.run.last()))
-            .unwrap_or_else(|| self.run.last());
-        let best = DecomposedPrompt::load(&best_dir, self.device)?;
-        checkpoint::load_trained(&best_dir, &self.trained)?;
-        let test_scores = self.score_split(&best, &self.test)?;
-        self.log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
-        tracing::info!(
-            "test (best step {:?}): {}",
-            state.best_step,
-            describe(&test_scores)
-        );
-
-        let best_metric = task.best_metric.name();
+    /// The run's row of `results.csv`: what was trained, how long, the best validation
+    /// score and every test metric, named so that rows of different runs line up in one table.
+    fn results_columns(
+        &self,
+        state: &TrainState,
+        test_scores: &[(String, f64)],
+    ) -> Vec<(String, String)> {
+        let config = self.config;
+        let best_metric = self.task.best_metric.name();
         let mut columns: Vec<(String, String)> = vec![
-            ("task".into(), task.name.to_string()),
+            ("task".into(), self.task.name.to_string()),
             (
                 "method".into(),
                 format!("{:?}", config.method).to_lowercase(),
@@ -536,10 +463,35 @@ impl<'a> Trainer<'a> {
                 .iter()
                 .map(|(k, v)| (format!("test_{k}"), v.to_string())),
         );
+        columns.push(("run_dir".into(), self.run.root.display().to_string()));
+        columns
+    }
+
+    /// The test split on the best adapter (by the task's first metric, as `load_best_model_at_end`), then the
+    /// results row and the plot.
+    pub fn finish(mut self) -> Result<TrainOutcome, TrainError> {
+        self.progress.finish();
+        let (task, state) = (self.task, self.state.clone());
+        let best_dir = checkpoint::existing(&self.run.best())
+            .or_else(|| checkpoint::existing(&self.run.last()))
+            .unwrap_or_else(|| self.run.last());
+        let best = DecomposedPrompt::load(&best_dir, self.device)?;
+        checkpoint::load_trained(&best_dir, &self.trained)?;
+        let test_scores = self.score_split(&best, &self.test)?;
+        self.log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
+        tracing::info!(
+            "test (best step {:?}): {}",
+            state.best_step,
+            describe(&test_scores)
+        );
+
+        let columns = self.results_columns(&state, &test_scores);
         let run = &self.run;
-        columns.push(("run_dir".into(), run.root.display().to_string()));
         run.write_text(&run.results(), &results_csv(&columns))?;
-        run.write_text(&run.plot(), &curves_svg(&self.log.records(), best_metric))?;
+        run.write_text(
+            &run.plot(),
+            &curves_svg(&self.log.records(), task.best_metric.name()),
+        )?;
 
         Ok(TrainOutcome {
             run_dir: run.root.clone(),
@@ -607,6 +559,134 @@ pub fn decoder<'a>(
         max_new_tokens: config.decode_max_tokens,
         cleanup: config.decode_cleanup,
     }
+}
+
+/// Solves the adapter's (m, r) for the backbone's width and checks that DePT can be built with it, before any
+/// data is read.
+fn checked_shape(
+    config: &ExperimentConfig,
+    task: &Task,
+    backbone: &dyn Backbone,
+    device: Device,
+) -> Result<Shape, TrainError> {
+    let d = backbone.hidden_size();
+    let shape = config
+        .shape(d)
+        .map_err(|message| TrainError::Run(format!("experiment config: {message}")))?;
+    tracing::info!(
+        "model {} (d = {d}) on {device:?}; task {}; DePT m = {}, r = {}, s = {}",
+        config.model.display(),
+        task.name,
+        shape.m,
+        shape.r,
+        config.max_len
+    );
+    DeptConfig::new(shape.m, shape.r, config.max_len, d)?;
+    Ok(shape)
+}
+
+/// The three splits, read and tokenised. Every split's file is looked for first, so that a missing test file
+/// fails in a second rather than after the training split has been tokenised; an empty split is an error, not
+/// a run that trains or scores on nothing.
+fn read_data(
+    config: &ExperimentConfig,
+    task: &Task,
+    tokenizer: &TextTokenizer,
+    backbone: &dyn Backbone,
+) -> Result<[SplitData; 3], TrainError> {
+    for split in Split::ALL {
+        dept_data::find_source(task, &config.data_dir, task.source_split(split))?;
+    }
+    let splits = load_data(config, task, tokenizer, backbone)?;
+    let [train_data, validation, test] = &splits;
+    tracing::info!(
+        "data: train {}, validation {}, test {} examples",
+        train_data.examples.len(),
+        validation.examples.len(),
+        test.examples.len()
+    );
+    for (split, data) in [
+        (Split::Train, train_data),
+        (Split::Validation, validation),
+        (Split::Test, test),
+    ] {
+        if data.encoded.is_empty() {
+            return Err(TrainError::EmptySplit {
+                task: task.name.to_string(),
+                split,
+                data_dir: config.data_dir.clone(),
+            });
+        }
+    }
+    Ok(splits)
+}
+
+/// AdamW over the adapter's groups (prompt, pair) and, when the backbone trains some of its own parameters
+/// (CLIP-T5's visual embedding), a third group for them, which has its own learning rate.
+fn new_optimizer(
+    config: &ExperimentConfig,
+    adapter: &DecomposedPrompt,
+    trained: &[(String, Tensor)],
+) -> AdamW {
+    let mut groups = adapter.param_groups();
+    if !trained.is_empty() {
+        let visual_params = trained_count(trained);
+        tracing::info!(
+            "trainable: adapter {} parameters (the PT/DePT budget, l·d = m·d + (s+d)·r), CLIP-T5 visual \
+             embedding {visual_params} more (outside the budget; VL-Adapter's tables count it as updated)",
+            adapter.parameters().iter().map(Tensor::numel).sum::<usize>()
+        );
+        groups.push((VISUAL_GROUP, trained_tensors(trained)));
+    }
+    AdamW::new(
+        groups,
+        AdamWConfig {
+            beta1: config.adam_beta1,
+            beta2: config.adam_beta2,
+            eps: config.adam_eps,
+            weight_decay: config.weight_decay,
+        },
+    )
+}
+
+/// Restores the run folder's `last/` checkpoint into the adapter, the backbone's trained parameters and the
+/// optimiser, and returns its state; `None` when there is none to resume (an error under `--resume`, which
+/// promises a resumed run).
+fn resume(
+    options: &TrainOptions,
+    run: &RunDir,
+    adapter: &mut DecomposedPrompt,
+    trained: &[(String, Tensor)],
+    optimizer: &mut AdamW,
+) -> Result<Option<TrainState>, TrainError> {
+    let checkpoint_dir = checkpoint::existing(&run.last());
+    if options.require_checkpoint && checkpoint_dir.is_none() {
+        return Err(TrainError::Run(format!(
+            "--resume: no checkpoint in {}; drop --resume to start a new run",
+            run.last().display()
+        )));
+    }
+    let Some(dir) = checkpoint_dir else {
+        return Ok(None);
+    };
+    let state = checkpoint::restore(&dir, adapter, trained, optimizer)?;
+    tracing::info!("resuming from {} at step {}", dir.display(), state.step);
+    Ok(Some(state))
+}
+
+/// The order training examples are drawn in: batches of similar lengths or shuffled, as the config says, by
+/// each example's tokenised input length.
+fn data_order(config: &ExperimentConfig, train_data: &SplitData) -> DataOrder {
+    DataOrder::new(
+        train_data
+            .encoded
+            .iter()
+            .map(|e| e.input_ids.len())
+            .collect(),
+        config.batch_size,
+        config.seed,
+        config.batching,
+    )
 }
 
 fn load_data(
