@@ -1,6 +1,6 @@
 //! Random inputs and model shapes for random-weight benchmarks (timings do not depend on the weights).
 
-use crate::error::{bail, ensure, Result};
+use crate::error::{ensure, Result};
 use dept_models::t5::T5Config;
 use dept_train::batch::Encoded;
 use tch::{Device, Kind, Tensor};
@@ -41,22 +41,10 @@ pub fn examples_with_lengths(lengths: &[(usize, usize)], vocab: i64) -> Result<V
         .collect()
 }
 
-/// The architecture of a released T5 v1 checkpoint (relu, tied embeddings), for random-weight benchmarks.
+/// The architecture of a released T5 v1 checkpoint (relu, tied embeddings), for random-weight benchmarks
+/// ([`T5Config::released`]).
 pub fn t5_shape(name: &str) -> Result<T5Config> {
-    let (d_model, d_ff, num_layers, num_heads) = match name {
-        "t5-small" => (512, 2048, 6, 8),
-        "t5-base" => (768, 3072, 12, 12),
-        "t5-large" => (1024, 4096, 24, 16),
-        other => bail!("unknown shape {other:?}: expected t5-small, t5-base or t5-large"),
-    };
-    let json = serde_json::json!({
-        "vocab_size": 32128, "d_model": d_model, "d_kv": 64, "d_ff": d_ff, "num_layers": num_layers,
-        "num_heads": num_heads, "feed_forward_proj": "relu", "tie_word_embeddings": true
-    });
-    Ok(T5Config::from_json(
-        std::path::Path::new(&format!("<{name} shape>")),
-        json,
-    )?)
+    Ok(T5Config::released(name)?)
 }
 
 /// Uniform lengths in `[min, max]` tokens, targets of `target_len`: `--uniform MIN:MAX`.

@@ -9,6 +9,12 @@ use tch::Device;
 
 use crate::{Architecture, Backbone, ModelError, BACKBONES};
 
+/// Loads a Hugging Face folder as a backbone.
+pub type LoadFn = fn(&Path, Device) -> Result<Box<dyn Backbone>, ModelError>;
+
+/// Loads a Hugging Face folder as a backbone that reads visual features after the text.
+pub type VisionLanguageFn = fn(&Path, Device, VisualInput) -> Result<Box<dyn Backbone>, ModelError>;
+
 /// One kind of backbone (T5, GPT-2, Llama), everything the rest of the project needs to know of it.
 pub struct BackboneKind {
     /// Its name on the command line (`dept tiny-model --arch`): "t5", "gpt2", "llama".
@@ -21,10 +27,9 @@ pub struct BackboneKind {
     pub model_types: &'static [&'static str],
     pub architecture: Architecture,
     /// Loads a Hugging Face folder of this kind.
-    pub load: fn(&Path, Device) -> Result<Box<dyn Backbone>, ModelError>,
+    pub load: LoadFn,
     /// The backbone reading visual features (CLIP-T5 on T5), for kinds that can.
-    pub vision_language:
-        Option<fn(&Path, Device, VisualInput) -> Result<Box<dyn Backbone>, ModelError>>,
+    pub vision_language: Option<VisionLanguageFn>,
     pub tiny: TinyRecipe,
     /// The released sizes benchmarks build with random weights, by name ("t5-small", "llama-2-7b").
     pub shapes: &'static [&'static str],

@@ -17,7 +17,7 @@ use crate::error::{ensure, BenchError, Context, Result};
 use clap::{Args, ValueEnum};
 use dept_core::budget::{Budget, Rounding};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
-use dept_models::{Architecture, Backbone, PromptedModel};
+use dept_models::{Backbone, PromptedModel};
 use dept_train::batch::{Batch, Encoded};
 use dept_train::config;
 use dept_train::guard::guarded;
@@ -309,10 +309,10 @@ fn to_batches(
                 .iter()
                 .map(|e| {
                     let mut e = e.clone();
-                    if architecture == Architecture::DecoderOnly {
-                        e.input_ids
-                            .truncate(s.saturating_sub(e.target_ids.len()).max(1));
-                    }
+                    // The source keeps what the backbone's layout leaves it (a decoder-only model's
+                    // sequence holds the target too).
+                    let budget = architecture.source_budget(s, e.target_ids.len());
+                    e.input_ids.truncate(budget);
                     e
                 })
                 .collect()
