@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use dept_data::Split;
-use dept_train::{train, ExperimentConfig, Inference, InferenceOverrides, TrainOptions};
+use dept_train::demo::{loss_at_start_and_end, Demo, DEMO_ROWS};
+use dept_train::{train, Inference, InferenceOverrides, TrainOptions};
 
 #[derive(Args)]
 pub struct QuickstartArgs {
@@ -23,52 +24,23 @@ pub struct QuickstartArgs {
 }
 
 pub fn run(args: &QuickstartArgs, quiet: bool) -> Result<()> {
-    // Only a folder an earlier quickstart made (it carries the run marker) is replaced.
-    dept_train::run_dir::remove_marked(&args.dir)?;
-    dept_train::run_dir::create_marked(&args.dir)?;
-    let model = args.dir.join("tiny-t5");
-    let data = args.dir.join("data");
-    let run_dir = args.dir.join("run");
-    dept_models::tiny::write_tiny_t5(
-        &model,
-        &dept_data::synthetic::vocabulary(),
-        32,
-        "gated-gelu",
-        1,
-    )?;
-    dept_data::synthetic::write_rte_like(&data, 256, 64, args.seed)?;
+    let demo = Demo::prepare(&args.dir, args.steps, args.seed)?;
     println!(
         "tiny T5 (gated-gelu, d_model 32, random weights): {}",
-        model.display()
+        demo.model.display()
     );
     println!(
-        "synthetic RTE-format data (256 train, 64 dev rows): {}",
-        data.display()
+        "synthetic RTE-format data ({} train, {} dev rows): {}",
+        DEMO_ROWS.0,
+        DEMO_ROWS.1,
+        demo.data.display()
     );
-
-    // Dropout off: in a 32-wide random model the official 0.1 dropout drowns what a 120-step demo can learn.
-    let yaml = format!(
-        "task: rte\nmodel: {model:?}\ndata_dir: {data:?}\noutput_dir: {run_dir:?}\nprompt_len: 8\nrank: 4\n\
-         max_len: 32\nlr_prompt: 0.3\nlr_pair: 0.05\nwarmup_steps: 10\nmax_steps: {steps}\nbatch_size: 16\n\
-         eval_every: 40\nsave_every: 40\neval_batch_size: 32\ndecode_max_tokens: 3\nseed: {seed}\n\
-         device: cpu\nlog_every: 20\nprompt_init: random\nbackbone_dropout: false\n",
-        model = model.display().to_string(),
-        data = data.display().to_string(),
-        run_dir = run_dir.display().to_string(),
-        steps = args.steps,
-        seed = args.seed,
-    );
-    let config_path = args.dir.join("quickstart.yaml");
-    std::fs::write(&config_path, &yaml)?;
-    println!("experiment config: {}", config_path.display());
-    let config = ExperimentConfig::load(&config_path, &[])?;
-    let outcome = train(
-        &config,
-        &TrainOptions {
-            quiet,
-            ..TrainOptions::default()
-        },
-    )?;
+    println!("experiment config: {}", demo.config_path.display());
+    let options = TrainOptions {
+        quiet,
+        ..TrainOptions::default()
+    };
+    let outcome = train(&demo.config, &options)?;
 
     let loss = loss_at_start_and_end(&outcome.run_dir.join("metrics.jsonl"))?;
     println!(
@@ -102,23 +74,4 @@ pub fn run(args: &QuickstartArgs, quiet: bool) -> Result<()> {
     );
     println!("quickstart OK");
     Ok(())
-}
-
-fn loss_at_start_and_end(metrics: &std::path::Path) -> Result<(f64, f64)> {
-    let text = std::fs::read_to_string(metrics)?;
-    let losses: Vec<f64> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v.get("loss").and_then(|x| x.as_f64()))
-        .collect();
-    // Averages over the first and last tenth, so one noisy batch does not decide.
-    let tenth = (losses.len() / 10).max(1);
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len() as f64;
-    match (losses.first(), losses.last()) {
-        (Some(_), Some(_)) => Ok((
-            mean(&losses[..tenth]),
-            mean(&losses[losses.len() - tenth..]),
-        )),
-        _ => anyhow::bail!("{} has no training losses", metrics.display()),
-    }
 }

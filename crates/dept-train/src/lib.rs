@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod demo;
 pub mod device;
 pub mod environment;
 mod error;
