@@ -3,12 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-
-use dept_sweep::spec::Sweep;
-use dept_sweep::state::{self, LiveTable};
-use dept_sweep::{local, report, slurm};
+use dept_sweep::{local::Slots, report, Backend, RunOptions, RunOutcome};
 
 #[derive(Subcommand)]
 pub enum SweepCommand {
@@ -21,7 +18,7 @@ pub enum SweepCommand {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
+enum BackendArg {
     /// Child processes on this machine, one per GPU (--gpus) or CPU slot (--slots).
     Local,
     /// One Slurm job array (sbatch); resources from the sweep file's `slurm:` section.
@@ -36,7 +33,7 @@ pub struct RunArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "local")]
-    backend: Backend,
+    backend: BackendArg,
     /// Local: one point per GPU, e.g. `--gpus 0,1,2,3` (each run sees only its GPU).
     #[arg(long, conflicts_with = "slots")]
     gpus: Option<String>,
@@ -74,142 +71,45 @@ pub struct ReportArgs {
 pub fn run(command: &SweepCommand) -> Result<()> {
     match command {
         SweepCommand::Run(args) => run_sweep(args),
-        SweepCommand::Status(args) => status(args),
+        SweepCommand::Status(args) => {
+            print!("{}", dept_sweep::status(&args.sweep, args.out.as_deref())?);
+            Ok(())
+        }
         SweepCommand::Report(args) => {
-            let out = if args.sweep.join("sweep.json").is_file() {
-                args.sweep.clone()
-            } else if args.sweep.is_dir() {
-                bail!(
-                    "{} has no sweep.json: give a sweep file, or the folder a sweep ran in",
-                    args.sweep.display()
-                );
-            } else {
-                Sweep::load(&args.sweep, args.out.as_deref(), &[])?.out
-            };
-            let report = report::run(&out)?;
-            println!("{}", report.markdown());
-            println!(
-                "wrote {} and {}",
-                out.join("report.csv").display(),
-                out.join("report.md").display()
-            );
+            let out = report::folder_of(&args.sweep, args.out.as_deref())?;
+            println!("{}", report::run(&out)?.markdown());
+            let (csv, md) = (out.join(report::CSV_FILE), out.join(report::MARKDOWN_FILE));
+            println!("wrote {} and {}", csv.display(), md.display());
             Ok(())
         }
     }
 }
 
 fn run_sweep(args: &RunArgs) -> Result<()> {
-    let sweep = load(&args.sweep, args.out.as_deref(), &args.set)?;
-    if args.dry_run {
-        print!(
-            "{}",
-            LiveTable::render(&sweep, &state::all_on_disk(&sweep), true)
-        );
-        println!("(dry run: nothing written or started)");
-        return Ok(());
-    }
-    sweep.write()?;
-    if !args.set.is_empty() {
-        state::write_file(
-            &sweep.out.join(OVERRIDES_FILE),
-            &(serde_json::to_string_pretty(&args.set)? + "\n"),
-        )?;
-    }
-    println!(
-        "sweep {}: {} points over {} in {}",
-        sweep.name,
-        sweep.points.len(),
-        sweep.grid_keys.join(" × "),
-        sweep.out.display()
-    );
-    let dept = std::env::current_exe()?;
-    match args.backend {
-        Backend::Local => {
-            if args.slots == 0 {
-                bail!("--slots must be at least 1");
-            }
-            let slots = match &args.gpus {
-                Some(gpus) => local::Slots::Gpus(local::parse_gpus(gpus)?),
-                None => local::Slots::Cpu(args.slots),
-            };
-            let failed = local::run(&sweep, &dept, &slots)?;
-            if failed > 0 {
-                bail!(
-                    "{failed} point(s) failed (their logs are in {}); run the same command again to retry them",
-                    sweep.out.join("logs").display()
-                );
-            }
+    let backend = match args.backend {
+        BackendArg::Local => Backend::Local(Slots::from_flags(args.gpus.as_deref(), args.slots)?),
+        BackendArg::Slurm => Backend::Slurm { wait: args.wait },
+    };
+    let options = RunOptions {
+        sweep_file: args.sweep.clone(),
+        out: args.out.clone(),
+        set: args.set.clone(),
+        backend,
+        dry_run: args.dry_run,
+    };
+    match dept_sweep::run(&options, &std::env::current_exe()?)? {
+        RunOutcome::DryRun { table } => println!("{table}(dry run: nothing written or started)"),
+        RunOutcome::Done { out } => {
+            println!("every point is done: dept sweep report {}", out.display())
+        }
+        RunOutcome::Submitted => {}
+        RunOutcome::Interrupted { unfinished } => {
             println!(
-                "every point is done: dept sweep report {}",
-                sweep.out.display()
+                "interrupted: {unfinished} point(s) not finished; run the same command again to resume them (from \
+                 their last checkpoint where they have one)"
             );
-        }
-        Backend::Slurm => {
-            slurm::submit(&sweep, &dept)?;
-            if args.wait {
-                let left = slurm::wait(&sweep)?;
-                if left > 0 {
-                    bail!(
-                        "{left} point(s) did not finish (cancelled, failed or timed out; see dept sweep status); run \
-                         the same command again to submit them, they resume from their last checkpoint"
-                    );
-                }
-                println!(
-                    "every point is done: dept sweep report {}",
-                    sweep.out.display()
-                );
-            }
+            std::process::exit(130);
         }
     }
     Ok(())
-}
-
-fn status(args: &StatusArgs) -> Result<()> {
-    let sweep = load(&args.sweep, args.out.as_deref(), &[])?;
-    let slurm_used = sweep.out.join("slurm").join("submissions.txt").is_file();
-    let states = if slurm_used {
-        slurm::states(&sweep)?
-    } else {
-        state::all_on_disk(&sweep)
-    };
-    print!("{}", LiveTable::render(&sweep, &states, true));
-    if slurm_used {
-        match slurm::accounting(&sweep) {
-            Some(lines) => {
-                println!("sacct (JobID|State|ExitCode|Elapsed):");
-                for line in lines {
-                    println!("  {line}");
-                }
-            }
-            None => println!("sacct: no accounting on this cluster; states above come from squeue and the run folders"),
-        }
-    }
-    Ok(())
-}
-
-/// Where the `--set` of a run is kept, so that later calls (a resumed run, status) see the same point configs.
-const OVERRIDES_FILE: &str = "overrides.json";
-
-/// The sweep with `set` applied, or, when `set` is empty, with the `--set` an earlier run saved in its folder.
-fn load(file: &std::path::Path, out: Option<&std::path::Path>, set: &[String]) -> Result<Sweep> {
-    let sweep = Sweep::load(file, out, set)?;
-    if !set.is_empty() {
-        return Ok(sweep);
-    }
-    let saved = sweep.out.join(OVERRIDES_FILE);
-    let Ok(text) = std::fs::read_to_string(&saved) else {
-        return Ok(sweep);
-    };
-    let saved_set: Vec<String> = serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!("{}: not a list of key=value strings: {e}", saved.display())
-    })?;
-    if saved_set.is_empty() {
-        return Ok(sweep);
-    }
-    println!(
-        "using the --set of an earlier run ({}): {}",
-        saved.display(),
-        saved_set.join(" ")
-    );
-    Sweep::load(file, out, &saved_set)
 }

@@ -9,17 +9,27 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-
+use crate::error::{Result, SweepError};
 use crate::spec::{Point, Sweep};
 use crate::state::{self, LiveTable, State};
 
 /// Where points run.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Slots {
     /// One point per listed GPU (`CUDA_VISIBLE_DEVICES` set to it).
     Gpus(Vec<String>),
     /// This many points at once on the CPU, the cores shared between them (`threads`, unless a config sets it).
     Cpu(usize),
+}
+
+impl Slots {
+    /// The slots of `--gpus 0,1` where given, else of `--slots N` (CPU).
+    pub fn from_flags(gpus: Option<&str>, cpu_slots: usize) -> Result<Slots> {
+        Ok(match gpus {
+            Some(gpus) => Slots::Gpus(parse_gpus(gpus)?),
+            None => Slots::Cpu(cpu_slots),
+        })
+    }
 }
 
 struct Running {
@@ -34,9 +44,21 @@ extern "C" fn request_stop(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Runs every unfinished point; `Ok(failed points)`. On SIGINT/SIGTERM the running points are stopped (they
-/// resume on the next call) and the process exits with 130; on an error they are stopped too.
-pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<usize> {
+/// How a local sweep ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalEnd {
+    /// Every point was tried; this many failed (their logs say why).
+    Finished { failed: usize },
+    /// SIGINT/SIGTERM stopped it; this many points are not finished (the next call resumes them).
+    Interrupted { unfinished: usize },
+}
+
+/// Runs every unfinished point. On SIGINT/SIGTERM the running points are stopped (they resume on the next call)
+/// and [`LocalEnd::Interrupted`] is returned; on an error they are stopped too.
+pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<LocalEnd> {
+    if matches!(slots, Slots::Cpu(0)) {
+        return Err(SweepError::NoSlots);
+    }
     // SAFETY: the handler only stores to an atomic flag, which is async-signal-safe.
     unsafe {
         libc::signal(
@@ -49,7 +71,7 @@ pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<usize> {
         );
     }
     std::fs::create_dir_all(state::status_dir(sweep))
-        .with_context(|| format!("creating {}", state::status_dir(sweep).display()))?;
+        .map_err(|e| SweepError::io("creating", state::status_dir(sweep), e))?;
     let mut pool = Pool::new(sweep, dept, slots);
     let result = pool.drive();
     if result.is_err() || STOP.load(Ordering::SeqCst) {
@@ -57,16 +79,12 @@ pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<usize> {
     }
     let failed = result?;
     if STOP.load(Ordering::SeqCst) {
-        let left = pool.states.iter().filter(|s| !s.is_done()).count();
-        println!(
-            "interrupted: {left} point(s) not finished; run the same command again to resume them (from their last \
-             checkpoint where they have one)"
-        );
-        std::process::exit(130);
+        let unfinished = pool.states.iter().filter(|s| !s.is_done()).count();
+        return Ok(LocalEnd::Interrupted { unfinished });
     }
     pool.table
         .show(&LiveTable::render(sweep, &state::all_on_disk(sweep), false));
-    Ok(failed)
+    Ok(LocalEnd::Finished { failed })
 }
 
 /// The slots, the points waiting for one, and the points running in them.
@@ -145,7 +163,14 @@ impl<'a> Pool<'a> {
             }
             let mut ended = Vec::new();
             for (i, run) in self.running.iter_mut().enumerate() {
-                if let Some(status) = run.child.try_wait()? {
+                let status = run.child.try_wait().map_err(|e| {
+                    SweepError::io(
+                        "waiting for the run of",
+                        self.sweep.run_dir(&self.sweep.points[run.index]),
+                        e,
+                    )
+                })?;
+                if let Some(status) = status {
                     ended.push((i, status));
                 }
             }
@@ -208,7 +233,7 @@ fn start(
         .create(true)
         .append(true)
         .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
+        .map_err(|e| SweepError::io("opening", &log_path, e))?;
     let mut command = Command::new(dept);
     command.arg("train").arg(sweep.config_path(point));
     match slots {
@@ -221,14 +246,15 @@ fn start(
             }
         }
     }
-    writeln!(log, "=== dept sweep: starting {} ({:?})", point.id, command)?;
-    let child = command
+    let stdout = writeln!(log, "=== dept sweep: starting {} ({:?})", point.id, command)
+        .and_then(|()| log.try_clone())
+        .map_err(|e| SweepError::io("writing", &log_path, e))?;
+    command
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
+        .stdout(stdout)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting {}", dept.display()))?;
-    Ok(child)
+        .map_err(|e| SweepError::io("starting", dept, e))
 }
 
 pub fn log_tail(path: &Path, lines: usize) -> String {
@@ -248,13 +274,17 @@ pub fn parse_gpus(text: &str) -> Result<Vec<String>> {
         .iter()
         .any(|g| g.is_empty() || !g.chars().all(|c| c.is_ascii_digit()))
     {
-        bail!("--gpus expects device numbers separated by commas, e.g. 0,1,2; got {text:?}");
+        return Err(SweepError::BadGpus {
+            text: text.to_string(),
+        });
     }
     let mut unique = gpus.clone();
     unique.sort();
     unique.dedup();
     if unique.len() != gpus.len() {
-        bail!("--gpus {text:?} names a GPU twice");
+        return Err(SweepError::GpuTwice {
+            text: text.to_string(),
+        });
     }
     Ok(gpus)
 }

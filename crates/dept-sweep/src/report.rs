@@ -3,12 +3,10 @@
 //! when `k_shot` is swept, the paper's few-shot table. Written to `report.csv` and `report.md` in the sweep folder.
 
 use std::collections::HashMap;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use dept_core::atomic::write_atomically;
-
-use crate::spec::Manifest;
+use crate::error::{ManifestProblem, Result, ResultsProblem, SweepError};
+use crate::spec::{Manifest, Sweep};
 
 /// The grid key whose values repeat a configuration rather than define one.
 const SEED: &str = "seed";
@@ -16,6 +14,24 @@ const TASK: &str = "task";
 const K_SHOT: &str = "k_shot";
 const VALIDATION: &str = "validation_";
 const TEST: &str = "test_";
+
+/// The report's files in the sweep folder.
+pub const CSV_FILE: &str = "report.csv";
+pub const MARKDOWN_FILE: &str = "report.md";
+
+/// The sweep folder `target` names: a folder holding `sweep.json` (as it is), or a sweep file (its `out:`, or
+/// `out` where given).
+pub fn folder_of(target: &Path, out: Option<&Path>) -> Result<PathBuf> {
+    if target.join("sweep.json").is_file() {
+        Ok(target.to_path_buf())
+    } else if target.is_dir() {
+        Err(SweepError::NotASweepFolder {
+            folder: target.to_path_buf(),
+        })
+    } else {
+        Ok(Sweep::load(target, out, &[])?.out)
+    }
+}
 
 /// Reads `out/sweep.json` and every finished point's `results.csv`, writes `out/report.csv` and `out/report.md`,
 /// and returns the report for the caller to print.
@@ -29,31 +45,31 @@ pub fn run(out: &Path) -> Result<Report> {
         }
     }
     let report = Report::build(&manifest, &finished);
-    for (name, text) in [
-        ("report.csv", report.csv()),
-        ("report.md", report.markdown()),
-    ] {
-        let path = out.join(name);
-        write_atomically(&path, |tmp| std::fs::write(tmp, &text))
-            .with_context(|| format!("writing {}", path.display()))?;
+    for (name, text) in [(CSV_FILE, report.csv()), (MARKDOWN_FILE, report.markdown())] {
+        crate::state::write_file(&out.join(name), &text)?;
     }
     Ok(report)
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {
     if !path.is_file() {
-        bail!(
-            "{} not found: is {} a sweep folder made by `dept sweep`?",
-            path.display(),
-            path.parent().unwrap_or(Path::new(".")).display()
-        );
+        return Err(SweepError::ManifestMissing {
+            path: path.to_path_buf(),
+            folder: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        });
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid sweep manifest", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| SweepError::io("reading", path, e))?;
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|error| SweepError::ManifestInvalid {
+            path: path.to_path_buf(),
+            error,
+        })?;
     let mut ids = std::collections::HashSet::new();
     for point in &manifest.points {
+        let bad = |problem| SweepError::BadManifest {
+            path: path.to_path_buf(),
+            problem,
+        };
         // The id names a folder under runs/: anything but one plain name would read another point's results, or
         // a file outside the sweep.
         let mut components = Path::new(&point.id).components();
@@ -61,25 +77,20 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
             (components.next(), components.next()),
             (Some(Component::Normal(_)), None)
         ) {
-            bail!(
-                "{}: point id `{}` is not a plain folder name",
-                path.display(),
-                point.id
-            );
+            return Err(bad(ManifestProblem::NotAFolderName(point.id.clone())));
         }
         if !ids.insert(point.id.as_str()) {
-            bail!("{}: point `{}` is listed twice", path.display(), point.id);
+            return Err(bad(ManifestProblem::Twice(point.id.clone())));
         }
         if let Some(key) = manifest
             .grid_keys
             .iter()
             .find(|k| !point.values.contains_key(k.as_str()))
         {
-            bail!(
-                "{}: point `{}` has no value for the grid key `{key}`",
-                path.display(),
-                point.id
-            );
+            return Err(bad(ManifestProblem::MissingGridValue {
+                id: point.id.clone(),
+                key: key.clone(),
+            }));
         }
     }
     Ok(manifest)
@@ -95,34 +106,35 @@ struct RunResults {
 }
 
 fn read_results(path: &Path) -> Result<RunResults> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_results(&text).with_context(|| format!("malformed {}", path.display()))
+    let text = std::fs::read_to_string(path).map_err(|e| SweepError::io("reading", path, e))?;
+    parse_results(&text).map_err(|problem| SweepError::MalformedResults {
+        path: path.to_path_buf(),
+        problem,
+    })
 }
 
-fn parse_results(text: &str) -> Result<RunResults> {
+fn parse_results(text: &str) -> Result<RunResults, ResultsProblem> {
     let records = parse_csv(text)?;
     let [header, row] = records.as_slice() else {
-        bail!(
-            "expected a header and exactly one row, found {} line(s)",
-            records.len()
-        );
+        return Err(ResultsProblem::RowCount(records.len()));
     };
     if header.len() != row.len() {
-        bail!(
-            "the header has {} columns but the row has {}",
-            header.len(),
-            row.len()
-        );
+        return Err(ResultsProblem::ColumnCount {
+            header: header.len(),
+            row: row.len(),
+        });
     }
-    let number = |column: &str, cell: &str| -> Result<Option<f64>> {
+    let number = |column: &str, cell: &str| -> Result<Option<f64>, ResultsProblem> {
         let cell = cell.trim();
         if cell.is_empty() {
             return Ok(None);
         }
         cell.parse()
             .map(Some)
-            .with_context(|| format!("column `{column}`: `{cell}` is not a number"))
+            .map_err(|_| ResultsProblem::NotANumber {
+                column: column.to_string(),
+                cell: cell.to_string(),
+            })
     };
     let mut results = RunResults {
         task: None,
@@ -145,7 +157,7 @@ fn parse_results(text: &str) -> Result<RunResults> {
 /// Records of RFC 4180 text. `dept train` quotes a cell only when it holds a comma, a quote or a line break (a
 /// `run_dir` may), so quoted cells, doubled quotes and line breaks inside quotes are handled; blank lines are
 /// skipped and CRLF is accepted.
-fn parse_csv(text: &str) -> Result<Vec<Vec<String>>> {
+fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, ResultsProblem> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
@@ -169,7 +181,7 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>> {
                 let opened = line;
                 loop {
                     match chars.next() {
-                        None => bail!("line {opened}: a quoted field is never closed"),
+                        None => return Err(ResultsProblem::UnclosedQuote(opened)),
                         Some('"') if chars.peek() == Some(&'"') => {
                             chars.next();
                             field.push('"');
@@ -183,7 +195,7 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>> {
                 }
                 quoted = true;
                 if !matches!(chars.peek(), None | Some(',' | '\n' | '\r')) {
-                    bail!("line {line}: text after the closing quote of a field");
+                    return Err(ResultsProblem::TextAfterQuote(line));
                 }
             }
             ',' => {
@@ -298,6 +310,94 @@ impl Configuration {
     }
 }
 
+/// The finished runs grouped into configurations (every grid value but the seed, and the task), ordered by where
+/// their grid values first appear in the manifest.
+fn group_runs<'a>(
+    manifest: &Manifest,
+    grid_columns: &[String],
+    finished: &'a [(usize, RunResults)],
+) -> Vec<Group<'a>> {
+    let task_in_grid = manifest.grid_keys.iter().any(|k| k == TASK);
+    // read_manifest checked that every point has a value for every grid key, so indexing cannot fail.
+    let grid_part = |index: usize| -> Vec<String> {
+        let values = &manifest.points[index].values;
+        manifest
+            .grid_keys
+            .iter()
+            .filter(|k| *k != SEED)
+            .map(|k| values[k.as_str()].clone())
+            .collect()
+    };
+    // Configurations are ordered by where their grid values first appear in the manifest, finished or not, so
+    // the order does not shift as runs finish.
+    let mut first_seen: HashMap<Vec<String>, usize> = HashMap::new();
+    for index in 0..manifest.points.len() {
+        first_seen.entry(grid_part(index)).or_insert(index);
+    }
+
+    // With `task` not in the grid every point has the base config's task, but grouping by the reported task
+    // keeps runs of different tasks apart regardless.
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_of: HashMap<(Vec<String>, String), usize> = HashMap::new();
+    for (index, results) in finished {
+        let values = &manifest.points[*index].values;
+        let task = match values.get(TASK).filter(|_| task_in_grid) {
+            Some(task) => task.clone(),
+            None => results.task.clone().unwrap_or_default(),
+        };
+        let key = grid_part(*index);
+        let group = *group_of
+            .entry((key.clone(), task.clone()))
+            .or_insert_with(|| {
+                groups.push(Group {
+                    order: (first_seen[&key], *index),
+                    task,
+                    values: grid_columns
+                        .iter()
+                        .map(|k| (k.clone(), values[k.as_str()].clone()))
+                        .collect(),
+                    runs: Vec::new(),
+                });
+                groups.len() - 1
+            });
+        groups[group].runs.push(results);
+    }
+    groups.sort_by_key(|g| g.order);
+    groups
+}
+
+impl Configuration {
+    /// Mean and deviation over the group's runs of its steps and of every metric column.
+    fn of_group(group: Group) -> Configuration {
+        let Group {
+            task, values, runs, ..
+        } = group;
+        let steps: Vec<f64> = runs.iter().filter_map(|r| r.steps).collect();
+        let mut metrics: Vec<(String, Vec<f64>)> = Vec::new();
+        for (metric, value) in runs.iter().flat_map(|r| &r.metrics) {
+            let column = match metrics.iter().position(|(m, _)| m == metric) {
+                Some(i) => i,
+                None => {
+                    metrics.push((metric.clone(), Vec::new()));
+                    metrics.len() - 1
+                }
+            };
+            metrics[column].1.extend(value);
+        }
+        Configuration {
+            task,
+            values,
+            n_seeds: runs.len(),
+            steps: Stat::of(&steps),
+            metrics: metrics
+                .into_iter()
+                .map(|(m, v)| (m, Stat::of(&v)))
+                .collect(),
+            best: false,
+        }
+    }
+}
+
 /// Of `candidates` (indices into `configs`, in grid order), the one with the highest validation mean; the first on
 /// ties. `None` when none has a validation score.
 fn best_of(
@@ -351,90 +451,15 @@ pub struct Report {
 impl Report {
     /// `finished` holds (index in the manifest's points, results) for every point with a `results.csv`.
     fn build(manifest: &Manifest, finished: &[(usize, RunResults)]) -> Report {
-        let task_in_grid = manifest.grid_keys.iter().any(|k| k == TASK);
         let grid_columns: Vec<String> = manifest
             .grid_keys
             .iter()
             .filter(|k| *k != SEED && *k != TASK)
             .cloned()
             .collect();
-        // read_manifest checked that every point has a value for every grid key, so indexing cannot fail.
-        let grid_part = |index: usize| -> Vec<String> {
-            let values = &manifest.points[index].values;
-            manifest
-                .grid_keys
-                .iter()
-                .filter(|k| *k != SEED)
-                .map(|k| values[k.as_str()].clone())
-                .collect()
-        };
-        // Configurations are ordered by where their grid values first appear in the manifest, finished or not, so
-        // the order does not shift as runs finish.
-        let mut first_seen: HashMap<Vec<String>, usize> = HashMap::new();
-        for index in 0..manifest.points.len() {
-            first_seen.entry(grid_part(index)).or_insert(index);
-        }
-
-        // With `task` not in the grid every point has the base config's task, but grouping by the reported task
-        // keeps runs of different tasks apart regardless.
-        let mut groups: Vec<Group> = Vec::new();
-        let mut group_of: HashMap<(Vec<String>, String), usize> = HashMap::new();
-        for (index, results) in finished {
-            let values = &manifest.points[*index].values;
-            let task = match values.get(TASK).filter(|_| task_in_grid) {
-                Some(task) => task.clone(),
-                None => results.task.clone().unwrap_or_default(),
-            };
-            let key = grid_part(*index);
-            let group = *group_of
-                .entry((key.clone(), task.clone()))
-                .or_insert_with(|| {
-                    groups.push(Group {
-                        order: (first_seen[&key], *index),
-                        task,
-                        values: grid_columns
-                            .iter()
-                            .map(|k| (k.clone(), values[k.as_str()].clone()))
-                            .collect(),
-                        runs: Vec::new(),
-                    });
-                    groups.len() - 1
-                });
-            groups[group].runs.push(results);
-        }
-        groups.sort_by_key(|g| g.order);
-
-        let configs: Vec<Configuration> = groups
+        let mut configs: Vec<Configuration> = group_runs(manifest, &grid_columns, finished)
             .into_iter()
-            .map(
-                |Group {
-                     task, values, runs, ..
-                 }| {
-                    let steps: Vec<f64> = runs.iter().filter_map(|r| r.steps).collect();
-                    let mut metrics: Vec<(String, Vec<f64>)> = Vec::new();
-                    for (metric, value) in runs.iter().flat_map(|r| &r.metrics) {
-                        let column = match metrics.iter().position(|(m, _)| m == metric) {
-                            Some(i) => i,
-                            None => {
-                                metrics.push((metric.clone(), Vec::new()));
-                                metrics.len() - 1
-                            }
-                        };
-                        metrics[column].1.extend(value);
-                    }
-                    Configuration {
-                        task,
-                        values,
-                        n_seeds: runs.len(),
-                        steps: Stat::of(&steps),
-                        metrics: metrics
-                            .into_iter()
-                            .map(|(m, v)| (m, Stat::of(&v)))
-                            .collect(),
-                        best: false,
-                    }
-                },
-            )
+            .map(Configuration::of_group)
             .collect();
 
         let mut metrics: Vec<String> = Vec::new();
@@ -466,11 +491,8 @@ impl Report {
             .any(|k| k == K_SHOT)
             .then(|| k_shot_table(&configs, &tasks));
 
-        let mut configs = configs;
-        for (_, index) in &best {
-            if let Some(i) = index {
-                configs[*i].best = true;
-            }
+        for i in best.iter().filter_map(|(_, index)| *index) {
+            configs[i].best = true;
         }
         Report {
             name: manifest.name.clone(),
@@ -530,7 +552,17 @@ impl Report {
                alone, and `(n=…)` marks a metric some seeds did not report). The best configuration of a task has the \
                highest validation mean; ties go to the first in grid order.\n\n";
 
-        md += "## Best per task\n\n";
+        md += &self.best_section();
+        if let Some(table) = &self.k_shot {
+            md += &k_shot_section(table);
+        }
+        md += &self.all_section();
+        md
+    }
+
+    /// `## Best per task`: one row per task, its best configuration's validation and test metrics.
+    fn best_section(&self) -> String {
+        let mut md = "## Best per task\n\n".to_string();
         md += &table_head(&["task", "configuration", "validation", "test", "seeds"]);
         for (task, best) in &self.best {
             let Some(config) = best.map(|i| &self.configs[i]) else {
@@ -556,37 +588,12 @@ impl Report {
                 config.n_seeds
             );
         }
+        md
+    }
 
-        if let Some(table) = &self.k_shot {
-            md += "\n## Few-shot (k_shot)\n\nTest metric of the best configuration for each task and k (chosen by \
-                   validation mean within that k); Avg. is the mean over tasks of the cell means.\n\n";
-            let mut head = vec!["k".to_string()];
-            head.extend(table.tasks.iter().map(|(task, metric)| match metric {
-                Some(m) => format!("{} ({})", cell(task), cell(&m[TEST.len()..])),
-                None => cell(task),
-            }));
-            head.push("Avg.".into());
-            md += &table_head(&head);
-            for (k, cells) in &table.rows {
-                let means: Vec<f64> = cells.iter().flatten().map(|s| s.mean).collect();
-                let average = match means.len() {
-                    0 => "—".to_string(),
-                    n if n == cells.len() => format!("{:.2}", means.iter().sum::<f64>() / n as f64),
-                    n => format!(
-                        "{:.2} ({n} of {} tasks)",
-                        means.iter().sum::<f64>() / n as f64,
-                        cells.len()
-                    ),
-                };
-                let cells: Vec<String> = cells
-                    .iter()
-                    .map(|s| s.map_or("—".into(), |s| s.text()))
-                    .collect();
-                md += &format!("| {} | {} | {average} |\n", cell(k), cells.join(" | "));
-            }
-        }
-
-        md += "\n## All configurations\n\n";
+    /// `## All configurations`: every configuration with every metric column.
+    fn all_section(&self) -> String {
+        let mut md = "\n## All configurations\n\n".to_string();
         let mut head = vec!["task".to_string()];
         head.extend(self.grid_columns.iter().map(|k| cell(k)));
         head.extend(["seeds", "steps"].map(String::from));
@@ -641,6 +648,38 @@ impl Report {
             format!("{} (n={})", stat.text(), stat.n)
         }
     }
+}
+
+/// `## Few-shot (k_shot)`: rows are k values, columns tasks, and the mean over tasks.
+fn k_shot_section(table: &KShotTable) -> String {
+    let mut md = "\n## Few-shot (k_shot)\n\nTest metric of the best configuration for each task and k (chosen by \
+                  validation mean within that k); Avg. is the mean over tasks of the cell means.\n\n"
+        .to_string();
+    let mut head = vec!["k".to_string()];
+    head.extend(table.tasks.iter().map(|(task, metric)| match metric {
+        Some(m) => format!("{} ({})", cell(task), cell(&m[TEST.len()..])),
+        None => cell(task),
+    }));
+    head.push("Avg.".into());
+    md += &table_head(&head);
+    for (k, cells) in &table.rows {
+        let means: Vec<f64> = cells.iter().flatten().map(|s| s.mean).collect();
+        let average = match means.len() {
+            0 => "—".to_string(),
+            n if n == cells.len() => format!("{:.2}", means.iter().sum::<f64>() / n as f64),
+            n => format!(
+                "{:.2} ({n} of {} tasks)",
+                means.iter().sum::<f64>() / n as f64,
+                cells.len()
+            ),
+        };
+        let cells: Vec<String> = cells
+            .iter()
+            .map(|s| s.map_or("—".into(), |s| s.text()))
+            .collect();
+        md += &format!("| {} | {} | {average} |\n", cell(k), cells.join(" | "));
+    }
+    md
 }
 
 fn k_shot_table(configs: &[Configuration], tasks: &[String]) -> KShotTable {

@@ -8,13 +8,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-
+use crate::error::{Result, SweepError};
 use crate::spec::Sweep;
 use crate::state::{self, LiveTable, State};
 
 fn slurm_dir(sweep: &Sweep) -> PathBuf {
     sweep.out.join("slurm")
+}
+
+/// Whether the sweep has been submitted to Slurm (then `squeue` knows which points are queued or running).
+pub fn was_used(sweep: &Sweep) -> bool {
+    slurm_dir(sweep).join("submissions.txt").is_file()
 }
 
 /// `(job id, points file)` of every submission so far.
@@ -38,12 +42,18 @@ fn queued(sweep: &Sweep) -> Result<HashMap<String, (String, String)>> {
     let output = Command::new("squeue")
         .args(["-h", "-r", "-o", "%i|%T", "-j", &jobs.join(",")])
         .output()
-        .context("running squeue (is Slurm's client installed and SLURM_CONF set?)")?;
+        .map_err(|error| SweepError::SlurmClient {
+            command: "squeue",
+            error,
+        })?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     // squeue refuses a list of job ids it has all forgotten: then nothing of them is queued. Any other failure
     // (controller unreachable) must not read as "nothing queued", or everything would be submitted again.
     if !output.status.success() && !stderr.contains("Invalid job id") {
-        bail!("squeue failed ({}): {}", output.status, stderr.trim());
+        return Err(SweepError::SqueueFailed {
+            status: output.status,
+            stderr: stderr.trim().to_string(),
+        });
     }
     let points: HashMap<String, Vec<String>> = subs
         .iter()
@@ -124,15 +134,37 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
         return Ok(None);
     }
     let dir = slurm_dir(sweep);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::create_dir_all(state::status_dir(sweep))?;
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    for folder in [dir.clone(), state::status_dir(sweep)] {
+        std::fs::create_dir_all(&folder).map_err(|e| SweepError::io("creating", &folder, e))?;
+    }
     let number = submissions(sweep).len() + 1;
     let points_file = absolute(&dir.join(format!("points-{number}.txt")));
     state::write_file(&points_file, &(todo.join("\n") + "\n"))?;
     let script = absolute(&dir.join("array.sh"));
     state::write_file(&script, &array_script(sweep, &absolute(dept)))?;
 
+    let job = sbatch(sweep, &script, &points_file, todo.len())?;
+    for id in &todo {
+        let _ = std::fs::remove_file(state::status_dir(sweep).join(format!("{id}.failed")));
+    }
+    let record = dir.join("submissions.txt");
+    let mut text = std::fs::read_to_string(&record).unwrap_or_default();
+    text += &format!("{job} {}\n", points_file.display());
+    state::write_file(&record, &text)?;
+    println!(
+        "submitted job array {job} ({} tasks): squeue -r -j {job}",
+        todo.len()
+    );
+    Ok(Some(job))
+}
+
+/// `absolute(path)`, or `path` as given where the current folder cannot be read.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Submits `script` as a job array of `tasks` tasks over `points_file`, with the sweep file's resources; `Ok(job id)`.
+fn sbatch(sweep: &Sweep, script: &Path, points_file: &Path, tasks: usize) -> Result<String> {
     let r = &sweep.slurm;
     let mut command = Command::new("sbatch");
     command
@@ -140,7 +172,7 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
         .arg(format!("--job-name=dept-{}", sweep.name))
         .arg(format!(
             "--array=0-{}{}",
-            todo.len() - 1,
+            tasks - 1,
             r.max_parallel.map_or(String::new(), |n| format!("%{n}"))
         ))
         .arg(format!(
@@ -166,41 +198,32 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
     if let Some(cpus) = r.cpus_per_task {
         command.arg(format!("--cpus-per-task={cpus}"));
     }
-    command.args(&r.extra).arg(&script).arg(&points_file);
-    let output = command
-        .output()
-        .context("running sbatch (is Slurm's client installed and SLURM_CONF set?)")?;
+    command.args(&r.extra).arg(script).arg(points_file);
+    let output = command.output().map_err(|error| SweepError::SlurmClient {
+        command: "sbatch",
+        error,
+    })?;
     if !output.status.success() {
-        bail!(
-            "sbatch refused the job array ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        return Err(SweepError::SbatchRefused {
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
     // --parsable prints `JOBID` or `JOBID;CLUSTER`.
     let stdout = String::from_utf8_lossy(&output.stdout);
     let job = stdout.trim().split(';').next().unwrap_or("").to_string();
     if job.is_empty() || !job.chars().all(|c| c.is_ascii_digit()) {
-        bail!("sbatch printed {:?}, not a job id", stdout.trim());
+        return Err(SweepError::SbatchNoJobId {
+            stdout: stdout.trim().to_string(),
+        });
     }
-    for id in &todo {
-        let _ = std::fs::remove_file(state::status_dir(sweep).join(format!("{id}.failed")));
-    }
-    let record = dir.join("submissions.txt");
-    let mut text = std::fs::read_to_string(&record).unwrap_or_default();
-    text += &format!("{job} {}\n", points_file.display());
-    state::write_file(&record, &text)?;
-    println!(
-        "submitted job array {job} ({} tasks): squeue -r -j {job}",
-        todo.len()
-    );
-    Ok(Some(job))
+    Ok(job)
 }
 
 /// The array task: the n-th line of the points file is its point; a failure leaves the `.failed` marker that
 /// `dept sweep status` shows.
 fn array_script(sweep: &Sweep, dept: &Path) -> String {
-    let out = std::path::absolute(&sweep.out).unwrap_or_else(|_| sweep.out.clone());
+    let out = absolute(&sweep.out);
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     format!(
         r#"#!/bin/bash

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use crate::error::{OverrideProblem, Result, SweepError, SweepProblem};
 use dept_train::ExperimentConfig;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
@@ -92,127 +92,28 @@ impl Sweep {
     /// key or value is reported before anything runs. `out` overrides the file's folder; `overrides` are
     /// `key=value` items (`--set`) applied to every point after `set`, and may not name a grid key.
     pub fn load(file: &Path, out: Option<&Path>, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the sweep file {}", file.display()))?;
-        let spec: SweepFile = serde_yaml::from_str(&text).with_context(|| {
-            format!(
-                "{}: not a sweep file (keys: name, out, base, set, grid, slurm)",
-                file.display()
-            )
+        let text = std::fs::read_to_string(file).map_err(|error| SweepError::ReadSweepFile {
+            file: file.to_path_buf(),
+            error,
         })?;
-        let bad = |message: String| anyhow::anyhow!("{}: {message}", file.display());
-        ensure!(
-            !spec.name.is_empty()
-                && spec
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
-            bad(format!(
-                "name {:?} must be letters, digits, '-', '_' or '.'",
-                spec.name
-            ))
-        );
-        let mut grid = Vec::new();
-        for (key, values) in &spec.grid {
-            let key = key
-                .as_str()
-                .ok_or_else(|| bad(format!("grid keys must be strings, found {key:?}")))?;
-            dept_train::config::check_key(key).map_err(|m| bad(format!("grid: {m}")))?;
-            let values = match values {
-                Value::Sequence(values) if !values.is_empty() => values.clone(),
-                Value::Sequence(_) => return Err(bad(format!("grid.{key} is an empty list"))),
-                single => vec![single.clone()],
-            };
-            grid.push((key.to_string(), values));
-        }
-        ensure!(
-            !grid.is_empty(),
-            bad("grid is empty: give at least one key with a list of values".into())
-        );
-        for key in spec.set.keys() {
-            let key = key
-                .as_str()
-                .ok_or_else(|| bad(format!("set keys must be strings, found {key:?}")))?;
-            dept_train::config::check_key(key).map_err(|m| bad(format!("set: {m}")))?;
-            ensure!(
-                !grid.iter().any(|(k, _)| k == key),
-                bad(format!("`{key}` is both in set and in grid"))
-            );
-        }
+        let spec: SweepFile =
+            serde_yaml::from_str(&text).map_err(|error| SweepError::NotASweepFile {
+                file: file.to_path_buf(),
+                error,
+            })?;
+        let bad = |problem: SweepProblem| SweepError::BadSweep {
+            file: file.to_path_buf(),
+            problem,
+        };
+        let grid = spec.checked_grid(overrides).map_err(bad)?;
         let mut set = spec.set.clone();
-        let names_output_dir = |key: &str| key == "output_dir";
-        if grid.iter().any(|(k, _)| names_output_dir(k))
-            || spec
-                .set
-                .keys()
-                .any(|k| k.as_str().is_some_and(names_output_dir))
-            || overrides.iter().any(|o| {
-                o.split('=')
-                    .next()
-                    .is_some_and(|k| names_output_dir(k.trim()))
-            })
-        {
-            bail!(bad(
-                "output_dir is set by the sweep (<out>/runs/<point>); set `out:` or --out to move the sweep".into()
-            ));
-        }
-        for item in overrides {
-            let (key, raw) = item
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("--set {item:?}: expected key=value"))?;
-            let key = key.trim();
-            dept_train::config::check_key(key)
-                .map_err(|m| anyhow::anyhow!("--set {item:?}: {m}"))?;
-            ensure!(
-                !grid.iter().any(|(k, _)| k == key),
-                "--set {item:?}: `{key}` is a grid key of {}",
-                file.display()
-            );
-            let value: Value = serde_yaml::from_str(raw)
-                .with_context(|| format!("--set {item:?}: the value is not YAML"))?;
-            set.insert(Value::String(key.to_string()), value);
-        }
+        apply_overrides(file, &grid, overrides, &mut set)?;
         let out = match (out, &spec.out) {
             (Some(out), _) => out.to_path_buf(),
             (None, Some(out)) => out.clone(),
             (None, None) => Path::new("runs/sweeps").join(&spec.name),
         };
-        let base_dir = file.parent().unwrap_or(Path::new("."));
-
-        let mut points: Vec<Point> = Vec::new();
-        let mut widths = BTreeMap::new();
-        for combination in product(&grid) {
-            let values: Vec<(String, String)> = combination
-                .iter()
-                .map(|(k, v)| (k.clone(), scalar_text(v)))
-                .collect();
-            let id = point_id(&values);
-            if let Some(other) = points.iter().find(|p| p.id == id) {
-                bail!(bad(format!(
-                    "two grid points are both named {:?} ({:?})",
-                    id, other.values
-                )));
-            }
-            let mut config = match &spec.base {
-                Some(base) => read_base(base_dir, base, &combination, &set)?,
-                None => Mapping::new(),
-            };
-            for (k, v) in &set {
-                config.insert(k.clone(), v.clone());
-            }
-            for (k, v) in &combination {
-                config.insert(Value::String(k.clone()), v.clone());
-            }
-            config.insert(
-                Value::String("output_dir".into()),
-                Value::String(out.join("runs").join(&id).display().to_string()),
-            );
-            let text = serde_yaml::to_string(&config)?;
-            let experiment = ExperimentConfig::from_yaml(&text, &file.join(format!("#{id}")), &[])
-                .with_context(|| format!("grid point {id}"))?;
-            check_shape(&experiment, &mut widths).with_context(|| format!("grid point {id}"))?;
-            points.push(Point { id, values, config });
-        }
+        let points = expand(file, &spec, &grid, &set, &out)?;
         Ok(Sweep {
             name: spec.name,
             file: file.to_path_buf(),
@@ -239,7 +140,7 @@ impl Sweep {
     pub fn write(&self) -> Result<()> {
         std::fs::create_dir_all(self.out.join("configs"))
             .and_then(|_| std::fs::create_dir_all(self.out.join("logs")))
-            .with_context(|| format!("creating the sweep folder {}", self.out.display()))?;
+            .map_err(|e| SweepError::io("creating the sweep folder", &self.out, e))?;
         let manifest = Manifest {
             name: self.name.clone(),
             grid_keys: self.grid_keys.clone(),
@@ -252,45 +153,193 @@ impl Sweep {
                 })
                 .collect(),
         };
-        write_if_changed(
-            &self.out.join("sweep.json"),
-            &(serde_json::to_string_pretty(&manifest)? + "\n"),
-        )?;
-        for point in &self.points {
-            let body = serde_yaml::to_string(&point.config)?;
+        let manifest = serde_json::to_string_pretty(&manifest)
+            .map_err(|e| SweepError::serialize("sweep.json", e))?;
+        write_if_changed(&self.out.join("sweep.json"), &(manifest + "\n"))?;
+        let bodies = self
+            .points
+            .iter()
+            .map(|point| {
+                serde_yaml::to_string(&point.config).map_err(|e| {
+                    SweepError::serialize(format!("the config of point {}", point.id), e)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (point, body) in self.points.iter().zip(&bodies) {
             let path = self.config_path(point);
             if let Ok(old) = std::fs::read_to_string(&path) {
                 let old_body: String = old.lines().skip(1).map(|l| format!("{l}\n")).collect();
-                if old_body != body && self.run_dir(point).exists() {
-                    bail!(
-                        "point {} has started (its run folder {} exists) and its config would change; run with the \
-                         same sweep file and --set as before, or delete that run folder to start it again",
-                        point.id,
-                        self.run_dir(point).display()
-                    );
+                if old_body != *body && self.run_dir(point).exists() {
+                    return Err(SweepError::PointStarted {
+                        id: point.id.clone(),
+                        run_dir: self.run_dir(point),
+                    });
                 }
             }
         }
-        for point in &self.points {
+        for (point, body) in self.points.iter().zip(bodies) {
             let header = format!(
                 "# Sweep {}, point {} (written by dept sweep from {}; edits are overwritten)\n",
                 self.name,
                 point.id,
                 self.file.display()
             );
-            write_if_changed(
-                &self.config_path(point),
-                &(header + &serde_yaml::to_string(&point.config)?),
-            )?;
+            write_if_changed(&self.config_path(point), &(header + &body))?;
         }
         Ok(())
     }
+}
+
+/// A grid key and its values (a single value counts as a one-item list).
+type GridKey = (String, Vec<Value>);
+
+impl SweepFile {
+    /// The grid, in the order written, after checking the name, the grid and `set` keys, and that nothing
+    /// (`set`, grid or `--set`) names `output_dir`.
+    fn checked_grid(&self, overrides: &[String]) -> Result<Vec<GridKey>, SweepProblem> {
+        let plain_name = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+        if self.name.is_empty() || !self.name.chars().all(plain_name) {
+            return Err(SweepProblem::Name(self.name.clone()));
+        }
+        let mut grid = Vec::new();
+        for (key, values) in &self.grid {
+            let key = known_key("grid", key)?;
+            let values = match values {
+                Value::Sequence(values) if !values.is_empty() => values.clone(),
+                Value::Sequence(_) => return Err(SweepProblem::EmptyValues(key.to_string())),
+                single => vec![single.clone()],
+            };
+            grid.push((key.to_string(), values));
+        }
+        if grid.is_empty() {
+            return Err(SweepProblem::EmptyGrid);
+        }
+        for key in self.set.keys() {
+            let key = known_key("set", key)?;
+            if grid.iter().any(|(k, _)| k == key) {
+                return Err(SweepProblem::SetAndGrid(key.to_string()));
+            }
+        }
+        let names_output_dir = |key: &str| key == "output_dir";
+        if grid.iter().any(|(k, _)| names_output_dir(k))
+            || self
+                .set
+                .keys()
+                .any(|k| k.as_str().is_some_and(names_output_dir))
+            || overrides.iter().any(|o| {
+                o.split('=')
+                    .next()
+                    .is_some_and(|k| names_output_dir(k.trim()))
+            })
+        {
+            return Err(SweepProblem::OutputDir);
+        }
+        Ok(grid)
+    }
+}
+
+/// A `grid` or `set` key that `dept train` knows.
+fn known_key<'a>(section: &'static str, key: &'a Value) -> Result<&'a str, SweepProblem> {
+    let text = key.as_str().ok_or_else(|| SweepProblem::KeyNotText {
+        section,
+        key: format!("{key:?}"),
+    })?;
+    dept_train::config::check_key(text).map_err(|problem| SweepProblem::UnknownKey {
+        section,
+        problem: problem.to_string(),
+    })?;
+    Ok(text)
+}
+
+/// Applies `--set key=value` items to `set`: each must be a known key that is not a grid key of `file`.
+fn apply_overrides(
+    file: &Path,
+    grid: &[GridKey],
+    overrides: &[String],
+    set: &mut Mapping,
+) -> Result<()> {
+    for item in overrides {
+        let bad = |problem: OverrideProblem| SweepError::BadOverride {
+            item: item.clone(),
+            problem,
+        };
+        let (key, raw) = item
+            .split_once('=')
+            .ok_or_else(|| bad(OverrideProblem::NotKeyValue))?;
+        let key = key.trim();
+        dept_train::config::check_key(key)
+            .map_err(|m| bad(OverrideProblem::UnknownKey(m.to_string())))?;
+        if grid.iter().any(|(k, _)| k == key) {
+            return Err(bad(OverrideProblem::GridKey {
+                key: key.to_string(),
+                file: file.to_path_buf(),
+            }));
+        }
+        let value: Value =
+            serde_yaml::from_str(raw).map_err(|e| bad(OverrideProblem::NotYaml(e)))?;
+        set.insert(Value::String(key.to_string()), value);
+    }
+    Ok(())
+}
+
+/// Every point of the grid, its config checked as `dept train` would check it.
+fn expand(
+    file: &Path,
+    spec: &SweepFile,
+    grid: &[GridKey],
+    set: &Mapping,
+    out: &Path,
+) -> Result<Vec<Point>> {
+    let base_dir = file.parent().unwrap_or(Path::new("."));
+    let mut points: Vec<Point> = Vec::new();
+    let mut widths = BTreeMap::new();
+    for combination in product(grid) {
+        let values: Vec<(String, String)> = combination
+            .iter()
+            .map(|(k, v)| (k.clone(), scalar_text(v)))
+            .collect();
+        let id = point_id(&values);
+        if let Some(other) = points.iter().find(|p| p.id == id) {
+            return Err(SweepError::BadSweep {
+                file: file.to_path_buf(),
+                problem: SweepProblem::SameName {
+                    id,
+                    other: other.values.clone(),
+                },
+            });
+        }
+        let mut config = match &spec.base {
+            Some(base) => read_base(base_dir, base, &combination, set)?,
+            None => Mapping::new(),
+        };
+        for (k, v) in set {
+            config.insert(k.clone(), v.clone());
+        }
+        for (k, v) in &combination {
+            config.insert(Value::String(k.clone()), v.clone());
+        }
+        config.insert(
+            Value::String("output_dir".into()),
+            Value::String(out.join("runs").join(&id).display().to_string()),
+        );
+        let text = serde_yaml::to_string(&config)
+            .map_err(|e| SweepError::serialize(format!("the config of point {id}"), e))?;
+        let experiment = ExperimentConfig::from_yaml(&text, &file.join(format!("#{id}")), &[])
+            .map_err(|error| SweepError::PointConfig {
+                id: id.clone(),
+                error: Box::new(error),
+            })?;
+        check_shape(&id, &experiment, &mut widths)?;
+        points.push(Point { id, values, config });
+    }
+    Ok(points)
 }
 
 /// The (m, r) a point trains, where its model folder is readable: the budget arithmetic needs the model's width d,
 /// and a grid of m values that leaves no integer r is better refused now than one run at a time. `widths` caches d
 /// per model folder.
 fn check_shape(
+    id: &str,
     config: &ExperimentConfig,
     widths: &mut BTreeMap<PathBuf, Option<i64>>,
 ) -> Result<()> {
@@ -301,7 +350,13 @@ fn check_shape(
             .find_map(|key| json.get(*key).and_then(|v| v.as_i64()))
     });
     match d {
-        Some(d) => config.shape(d).map(|_| ()).map_err(anyhow::Error::msg),
+        Some(d) => config
+            .shape(d)
+            .map(|_| ())
+            .map_err(|problem| SweepError::PointShape {
+                id: id.to_string(),
+                problem: problem.to_string(),
+            }),
         None => Ok(()), // no model folder here (yet): `dept train` checks the shape when the point runs
     }
 }
@@ -372,20 +427,22 @@ fn read_base(
     let name = match (base.contains("{task}"), task) {
         (false, _) => base.to_string(),
         (true, Some(task)) => base.replace("{task}", &scalar_text(&task)),
-        (true, None) => bail!("base {base:?} uses {{task}} but neither grid nor set gives a task"),
+        (true, None) => {
+            return Err(SweepError::BaseWithoutTask {
+                base: base.to_string(),
+            })
+        }
     };
     let path = dir.join(&name);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the base config {}", path.display()))?;
-    match serde_yaml::from_str(&text)
-        .with_context(|| format!("{}: not valid YAML", path.display()))?
-    {
-        Value::Mapping(map) => Ok(map),
-        Value::Null => Ok(Mapping::new()),
-        _ => bail!(
-            "{}: expected a mapping of `key: value` lines",
-            path.display()
-        ),
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) => return Err(SweepError::ReadBase { path, error }),
+    };
+    match serde_yaml::from_str(&text) {
+        Ok(Value::Mapping(map)) => Ok(map),
+        Ok(Value::Null) => Ok(Mapping::new()),
+        Ok(_) => Err(SweepError::BaseNotMapping { path }),
+        Err(error) => Err(SweepError::BaseNotYaml { path, error }),
     }
 }
 
@@ -393,8 +450,7 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    dept_core::atomic::write_atomically(path, |tmp| std::fs::write(tmp, text))
-        .with_context(|| format!("writing {}", path.display()))
+    crate::state::write_file(path, text)
 }
 
 #[cfg(test)]

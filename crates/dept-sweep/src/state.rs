@@ -6,6 +6,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use crate::error::SweepError;
 use crate::spec::{scalar_text, Point, Sweep};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +62,9 @@ pub fn all_on_disk(sweep: &Sweep) -> Vec<State> {
 }
 
 /// Writes a small file atomically (markers, the points list, the array script).
-pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    use anyhow::Context;
+pub fn write_file(path: &Path, text: &str) -> Result<(), SweepError> {
     dept_core::atomic::write_atomically(path, |tmp| std::fs::write(tmp, text))
-        .with_context(|| format!("writing {}", path.display()))
+        .map_err(|e| SweepError::io("writing", path, e))
 }
 
 /// The last step a run has logged, and its loss.

@@ -1,0 +1,144 @@
+//! The three things `dept sweep` does, as calls: [`run`] a sweep (or resume it), its [`status`], and (in
+//! [`crate::report`]) its report. They print progress while they work (the live table, what is submitted); what a
+//! call ended with comes back as a value for the caller to word.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, SweepError};
+use crate::local::{self, LocalEnd, Slots};
+use crate::state::{self, LiveTable};
+use crate::{overrides, slurm};
+
+/// What `dept sweep run` was asked.
+#[derive(Debug)]
+pub struct RunOptions {
+    /// The sweep file (YAML: name, base, set, grid, slurm).
+    pub sweep_file: PathBuf,
+    /// The sweep folder, instead of the file's `out:` (default `runs/sweeps/<name>`).
+    pub out: Option<PathBuf>,
+    /// `key=value` items set on every point (kept in the sweep folder for later calls).
+    pub set: Vec<String>,
+    pub backend: Backend,
+    /// Check every point and list them, writing and running nothing.
+    pub dry_run: bool,
+}
+
+/// Where the points run.
+#[derive(Debug)]
+pub enum Backend {
+    /// Child processes on this machine, one per slot.
+    Local(Slots),
+    /// One Slurm job array; `wait` until no task is queued or running.
+    Slurm { wait: bool },
+}
+
+/// How a [`run`] ended. Points that failed (local) or did not finish (Slurm, waited for) are errors instead:
+/// [`SweepError::PointsFailed`], [`SweepError::PointsUnfinished`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// A dry run: the table of every point; nothing was written or started.
+    DryRun { table: String },
+    /// Every point has finished; `out` is the sweep folder.
+    Done { out: PathBuf },
+    /// Local: SIGINT/SIGTERM stopped the sweep with this many points unfinished (the next run resumes them).
+    Interrupted { unfinished: usize },
+    /// Slurm: the unfinished points are submitted (or were all queued already); not waited for.
+    Submitted,
+}
+
+/// Runs (or resumes) every point of a sweep file; `dept` is the executable each point's `dept train` runs with.
+pub fn run(options: &RunOptions, dept: &Path) -> Result<RunOutcome> {
+    let sweep = overrides::load(&options.sweep_file, options.out.as_deref(), &options.set)?;
+    if options.dry_run {
+        let table = LiveTable::render(&sweep, &state::all_on_disk(&sweep), true);
+        return Ok(RunOutcome::DryRun { table });
+    }
+    sweep.write()?;
+    overrides::save(&sweep, &options.set)?;
+    println!(
+        "sweep {}: {} points over {} in {}",
+        sweep.name,
+        sweep.points.len(),
+        sweep.grid_keys.join(" × "),
+        sweep.out.display()
+    );
+    let done = RunOutcome::Done {
+        out: sweep.out.clone(),
+    };
+    match &options.backend {
+        Backend::Local(slots) => match local::run(&sweep, dept, slots)? {
+            LocalEnd::Finished { failed: 0 } => Ok(done),
+            LocalEnd::Finished { failed } => Err(SweepError::PointsFailed {
+                failed,
+                logs: sweep.out.join("logs"),
+            }),
+            LocalEnd::Interrupted { unfinished } => Ok(RunOutcome::Interrupted { unfinished }),
+        },
+        Backend::Slurm { wait } => {
+            slurm::submit(&sweep, dept)?;
+            if !wait {
+                return Ok(RunOutcome::Submitted);
+            }
+            match slurm::wait(&sweep)? {
+                0 => Ok(done),
+                left => Err(SweepError::PointsUnfinished { left }),
+            }
+        }
+    }
+}
+
+/// Where every point of a sweep stands; its `Display` is what `dept sweep status` prints.
+#[derive(Debug)]
+pub struct Status {
+    /// Every point, as [`LiveTable::render`] draws it.
+    pub table: String,
+    pub accounting: Accounting,
+}
+
+/// `sacct`'s record of a sweep's Slurm tasks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Accounting {
+    /// The sweep never went to Slurm.
+    NotSubmitted,
+    /// `JobID|State|ExitCode|Elapsed` lines.
+    Sacct(Vec<String>),
+    /// This cluster keeps no accounting.
+    Unavailable,
+}
+
+/// The state of every point of a sweep file (with the `--set` an earlier run saved): from `squeue` and the run
+/// folders where it went to Slurm, from the run folders alone otherwise.
+pub fn status(sweep_file: &Path, out: Option<&Path>) -> Result<Status> {
+    let sweep = overrides::load(sweep_file, out, &[])?;
+    if !slurm::was_used(&sweep) {
+        let table = LiveTable::render(&sweep, &state::all_on_disk(&sweep), true);
+        return Ok(Status {
+            table,
+            accounting: Accounting::NotSubmitted,
+        });
+    }
+    let table = LiveTable::render(&sweep, &slurm::states(&sweep)?, true);
+    let accounting = match slurm::accounting(&sweep) {
+        Some(lines) => Accounting::Sacct(lines),
+        None => Accounting::Unavailable,
+    };
+    Ok(Status { table, accounting })
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.table)?;
+        match &self.accounting {
+            Accounting::NotSubmitted => Ok(()),
+            Accounting::Sacct(lines) => {
+                writeln!(f, "sacct (JobID|State|ExitCode|Elapsed):")?;
+                lines.iter().try_for_each(|line| writeln!(f, "  {line}"))
+            }
+            Accounting::Unavailable => writeln!(
+                f,
+                "sacct: no accounting on this cluster; states above come from squeue and the run folders"
+            ),
+        }
+    }
+}
