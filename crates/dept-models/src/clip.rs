@@ -275,20 +275,12 @@ impl ClipVisionConfig {
                 self.patch_size, self.image_size
             )));
         }
-        let non_negative = "a non-negative number";
-        ConfigIssue::check_range("layer_norm_eps", self.layer_norm_eps, non_negative, |v| {
-            v >= 0.0
-        })?;
-        let dropout = self.attention_dropout;
-        ConfigIssue::check_range("attention_dropout", dropout, "in [0, 1)", |p| {
-            (0.0..1.0).contains(&p)
-        })?;
-        for (field, v) in [
+        ConfigIssue::check_non_negative(&[("layer_norm_eps", self.layer_norm_eps)])?;
+        ConfigIssue::check_probability(&[("attention_dropout", self.attention_dropout)])?;
+        ConfigIssue::check_non_negative(&[
             ("initializer_range", self.initializer_range),
             ("initializer_factor", self.initializer_factor),
-        ] {
-            ConfigIssue::check_range(field, v, non_negative, |v| v >= 0.0)?;
-        }
+        ])?;
         Ok(())
     }
 

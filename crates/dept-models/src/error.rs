@@ -131,6 +131,20 @@ impl ConfigIssue {
         }
     }
 
+    /// Each of `fields` (config key, value) must be a finite number ≥ 0 (epsilons, initialiser scales).
+    pub fn check_non_negative(fields: &[(&str, f64)]) -> Result<(), ConfigIssue> {
+        fields.iter().try_for_each(|&(field, v)| {
+            ConfigIssue::check_range(field, v, "a non-negative number", |v| v >= 0.0)
+        })
+    }
+
+    /// Each of `fields` must be a dropout probability, in `[0, 1)`.
+    pub fn check_probability(fields: &[(&str, f64)]) -> Result<(), ConfigIssue> {
+        fields.iter().try_for_each(|&(field, p)| {
+            ConfigIssue::check_range(field, p, "in [0, 1)", |p| (0.0..1.0).contains(&p))
+        })
+    }
+
     /// `field` must be finite and within `accepts`, described to the reader as `expected`.
     pub fn check_range(
         field: &str,

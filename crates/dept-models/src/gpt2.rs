@@ -249,13 +249,11 @@ impl Gpt2Config {
         self.activation()?;
         let epsilon = self.layer_norm_epsilon;
         ConfigIssue::check_range("layer_norm_epsilon", epsilon, "positive", |e| e > 0.0)?;
-        for (field, p) in [
+        ConfigIssue::check_probability(&[
             ("resid_pdrop", self.resid_pdrop),
             ("embd_pdrop", self.embd_pdrop),
             ("attn_pdrop", self.attn_pdrop),
-        ] {
-            ConfigIssue::check_range(field, p, "in [0, 1)", |p| (0.0..1.0).contains(&p))?;
-        }
+        ])?;
         for (field, id) in [
             ("eos_token_id", Some(self.eos_token_id)),
             ("pad_token_id", self.pad_token_id),

@@ -267,16 +267,9 @@ impl LlamaConfig {
         let even = "even for rotary embeddings";
         ConfigIssue::check_range("head_dim", self.head_dim as f64, even, |d| d % 2.0 == 0.0)?;
         ConfigIssue::check_range("rope_theta", self.rope_theta, "positive", |v| v > 0.0)?;
-        let non_negative = "a non-negative number";
-        ConfigIssue::check_range("rms_norm_eps", self.rms_norm_eps, non_negative, |v| {
-            v >= 0.0
-        })?;
-        let dropout = self.attention_dropout;
-        ConfigIssue::check_range("attention_dropout", dropout, "in [0, 1)", |p| {
-            (0.0..1.0).contains(&p)
-        })?;
-        let range = self.initializer_range;
-        ConfigIssue::check_range("initializer_range", range, non_negative, |v| v >= 0.0)
+        ConfigIssue::check_non_negative(&[("rms_norm_eps", self.rms_norm_eps)])?;
+        ConfigIssue::check_probability(&[("attention_dropout", self.attention_dropout)])?;
+        ConfigIssue::check_non_negative(&[("initializer_range", self.initializer_range)])
     }
 
     /// `config.json` as transformers' `save_pretrained` writes it (the fields above, model type, architecture).
