@@ -21,6 +21,11 @@ impl DecoderOnly {
         DecoderOnly { model }
     }
 
+    /// `model` as a boxed [`Backbone`] (what a registry loader returns).
+    pub fn boxed(model: impl CausalLm + 'static) -> Box<dyn Backbone> {
+        Box::new(DecoderOnly::new(Box::new(model)))
+    }
+
     pub fn model(&self) -> &dyn CausalLm {
         self.model.as_ref()
     }

@@ -103,11 +103,7 @@ pub const KIND: BackboneKind = BackboneKind {
     supported: "GPT-2",
     model_types: &["gpt2"],
     architecture: Architecture::DecoderOnly,
-    load: |dir, device| {
-        Ok(Box::new(DecoderOnly::new(Box::new(Gpt2::load(
-            dir, device,
-        )?))))
-    },
+    load: |dir, device| Ok(DecoderOnly::boxed(Gpt2::load(dir, device)?)),
     vision_language: None,
     tiny: TinyRecipe {
         needs_tokenizer: true,
@@ -135,9 +131,7 @@ impl ModelShape for Gpt2Config {
     }
 
     fn build_random(&self, device: Device) -> Result<Box<dyn Backbone>, ModelError> {
-        Ok(Box::new(DecoderOnly::new(Box::new(Gpt2::new_random(
-            self, device,
-        )?))))
+        Ok(DecoderOnly::boxed(Gpt2::new_random(self, device)?))
     }
 }
 

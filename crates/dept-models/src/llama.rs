@@ -119,11 +119,7 @@ pub const KIND: BackboneKind = BackboneKind {
     supported: "Llama",
     model_types: &["llama"],
     architecture: Architecture::DecoderOnly,
-    load: |dir, device| {
-        Ok(Box::new(DecoderOnly::new(Box::new(Llama::load(
-            dir, device,
-        )?))))
-    },
+    load: |dir, device| Ok(DecoderOnly::boxed(Llama::load(dir, device)?)),
     vision_language: None,
     tiny: TinyRecipe {
         needs_tokenizer: true,
@@ -151,9 +147,7 @@ impl ModelShape for LlamaConfig {
     }
 
     fn build_random(&self, device: Device) -> Result<Box<dyn Backbone>, ModelError> {
-        Ok(Box::new(DecoderOnly::new(Box::new(Llama::new_random(
-            self, device,
-        )?))))
+        Ok(DecoderOnly::boxed(Llama::new_random(self, device)?))
     }
 }
 
