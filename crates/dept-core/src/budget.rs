@@ -4,6 +4,22 @@
 use crate::CoreError;
 
 /// The fixed quantities of a budget: PT length `l`, hidden size `d`, maximum input length `s`.
+///
+/// The paper's T5-base budget (l = 100, d = 768, s = 256), solved for either unknown:
+///
+/// ```
+/// use dept_core::budget::{Budget, Rounding};
+///
+/// let budget = Budget::new(100, 768, 256)?;
+/// assert_eq!(budget.total(), 76_800);
+/// // The paper's main setting: m = 60 soft tokens leave a rank-30 pair.
+/// assert_eq!(budget.rank_for(60, Rounding::Exact)?.r, 30);
+/// assert_eq!(budget.prompt_len_for(45, Rounding::Exact)?.m, 40);
+/// // No integer rank fits m = 61: Exact says so, Nearest rounds and reports the difference.
+/// assert!(budget.rank_for(61, Rounding::Exact).is_err());
+/// assert_eq!(budget.rank_for(61, Rounding::Nearest)?.difference, -256);
+/// # Ok::<(), dept_core::CoreError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     pub l: i64,

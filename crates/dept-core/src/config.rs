@@ -26,6 +26,21 @@ pub const DEFAULT_INIT_TEXT: &str = "Classify this text is postive or not:";
 ///
 /// Serialised with the field names of the official code's `PromptTuningLoRAConfig` (PEFT `PromptTuningConfig`
 /// when `r = 0`), so adapters move between this project and the Python ecosystem.
+///
+/// ```
+/// use dept_core::DeptConfig;
+///
+/// // T5-base's main DePT setting: m = 60, r = 30, s = 256, d = 768.
+/// let config = DeptConfig::new(60, 30, 256, 768)?;
+/// assert_eq!(config.num_params(), 100 * 768); // the cost of PT with 100 tokens
+/// assert_eq!(config.peft_type(), "PROMPT_TUNING_LORA");
+/// // adapter_config.json uses the official field names.
+/// let json = serde_json::to_value(&config).unwrap();
+/// assert_eq!((json["num_virtual_tokens"].as_i64(), json["max_length"].as_i64()), (Some(60), Some(256)));
+/// // A shape with nothing to train is refused.
+/// assert!(DeptConfig::new(0, 0, 256, 768).is_err());
+/// # Ok::<(), dept_core::CoreError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeptConfig {
     /// `m`: soft-prompt tokens.

@@ -230,6 +230,22 @@ impl DecomposedPrompt {
     ///
     /// Only the first `len` rows of `A` are used, so a batch padded to its longest input gives the same outputs
     /// for real tokens as the official code's padding to `s`, at less cost.
+    ///
+    /// ```
+    /// use dept_core::{DecomposedPrompt, DeptConfig};
+    /// use tch::{Device, Kind, Tensor};
+    ///
+    /// // m = 2 prompt tokens, rank 1, inputs of up to s = 4 tokens, width d = 3.
+    /// let prompt = DecomposedPrompt::new(DeptConfig::new(2, 1, 4, 3)?, None, Device::Cpu)?;
+    /// let embeds = Tensor::ones([1, 4, 3], (Kind::Float, Device::Cpu));
+    /// let mask = Tensor::ones([1, 4], (Kind::Int64, Device::Cpu));
+    /// let (prompted, prompted_mask) = prompt.apply(&embeds, &mask)?;
+    /// assert_eq!(prompted.size(), [1, 6, 3]);
+    /// assert_eq!(prompted_mask.size(), [1, 6]);
+    /// // B starts at zero, so before training the input positions are the word embeddings unchanged.
+    /// assert!(prompted.narrow(1, 2, 4).allclose(&embeds, 0.0, 0.0, false));
+    /// # Ok::<(), dept_core::CoreError>(())
+    /// ```
     pub fn apply(&self, embeds: &Tensor, mask: &Tensor) -> Result<(Tensor, Tensor), CoreError> {
         let size = embeds.size();
         let d = self.config.d;
