@@ -552,6 +552,38 @@ mod tests {
         }
     }
 
+    /// Every kind of the registry writes its tiny model by its recipe, and the folder loads back as that kind,
+    /// with the architecture the kind declares.
+    #[test]
+    fn every_registered_kind_round_trips_its_tiny_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokenizer = gpt2_like_tokenizer(dir.path());
+        for kind in crate::BACKBONES {
+            let out = dir.path().join(kind.name);
+            let request = TinyModel {
+                dir: &out,
+                tokenizer: kind.tiny.needs_tokenizer.then_some(tokenizer.as_path()),
+                words: &["the", "cat"],
+                d_model: 16,
+                variant: None,
+                seed: 1,
+            };
+            (kind.tiny.write)(&request).unwrap();
+            assert_eq!(crate::registry::kind_of(&out).unwrap().name, kind.name);
+            let backbone = crate::load_backbone(&out, Device::Cpu).unwrap();
+            assert_eq!(backbone.architecture(), kind.architecture, "{}", kind.name);
+            assert_eq!(backbone.hidden_size(), 16, "{}", kind.name);
+            if kind.tiny.needs_tokenizer {
+                let refused = (kind.tiny.write)(&TinyModel {
+                    tokenizer: None,
+                    dir: &dir.path().join("refused"),
+                    ..request
+                });
+                assert!(refused.is_err(), "{}: a tokenizer is required", kind.name);
+            }
+        }
+    }
+
     #[test]
     fn writes_a_loadable_folder() {
         let dir = tempfile::tempdir().unwrap();
