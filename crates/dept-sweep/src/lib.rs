@@ -31,6 +31,7 @@ mod run;
 pub mod slurm;
 pub mod spec;
 pub mod state;
+pub mod write;
 
 pub use error::{Result, SweepError};
 pub use run::{run, status, Accounting, Backend, RunOptions, RunOutcome, Status};

@@ -187,7 +187,7 @@ impl<'a> Pool<'a> {
                     failed += 1;
                     let log = self.sweep.log_path(point);
                     let why = format!("{status}; log {}", log.display());
-                    state::write_file(&state::failed_marker(self.sweep, point), &why)?;
+                    crate::write::write_file(&state::failed_marker(self.sweep, point), &why)?;
                     eprintln!("point {} failed ({why}):\n{}", point.id, log_tail(&log, 6));
                     self.table.keep_what_was_printed();
                     State::Failed(why)

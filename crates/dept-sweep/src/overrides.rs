@@ -6,7 +6,6 @@ use std::path::Path;
 
 use crate::error::{Result, SweepError};
 use crate::spec::Sweep;
-use crate::state;
 
 /// Where the `--set` of a run is kept, in its sweep folder.
 pub const OVERRIDES_FILE: &str = "overrides.json";
@@ -46,5 +45,5 @@ pub fn save(sweep: &Sweep, set: &[String]) -> Result<()> {
     let path = sweep.out.join(OVERRIDES_FILE);
     let text =
         serde_json::to_string_pretty(set).map_err(|e| SweepError::serialize(OVERRIDES_FILE, e))?;
-    state::write_file(&path, &(text + "\n"))
+    crate::write::write_file(&path, &(text + "\n"))
 }

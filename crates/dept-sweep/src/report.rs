@@ -46,7 +46,7 @@ pub fn run(out: &Path) -> Result<Report> {
     }
     let report = Report::build(&manifest, &finished);
     for (name, text) in [(CSV_FILE, report.csv()), (MARKDOWN_FILE, report.markdown())] {
-        crate::state::write_file(&out.join(name), &text)?;
+        crate::write::write_file(&out.join(name), &text)?;
     }
     Ok(report)
 }

@@ -139,9 +139,9 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
     }
     let number = submissions(sweep).len() + 1;
     let points_file = absolute(&dir.join(format!("points-{number}.txt")));
-    state::write_file(&points_file, &(todo.join("\n") + "\n"))?;
+    crate::write::write_file(&points_file, &(todo.join("\n") + "\n"))?;
     let script = absolute(&dir.join("array.sh"));
-    state::write_file(&script, &array_script(sweep, &absolute(dept)))?;
+    crate::write::write_file(&script, &array_script(sweep, &absolute(dept)))?;
 
     let job = sbatch(sweep, &script, &points_file, todo.len())?;
     for id in &todo {
@@ -150,7 +150,7 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
     let record = dir.join("submissions.txt");
     let mut text = std::fs::read_to_string(&record).unwrap_or_default();
     text += &format!("{job} {}\n", points_file.display());
-    state::write_file(&record, &text)?;
+    crate::write::write_file(&record, &text)?;
     println!(
         "submitted job array {job} ({} tasks): squeue -r -j {job}",
         todo.len()

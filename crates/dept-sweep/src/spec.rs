@@ -450,7 +450,7 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    crate::state::write_file(path, text)
+    crate::write::write_file(path, text)
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::SweepError;
 use crate::spec::{scalar_text, Point, Sweep};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +58,6 @@ pub fn on_disk(sweep: &Sweep, point: &Point) -> State {
 /// [`on_disk`] for every point, in grid order.
 pub fn all_on_disk(sweep: &Sweep) -> Vec<State> {
     sweep.points.iter().map(|p| on_disk(sweep, p)).collect()
-}
-
-/// Writes a small file atomically (markers, the points list, the array script).
-pub fn write_file(path: &Path, text: &str) -> Result<(), SweepError> {
-    dept_core::atomic::write_atomically(path, |tmp| std::fs::write(tmp, text))
-        .map_err(|e| SweepError::io("writing", path, e))
 }
 
 /// The last step a run has logged, and its loss.
