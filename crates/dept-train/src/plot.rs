@@ -1,6 +1,22 @@
-//! `curves.svg`: training loss and the evaluation metric against steps, written by hand (no plotting library).
+//! `curves.svg`: training loss and the evaluation metric against steps, drawn with `dept-chart`.
 
+use dept_chart::{Axis, Figure, Line, Mark, Marker, Page, Panel, Stroke, XAxis};
 use serde_json::Value;
+
+/// Two panels side by side, no legend (each panel's title names its one curve).
+const PAGE: Page = Page {
+    width: 960.0,
+    height: 360.0,
+    font_size: 12.0,
+    legend_width: 0.0,
+    panels: 2,
+    frame_top: 40.0,
+    frame_bottom: 320.0,
+    inset_left: 60.0,
+    inset_right: 20.0,
+};
+/// Up to this many points a curve also marks each one.
+const MARKED_POINTS: usize = 40;
 
 /// An SVG with two panels (loss; `metric` on validation) from `metrics.jsonl` records.
 pub fn curves_svg(records: &[Value], metric: &str) -> String {
@@ -18,102 +34,55 @@ pub fn curves_svg(records: &[Value], metric: &str) -> String {
             ))
         })
         .collect();
-    let (width, height) = (960.0, 360.0);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    );
-    svg += &panel(&loss, "training loss", 0.0, width / 2.0, height, "#1f77b4");
-    svg += &panel(
-        &eval,
-        &format!("validation {metric}"),
-        width / 2.0,
-        width / 2.0,
-        height,
-        "#d62728",
-    );
-    svg += "</svg>\n";
-    svg
+    Figure {
+        page: PAGE,
+        title: None,
+        panels: vec![
+            panel(loss, "training loss", "#1f77b4"),
+            panel(eval, &format!("validation {metric}"), "#d62728"),
+        ],
+        legend: Vec::new(),
+    }
+    .to_svg()
 }
 
-fn panel(points: &[(f64, f64)], title: &str, x0: f64, w: f64, h: f64, color: &str) -> String {
-    let (left, right, top, bottom) = (x0 + 60.0, x0 + w - 20.0, 30.0, h - 40.0);
-    let mut out = format!(
-        "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">{title}</text>\n\
-         <rect x=\"{left}\" y=\"{top}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#999\"/>\n",
-        (left + right) / 2.0,
-        right - left,
-        bottom - top
-    );
-    if points.is_empty() {
-        out += &format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#999\">no data</text>\n",
-            (left + right) / 2.0,
-            (top + bottom) / 2.0
-        );
-        return out;
-    }
-    let (xmin, xmax) = bounds(points.iter().map(|p| p.0));
-    let (ymin, ymax) = bounds(points.iter().map(|p| p.1));
-    let sx = |x: f64| left + (x - xmin) / (xmax - xmin) * (right - left);
-    let sy = |y: f64| bottom - (y - ymin) / (ymax - ymin) * (bottom - top);
-    let path: Vec<String> = points
-        .iter()
-        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+fn panel(points: Vec<(f64, f64)>, title: &str, colour: &str) -> Panel {
+    let points: Vec<(f64, f64)> = points
+        .into_iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
         .collect();
-    out += &format!(
-        "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
-        path.join(" ")
-    );
-    if points.len() < 40 {
-        for &(x, y) in points {
-            out += &format!(
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>\n",
-                sx(x),
-                sy(y)
-            );
-        }
-    }
-    for (value, y) in [(ymax, top), (ymin, bottom)] {
-        out += &format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
-            left - 6.0,
-            y + 4.0,
-            short(value)
-        );
-    }
-    for (value, x) in [(xmin, left), (xmax, right)] {
-        out += &format!(
-            "<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            bottom + 16.0,
-            short(value)
-        );
-    }
-    out += &format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n",
-        (left + right) / 2.0,
-        bottom + 32.0
-    );
-    out
-}
-
-fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
+    let Some(((xmin, xmax), (ymin, ymax))) =
+        bounds(points.iter().map(|p| p.0)).zip(bounds(points.iter().map(|p| p.1)))
+    else {
+        return Panel {
+            title: title.to_string(),
+            empty_text: "no data".to_string(),
+            ..Panel::default()
+        };
+    };
+    let marker = (points.len() < MARKED_POINTS).then(|| Marker {
+        colour: colour.to_string(),
+        radius: 2.5,
+        hollow: false,
     });
-    if (hi - lo).abs() < 1e-12 {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        (lo, hi)
+    Panel {
+        title: title.to_string(),
+        y: Some(Axis::nice(ymin, ymax, 5)),
+        x: Some(XAxis::from_axis(&Axis::nice(xmin, xmax, 5), "step")),
+        marks: vec![Mark::Line(Line {
+            points,
+            stroke: Some(Stroke::solid(colour, 1.5)),
+            marker,
+        })],
+        ..Panel::default()
     }
 }
 
-fn short(v: f64) -> String {
-    if v.abs() >= 1000.0 || v == v.trunc() {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.3}")
-    }
+fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    values.fold(None, |acc, v| match acc {
+        None => Some((v, v)),
+        Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
+    })
 }
 
 #[cfg(test)]

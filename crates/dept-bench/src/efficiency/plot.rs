@@ -1,24 +1,32 @@
-//! The efficiency study's figures, written by hand as SVG (no plotting library).
+//! The efficiency study's figures. This file says what they show; `dept-chart` places it on the page.
 //!
 //! - [`figure3_svg`]: cost against the number of prompt tokens m at PT's parameter budget, relative to PT (the
 //!   paper's Figure 3): one line per shape and padding, with the backbone alone as a reference.
 //! - [`figure4_svg`]: PT against DePT against the backbone alone, shape by shape (the paper's Figure 4: the savings
 //!   grow with the model).
 
-use std::fmt::Write;
-
+use dept_chart::{
+    Annotation, Axis, Bar, BarGroup, Figure, LegendEntry, Line, Mark, Marker, Page, Panel, Rule,
+    Stroke, Tick, Title, XAxis,
+};
 use dept_train::memory::MemoryKind;
 
 use super::row::{PaddingMode, Row, Variant};
 
-const WIDTH: f64 = 1200.0;
-const HEIGHT: f64 = 400.0;
-/// The legend's column on the right.
-const LEGEND_W: f64 = 190.0;
-const PANEL_W: f64 = (WIDTH - LEGEND_W) / 3.0;
 const FRAME_TOP: f64 = 82.0;
 const FRAME_BOTTOM: f64 = 340.0;
-const DASH: &str = "6 4";
+/// Both figures' page: three panels, and the legend's column on the right.
+const PAGE: Page = Page {
+    width: 1200.0,
+    height: 400.0,
+    font_size: 11.0,
+    legend_width: 190.0,
+    panels: METRICS,
+    frame_top: FRAME_TOP,
+    frame_bottom: FRAME_BOTTOM,
+    inset_left: 64.0,
+    inset_right: 14.0,
+};
 const GREY: &str = "#888888";
 const SHAPE_COLOURS: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -26,9 +34,21 @@ const SHAPE_COLOURS: [&str; 8] = [
 const PT_COLOUR: &str = "#d62728";
 const DEPT_COLOUR: &str = "#1f77b4";
 const FLOOR_COLOUR: &str = "#bbbbbb";
+const NOT_MEASURED: &str = "not measured";
 
 /// The three measured costs, in the order of the panels.
 const METRICS: usize = 3;
+
+/// Panel `x0`'s plotting area on the figures' page (the tests place expected marks with it).
+#[cfg(test)]
+struct Frame;
+
+#[cfg(test)]
+impl Frame {
+    fn at(x0: f64) -> dept_chart::Frame {
+        PAGE.frame_at(x0)
+    }
+}
 
 /// Training step median (ms), peak memory (MiB), inference samples/s.
 fn metric(row: &Row, k: usize) -> Option<f64> {
@@ -76,6 +96,16 @@ fn memory_kind(rows: &[Row]) -> Option<&'static str> {
         MemoryKind::CudaAllocated => "CUDA allocated",
         MemoryKind::ProcessRss => "process RSS",
     })
+}
+
+/// A panel with nothing to draw.
+fn not_measured(title: &str, subtitle: &str) -> Panel {
+    Panel {
+        title: title.to_string(),
+        subtitle: subtitle.to_string(),
+        empty_text: NOT_MEASURED.to_string(),
+        ..Panel::default()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -164,21 +194,22 @@ fn shape_colour(index: usize) -> &'static str {
     SHAPE_COLOURS[index % SHAPE_COLOURS.len()]
 }
 
-fn dash_attr(padding: PaddingMode) -> String {
-    match padding {
-        PaddingMode::MaxLength => String::new(),
-        PaddingMode::Longest => format!(" stroke-dasharray=\"{DASH}\""),
+/// Solid for max_length, dashed for longest.
+fn series_stroke(s: &Series) -> Stroke {
+    let colour = shape_colour(s.shape_index);
+    match s.padding {
+        PaddingMode::MaxLength => Stroke::solid(colour, 2.0),
+        PaddingMode::Longest => Stroke::dashed(colour, 2.0),
     }
 }
 
-fn marker(x: f64, y: f64, colour: &str, padding: PaddingMode) -> String {
-    let fill = match padding {
-        PaddingMode::MaxLength => colour,
-        PaddingMode::Longest => "white",
-    };
-    format!(
-        "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"{fill}\" stroke=\"{colour}\" stroke-width=\"1.5\"/>\n"
-    )
+/// Filled for max_length, hollow for longest.
+fn series_marker(s: &Series) -> Marker {
+    Marker {
+        colour: shape_colour(s.shape_index).to_string(),
+        radius: 3.5,
+        hollow: s.padding == PaddingMode::Longest,
+    }
 }
 
 /// The y axis of a Figure 3 panel for these ratios (1, PT, always included).
@@ -194,176 +225,172 @@ fn ratio_axis(values: &[f64]) -> Axis {
     Axis::nice(lo.max(0.0), hi, 5)
 }
 
+/// "PT l=100" when every group's PT has the same l, else "PT".
+fn pt_name(ls: &[i64]) -> String {
+    match ls {
+        [l] => format!("PT l={l}"),
+        _ => "PT".to_string(),
+    }
+}
+
 /// Cost against prompt tokens m at PT's parameter budget, relative to PT (the paper's Figure 3): step time, peak
 /// memory and inference throughput, one line per shape and padding (solid: max_length, dashed: longest), PT at m = l
 /// and ratio 1, the backbone alone as a dashed grey reference.
 pub fn figure3_svg(rows: &[Row]) -> String {
     let series = figure3_series(rows);
-    let mut svg = svg_open();
     let pt_ls = distinct(series.iter().map(|s| s.pt_l));
-    let pt_text = match pt_ls.as_slice() {
-        [l] => format!("PT l={l}"),
-        _ => "PT".to_string(),
+    let pt_text = pt_name(&pt_ls);
+    let x = figure3_x_axis(&series, &pt_ls, &pt_text);
+    let memory = match memory_kind(rows) {
+        Some(kind) => format!("lower is better · {kind}"),
+        None => "lower is better".to_string(),
     };
-    title(
-        &mut svg,
-        "Cost against prompt tokens m at PT's parameter budget (cf. DePT Figure 3)",
-        &format!(
+    let titles = [
+        ("training step time ÷ PT", "lower is better".to_string()),
+        ("peak memory ÷ PT", memory),
+        ("inference samples/s ÷ PT", "higher is better".to_string()),
+    ];
+    let panels = titles
+        .iter()
+        .enumerate()
+        .map(|(k, (title, subtitle))| figure3_panel(&series, k, title, subtitle, &x))
+        .collect();
+    let title = Title {
+        text: "Cost against prompt tokens m at PT's parameter budget (cf. DePT Figure 3)"
+            .to_string(),
+        subtitle: format!(
             "Each line: one shape and padding, relative to its own {pt_text} run (= 1); \
              DePT's rank r is solved so that its trainable parameters match PT's."
         ),
-    );
+    };
+    Figure {
+        page: PAGE,
+        title: Some(title),
+        panels,
+        legend: figure3_legend(&series, &pt_text),
+    }
+    .to_svg()
+}
 
-    // One x scale for all three panels: DePT's m values and PT at its l.
+/// One x scale for all three panels: DePT's m values and PT at its l (in bold), m labels thinned so that they keep
+/// 24 px apart and clear of PT's.
+fn figure3_x_axis(series: &[Series], pt_ls: &[i64], pt_text: &str) -> XAxis {
     let xs: Vec<f64> = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.m as f64))
         .collect();
-    let (xmin, xmax) = bounds(&xs).unwrap_or((0.0, 100.0));
-    let (xmin, xmax) = if xmax - xmin < 1.0 {
-        (xmin - 10.0, xmax + 10.0)
+    let (lo, hi) = bounds(&xs).unwrap_or((0.0, 100.0));
+    let (lo, hi) = if hi - lo < 1.0 {
+        (lo - 10.0, hi + 10.0)
     } else {
-        let pad = 0.06 * (xmax - xmin);
-        (xmin - pad, xmax + pad)
+        let pad = 0.06 * (hi - lo);
+        (lo - pad, hi + pad)
     };
+    let frame = PAGE.frame(0);
+    let min_gap = 24.0 / (frame.right - frame.left) * (hi - lo);
+    let mut ticks: Vec<Tick> = pt_ls
+        .iter()
+        .map(|&l| Tick {
+            bold: true,
+            ..Tick::new(
+                l as f64,
+                if pt_ls.len() == 1 {
+                    "PT".to_string()
+                } else {
+                    format!("PT {l}")
+                },
+            )
+        })
+        .collect();
     let dept_ms = distinct(
         series
             .iter()
             .flat_map(|s| s.points.iter().filter(|p| !p.is_pt).map(|p| p.m)),
     );
+    let mut last: Option<i64> = None;
+    for m in dept_ms {
+        let clear_of_pt = pt_ls.iter().all(|&l| ((l - m) as f64).abs() >= min_gap);
+        if clear_of_pt && last.is_none_or(|lm| (m - lm) as f64 >= min_gap) {
+            ticks.push(Tick::new(m as f64, m.to_string()));
+            last = Some(m);
+        }
+    }
+    XAxis {
+        lo,
+        hi,
+        ticks,
+        label: format!("prompt tokens m ({pt_text} at m = l)"),
+    }
+}
 
-    let memory = match memory_kind(rows) {
-        Some(kind) => format!("lower is better · {kind}"),
-        None => "lower is better".to_string(),
-    };
-    let panels = [
-        ("training step time ÷ PT", "lower is better".to_string()),
-        ("peak memory ÷ PT", memory),
-        ("inference samples/s ÷ PT", "higher is better".to_string()),
-    ];
-    for (k, (panel_title, subtitle)) in panels.iter().enumerate() {
-        let frame = Frame::at(k as f64 * PANEL_W);
-        frame.titles(&mut svg, panel_title, subtitle);
-        let mut values: Vec<f64> = series
+/// Panel `k` of Figure 3: each group's floor as a dashed grey rule with a tab of the shape's colour, then its line.
+fn figure3_panel(series: &[Series], k: usize, title: &str, subtitle: &str, x: &XAxis) -> Panel {
+    let mut values: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter_map(|p| p.ratios[k]))
+        .collect();
+    if values.is_empty() {
+        return not_measured(title, subtitle);
+    }
+    values.extend(series.iter().filter_map(|s| s.floor.and_then(|f| f[k])));
+    let floors = series.iter().filter_map(|s| {
+        Some(Mark::Rule(Rule {
+            y: s.floor?[k]?,
+            stroke: Stroke::dashed(GREY, 1.2),
+            tab: Some(shape_colour(s.shape_index).to_string()),
+        }))
+    });
+    let lines = series.iter().map(|s| {
+        let points: Vec<(f64, f64)> = s
+            .points
             .iter()
-            .flat_map(|s| s.points.iter().filter_map(|p| p.ratios[k]))
+            .filter_map(|p| Some((p.m as f64, p.ratios[k]?)))
             .collect();
-        if values.is_empty() {
-            frame.not_measured(&mut svg);
-            continue;
-        }
-        values.extend(series.iter().filter_map(|s| s.floor.and_then(|f| f[k])));
-        let axis = ratio_axis(&values);
-        frame.y_ticks(&mut svg, &axis);
-        frame.y_label(&mut svg, "ratio to PT");
-        let sx = |x: f64| frame.left + (x - xmin) / (xmax - xmin) * (frame.right - frame.left);
-
-        // x ticks: PT at its l, DePT's m values thinned so that labels keep apart.
-        let mut ticks: Vec<(f64, String)> = Vec::new();
-        for &l in &pt_ls {
-            let label = if pt_ls.len() == 1 {
-                "PT".to_string()
-            } else {
-                format!("PT {l}")
-            };
-            ticks.push((sx(l as f64), label));
-        }
-        let mut last: Option<f64> = None;
-        for &m in &dept_ms {
-            let x = sx(m as f64);
-            let clear_of_pt = pt_ls.iter().all(|&l| (sx(l as f64) - x).abs() >= 24.0);
-            let clear_of_last = last.is_none_or(|lx| x - lx >= 24.0);
-            if clear_of_pt && clear_of_last {
-                ticks.push((x, m.to_string()));
-                last = Some(x);
-            }
-        }
-        for (x, label) in &ticks {
-            let bold = if label.starts_with("PT") {
-                " font-weight=\"bold\""
-            } else {
-                ""
-            };
-            let _ = write!(
-                svg,
-                "<line x1=\"{x:.1}\" y1=\"{b:.1}\" x2=\"{x:.1}\" y2=\"{b4:.1}\" stroke=\"#999\"/>\n\
-                 <text x=\"{x:.1}\" y=\"{ty:.1}\" text-anchor=\"middle\"{bold}>{}</text>\n",
-                escape(label),
-                b = frame.bottom,
-                b4 = frame.bottom + 4.0,
-                ty = frame.bottom + 16.0,
-            );
-        }
-        frame.x_label(&mut svg, &format!("prompt tokens m ({pt_text} at m = l)"));
-
-        // The backbone alone: a dashed grey line per group, with a tab of the shape's colour at its left end.
-        for s in &series {
-            if let Some(v) = s.floor.and_then(|f| f[k]) {
-                let y = axis.px(v, frame.top, frame.bottom);
-                let _ = write!(
-                    svg,
-                    "<line x1=\"{l:.1}\" y1=\"{y:.1}\" x2=\"{r:.1}\" y2=\"{y:.1}\" stroke=\"{GREY}\" \
-                     stroke-width=\"1.2\" stroke-dasharray=\"{DASH}\"/>\n\
-                     <line x1=\"{l:.1}\" y1=\"{y:.1}\" x2=\"{l10:.1}\" y2=\"{y:.1}\" stroke=\"{c}\" \
-                     stroke-width=\"3\"/>\n",
-                    l = frame.left,
-                    r = frame.right,
-                    l10 = frame.left + 10.0,
-                    c = shape_colour(s.shape_index),
-                );
-            }
-        }
-        for s in &series {
-            let colour = shape_colour(s.shape_index);
-            let pts: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .filter_map(|p| {
-                    Some((
-                        sx(p.m as f64),
-                        axis.px(p.ratios[k]?, frame.top, frame.bottom),
-                    ))
-                })
-                .collect();
-            if pts.len() >= 2 {
-                let path: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-                let _ = writeln!(
-                    svg,
-                    "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{} points=\"{}\"/>",
-                    dash_attr(s.padding),
-                    path.join(" ")
-                );
-            }
-            for (x, y) in pts {
-                svg += &marker(x, y, colour, s.padding);
-            }
-        }
+        Mark::Line(Line {
+            stroke: (points.len() >= 2).then(|| series_stroke(s)),
+            marker: Some(series_marker(s)),
+            points,
+        })
+    });
+    Panel {
+        title: title.to_string(),
+        subtitle: subtitle.to_string(),
+        y: Some(ratio_axis(&values)),
+        y_label: "ratio to PT".to_string(),
+        x: Some(x.clone()),
+        marks: floors.chain(lines).collect(),
+        empty_text: String::new(),
     }
+}
 
-    // Legend.
-    let mut legend = Legend::new();
+fn figure3_legend(series: &[Series], pt_text: &str) -> Vec<LegendEntry> {
+    let mut legend = Vec::new();
     if series.is_empty() {
-        legend.note("no PT row to compare against");
+        legend.push(LegendEntry::Note(
+            "no PT row to compare against".to_string(),
+        ));
     }
-    for s in &series {
-        let colour = shape_colour(s.shape_index);
-        legend.line(
-            &format!("{} · {}", s.shape, s.padding.as_str()),
-            colour,
-            s.padding == PaddingMode::Longest,
-            Some(marker(0.0, 0.0, colour, s.padding)),
-        );
-    }
+    legend.extend(series.iter().map(|s| LegendEntry::Line {
+        label: format!("{} · {}", s.shape, s.padding.as_str()),
+        stroke: series_stroke(s),
+        marker: Some(series_marker(s)),
+    }));
     if series.iter().any(|s| s.floor.is_some()) {
-        legend.line("backbone alone", GREY, true, None);
+        legend.push(LegendEntry::Line {
+            label: "backbone alone".to_string(),
+            stroke: Stroke::dashed(GREY, 2.0),
+            marker: None,
+        });
     }
-    legend.gap();
-    legend.note("solid: max_length padding");
-    legend.note("dashed: longest padding");
-    legend.note(&format!("{pt_text} sits at 1"));
-    svg += &legend.svg;
-    svg += "</svg>\n";
-    svg
+    legend.push(LegendEntry::Gap);
+    for note in [
+        "solid: max_length padding".to_string(),
+        "dashed: longest padding".to_string(),
+        format!("{pt_text} sits at 1"),
+    ] {
+        legend.push(LegendEntry::Note(note));
+    }
+    legend
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -424,61 +451,39 @@ fn figure4_groups(rows: &[Row], headline_m: i64) -> Vec<ShapeBars<'_>> {
         .collect()
 }
 
+/// Figure 4's groups and what its texts need to know about them.
+struct Figure4<'a> {
+    groups: Vec<ShapeBars<'a>>,
+    headline_m: i64,
+    with_floor: bool,
+    /// The m of every chosen DePT row.
+    chosen_ms: Vec<i64>,
+    paddings: Vec<PaddingMode>,
+    pt_text: String,
+}
+
 /// PT against DePT against the backbone alone, shape by shape (the paper's Figure 4): (a) training step time in ms
 /// with DePT÷PT above the DePT bar, (b) peak memory in MiB, (c) inference samples/s. DePT is the row with
 /// `m == headline_m`, else the one with the largest m; each shape uses its max_length rows when it has them.
 pub fn figure4_svg(rows: &[Row], headline_m: i64) -> String {
     let groups = figure4_groups(rows, headline_m);
-    let with_floor = groups.iter().any(|g| g.floor.is_some());
-    let mut svg = svg_open();
-
     let pt_ls = distinct(groups.iter().filter_map(|g| match g.pt?.variant {
         Variant::Pt { l } => Some(l),
         _ => None,
     }));
-    let pt_text = match pt_ls.as_slice() {
-        [l] => format!("PT l={l}"),
-        _ => "PT".to_string(),
+    let fig = Figure4 {
+        with_floor: groups.iter().any(|g| g.floor.is_some()),
+        chosen_ms: distinct(groups.iter().filter_map(|g| dept_m(g.dept?))),
+        paddings: distinct_padding(groups.iter().map(|g| g.padding)),
+        pt_text: pt_name(&pt_ls),
+        groups,
+        headline_m,
     };
-    let chosen_ms = distinct(groups.iter().filter_map(|g| dept_m(g.dept?)));
-    let dept_text = match chosen_ms.as_slice() {
-        [m] => format!("DePT m={m}"),
-        [] => format!("DePT m={headline_m}"),
-        _ => format!("DePT m={headline_m} (else largest m)"),
-    };
-    let dept_legend = match chosen_ms.as_slice() {
-        [_] | [] => dept_text.clone(),
-        _ => format!("DePT m={headline_m} or largest"),
-    };
-    let paddings = distinct_padding(groups.iter().map(|g| g.padding));
-    let padding_text = match paddings.as_slice() {
-        [p] => format!("padding: {}", p.as_str()),
-        _ => format!(
-            "padding: {}",
-            groups
-                .iter()
-                .map(|g| format!("{} {}", g.shape, g.padding.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    title(
-        &mut svg,
-        "Savings across model sizes at the same trainable parameters (cf. DePT Figure 4)",
-        &format!(
-            "{pt_text} vs {dept_text}{} · {padding_text}",
-            if with_floor {
-                " vs the backbone alone"
-            } else {
-                ""
-            }
-        ),
-    );
     let memory = match memory_kind(rows) {
         Some(kind) => format!("MiB ({kind}), lower is better"),
         None => "MiB, lower is better".to_string(),
     };
-    let panels = [
+    let titles = [
         (
             "(a) training step time",
             "ms, lower is better".to_string(),
@@ -491,422 +496,158 @@ pub fn figure4_svg(rows: &[Row], headline_m: i64) -> String {
             "samples/s",
         ),
     ];
-    for (k, (panel_title, subtitle, unit)) in panels.iter().enumerate() {
-        let frame = Frame::at(k as f64 * PANEL_W);
-        frame.titles(&mut svg, panel_title, subtitle);
-        let values: Vec<f64> = groups
+    let panels = titles
+        .iter()
+        .enumerate()
+        .map(|(k, (title, subtitle, unit))| fig.panel(k, title, subtitle, unit))
+        .collect();
+    Figure {
+        page: PAGE,
+        title: Some(fig.title()),
+        panels,
+        legend: fig.legend(),
+    }
+    .to_svg()
+}
+
+impl Figure4<'_> {
+    /// "DePT m=60", or how the m was chosen when the shapes differ.
+    fn dept_text(&self) -> String {
+        let m = self.headline_m;
+        match self.chosen_ms.as_slice() {
+            [chosen] => format!("DePT m={chosen}"),
+            [] => format!("DePT m={m}"),
+            _ => format!("DePT m={m} (else largest m)"),
+        }
+    }
+
+    fn title(&self) -> Title {
+        let padding = match self.paddings.as_slice() {
+            [p] => p.as_str().to_string(),
+            _ => self
+                .groups
+                .iter()
+                .map(|g| format!("{} {}", g.shape, g.padding.as_str()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let floor = if self.with_floor {
+            " vs the backbone alone"
+        } else {
+            ""
+        };
+        Title {
+            text: "Savings across model sizes at the same trainable parameters (cf. DePT Figure 4)"
+                .to_string(),
+            subtitle: format!(
+                "{} vs {}{floor} · padding: {padding}",
+                self.pt_text,
+                self.dept_text()
+            ),
+        }
+    }
+
+    /// Panel `k`: a group of bars per shape on an axis from 0 with headroom for the ratio above the DePT bar.
+    fn panel(&self, k: usize, title: &str, subtitle: &str, unit: &str) -> Panel {
+        let values: Vec<f64> = self
+            .groups
             .iter()
             .flat_map(|g| [g.pt, g.dept, g.floor])
             .filter_map(|r| metric(r?, k))
             .collect();
         let Some((_, hi)) = bounds(&values) else {
-            frame.not_measured(&mut svg);
-            continue;
+            return not_measured(title, subtitle);
         };
-        // Headroom for the ratio written above the DePT bar.
-        let axis = Axis::nice(0.0, if hi > 0.0 { hi * 1.1 } else { 1.0 }, 5);
-        frame.y_ticks(&mut svg, &axis);
-        frame.y_label(&mut svg, unit);
-
-        let slots = if with_floor { 3 } else { 2 };
-        let group_w = (frame.right - frame.left) / groups.len() as f64;
-        let bar_w = (group_w * 0.75 / slots as f64).min(36.0);
-        for (i, g) in groups.iter().enumerate() {
-            let centre = frame.left + (i as f64 + 0.5) * group_w;
-            let first = centre - bar_w * slots as f64 / 2.0;
-            let bars = [
-                (g.pt, PT_COLOUR),
-                (g.dept, DEPT_COLOUR),
-                (g.floor, FLOOR_COLOUR),
-            ];
-            for (slot, (row, colour)) in bars.iter().take(slots).enumerate() {
-                let x = first + slot as f64 * bar_w;
-                match row.and_then(|r| metric(r, k)) {
-                    Some(v) => {
-                        let y = axis.px(v, frame.top, frame.bottom);
-                        let _ = writeln!(
-                            svg,
-                            "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"/>",
-                            x + 1.0,
-                            bar_w - 2.0,
-                            (frame.bottom - y).max(0.0)
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(
-                            svg,
-                            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\" \
-                             fill=\"{GREY}\">n/a</text>",
-                            x + bar_w / 2.0,
-                            frame.bottom - 4.0
-                        );
-                    }
-                }
-            }
-            // DePT ÷ PT over the DePT bar, above the group's tallest bar so that no bar covers it.
-            if let Some(r) = ratio(
-                g.dept.and_then(|r| metric(r, k)),
-                g.pt.and_then(|r| metric(r, k)),
-            ) {
-                let tallest = bars
-                    .iter()
-                    .take(slots)
-                    .filter_map(|(row, _)| metric((*row)?, k))
-                    .fold(0.0_f64, f64::max);
-                let y = axis.px(tallest, frame.top, frame.bottom);
-                let _ = writeln!(
-                    svg,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\" \
-                     font-weight=\"bold\" fill=\"{DEPT_COLOUR}\">{r:.2}×</text>",
-                    first + 1.5 * bar_w,
-                    y - 4.0
-                );
-            }
-            let max_chars = ((group_w - 4.0) / 6.5).max(3.0) as usize;
-            let _ = writeln!(
-                svg,
-                "<text x=\"{centre:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                frame.bottom + 16.0,
-                escape(&truncate(g.shape, max_chars))
-            );
-            let mut notes: Vec<String> = Vec::new();
-            if let Some(m) = g.dept.and_then(dept_m) {
-                if chosen_ms.len() > 1 && m != headline_m {
-                    notes.push(format!("m={m}"));
-                }
-            }
-            if paddings.len() > 1 {
-                notes.push(g.padding.as_str().to_string());
-            }
-            if !notes.is_empty() {
-                let _ = writeln!(
-                    svg,
-                    "<text x=\"{centre:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\" \
-                     fill=\"#666\">{}</text>",
-                    frame.bottom + 28.0,
-                    escape(&truncate(&notes.join(" · "), max_chars + 4))
-                );
-            }
+        Panel {
+            title: title.to_string(),
+            subtitle: subtitle.to_string(),
+            y: Some(Axis::nice(0.0, if hi > 0.0 { hi * 1.1 } else { 1.0 }, 5)),
+            y_label: unit.to_string(),
+            x: None,
+            marks: vec![Mark::Bars(
+                self.groups.iter().map(|g| self.bars(g, k)).collect(),
+            )],
+            empty_text: String::new(),
         }
     }
 
-    let mut legend = Legend::new();
-    legend.bar(&pt_text, PT_COLOUR);
-    legend.bar(&dept_legend, DEPT_COLOUR);
-    if with_floor {
-        legend.bar("backbone alone", FLOOR_COLOUR);
-    }
-    legend.gap();
-    legend.note("above DePT bars: DePT ÷ PT");
-    if groups
-        .iter()
-        .any(|g| g.dept.and_then(dept_m).is_some_and(|m| m != headline_m))
-    {
-        legend.note(&format!("no m={headline_m} row: largest m"));
-    }
-    svg += &legend.svg;
-    svg += "</svg>\n";
-    svg
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Drawing
-
-fn svg_open() -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-family=\"sans-serif\" font-size=\"11\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    )
-}
-
-fn title(svg: &mut String, text: &str, subtitle: &str) {
-    let _ = write!(
-        svg,
-        "<text x=\"{x}\" y=\"20\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">{}</text>\n\
-         <text x=\"{x}\" y=\"38\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n",
-        escape(text),
-        escape(subtitle),
-        x = WIDTH / 2.0,
-    );
-}
-
-/// A panel's plotting area.
-struct Frame {
-    left: f64,
-    right: f64,
-    top: f64,
-    bottom: f64,
-}
-
-impl Frame {
-    fn at(x0: f64) -> Self {
-        Frame {
-            left: x0 + 64.0,
-            right: x0 + PANEL_W - 14.0,
-            top: FRAME_TOP,
-            bottom: FRAME_BOTTOM,
-        }
-    }
-
-    fn centre_x(&self) -> f64 {
-        (self.left + self.right) / 2.0
-    }
-
-    fn titles(&self, svg: &mut String, title: &str, subtitle: &str) {
-        let _ = write!(
-            svg,
-            "<text x=\"{x:.1}\" y=\"60\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">{}</text>\n\
-             <text x=\"{x:.1}\" y=\"74\" text-anchor=\"middle\" font-size=\"10\" fill=\"#666\">{}</text>\n\
-             <rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" stroke=\"#999\"/>\n",
-            escape(title),
-            escape(subtitle),
-            self.left,
-            self.top,
-            self.right - self.left,
-            self.bottom - self.top,
-            x = self.centre_x(),
-        );
-    }
-
-    fn not_measured(&self, svg: &mut String) {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"13\" fill=\"#999\">not measured</text>",
-            self.centre_x(),
-            (self.top + self.bottom) / 2.0
-        );
-    }
-
-    fn y_ticks(&self, svg: &mut String, axis: &Axis) {
-        for (v, label) in axis.ticks.iter().zip(axis.labels()) {
-            let y = axis.px(*v, self.top, self.bottom);
-            let _ = write!(
-                svg,
-                "<line x1=\"{l:.1}\" y1=\"{y:.1}\" x2=\"{r:.1}\" y2=\"{y:.1}\" stroke=\"#e5e5e5\"/>\n\
-                 <text x=\"{tx:.1}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>\n",
-                l = self.left,
-                r = self.right,
-                tx = self.left - 5.0,
-                ty = y + 4.0,
-            );
-        }
-    }
-
-    fn y_label(&self, svg: &mut String, text: &str) {
-        let (x, y) = (self.left - 48.0, (self.top + self.bottom) / 2.0);
-        let _ = writeln!(
-            svg,
-            "<text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"middle\" fill=\"#555\" \
-             transform=\"rotate(-90 {x:.1} {y:.1})\">{}</text>",
-            escape(text)
-        );
-    }
-
-    fn x_label(&self, svg: &mut String, text: &str) {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
-            self.centre_x(),
-            self.bottom + 34.0,
-            escape(text)
-        );
-    }
-}
-
-/// A linear axis over "nice" ticks (1, 2, 2.5 or 5 times a power of ten); its range is the first to the last tick.
-#[derive(Debug, Clone, PartialEq)]
-struct Axis {
-    ticks: Vec<f64>,
-    step: f64,
-}
-
-impl Axis {
-    /// Ticks covering [lo, hi], about `target` intervals.
-    fn nice(lo: f64, hi: f64, target: usize) -> Self {
-        let (lo, hi) = if hi - lo > 1e-12 {
-            (lo, hi)
-        } else {
-            (lo - 0.5, hi + 0.5)
-        };
-        let step = nice_step((hi - lo) / target.max(1) as f64);
-        let k0 = (lo / step + 1e-9).floor() as i64;
-        let k1 = (hi / step - 1e-9).ceil() as i64;
-        Axis {
-            ticks: (k0..=k1.max(k0 + 1)).map(|k| k as f64 * step).collect(),
-            step,
-        }
-    }
-
-    fn lo(&self) -> f64 {
-        self.ticks[0]
-    }
-
-    fn hi(&self) -> f64 {
-        self.ticks[self.ticks.len() - 1]
-    }
-
-    /// The pixel row of `v` in a frame from `top` to `bottom`.
-    fn px(&self, v: f64, top: f64, bottom: f64) -> f64 {
-        bottom - (v - self.lo()) / (self.hi() - self.lo()) * (bottom - top)
-    }
-
-    fn labels(&self) -> Vec<String> {
-        let decimals = decimals(self.step);
-        self.ticks
-            .iter()
-            .map(|t| {
-                let s = format!("{t:.decimals$}");
-                // No "-0".
-                if s.trim_start_matches('-')
-                    .chars()
-                    .all(|c| c == '0' || c == '.')
-                {
-                    s.trim_start_matches('-').to_string()
-                } else {
-                    s
-                }
-            })
-            .collect()
-    }
-}
-
-fn nice_step(raw: f64) -> f64 {
-    if !(raw.is_finite() && raw > 0.0) {
-        return 1.0;
-    }
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let f = raw / magnitude;
-    let nice = if f <= 1.0 {
-        1.0
-    } else if f <= 2.0 {
-        2.0
-    } else if f <= 2.5 {
-        2.5
-    } else if f <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * magnitude
-}
-
-/// Decimal places that show `step` exactly.
-fn decimals(step: f64) -> usize {
-    (0..6)
-        .find(|&d| {
-            let scaled = step * 10f64.powi(d as i32);
-            (scaled - scaled.round()).abs() < 1e-6 * scaled.abs().max(1.0)
+    /// PT, DePT and (when any shape has one) the floor; DePT ÷ PT over DePT's bar; under the shape, DePT's m when
+    /// it is not the headline one and the padding when shapes differ in it.
+    fn bars(&self, g: &ShapeBars, k: usize) -> BarGroup {
+        let slots = if self.with_floor { 3 } else { 2 };
+        let bars = [
+            (g.pt, PT_COLOUR),
+            (g.dept, DEPT_COLOUR),
+            (g.floor, FLOOR_COLOUR),
+        ]
+        .into_iter()
+        .take(slots)
+        .map(|(row, colour)| Bar {
+            value: row.and_then(|r| metric(r, k)),
+            fill: colour.to_string(),
         })
-        .unwrap_or(6)
-}
-
-/// The right-hand column.
-struct Legend {
-    svg: String,
-    y: f64,
-}
-
-impl Legend {
-    const X: f64 = WIDTH - LEGEND_W + 12.0;
-    const CHARS: usize = 25;
-
-    fn new() -> Self {
-        Legend {
-            svg: String::new(),
-            y: FRAME_TOP + 8.0,
+        .collect();
+        let annotation = ratio(
+            g.dept.and_then(|r| metric(r, k)),
+            g.pt.and_then(|r| metric(r, k)),
+        )
+        .map(|r| Annotation {
+            text: format!("{r:.2}×"),
+            bar: 1,
+            colour: DEPT_COLOUR.to_string(),
+        });
+        let mut notes: Vec<String> = Vec::new();
+        if let Some(m) = g.dept.and_then(dept_m) {
+            if self.chosen_ms.len() > 1 && m != self.headline_m {
+                notes.push(format!("m={m}"));
+            }
+        }
+        if self.paddings.len() > 1 {
+            notes.push(g.padding.as_str().to_string());
+        }
+        BarGroup {
+            label: g.shape.to_string(),
+            note: notes.join(" · "),
+            bars,
+            annotation,
         }
     }
 
-    fn line(&mut self, label: &str, colour: &str, dashed: bool, marker: Option<String>) {
-        let (x, y) = (Self::X, self.y);
-        let dash = if dashed {
-            format!(" stroke-dasharray=\"{DASH}\"")
-        } else {
-            String::new()
+    fn legend(&self) -> Vec<LegendEntry> {
+        let swatch = |label: String, fill: &str| LegendEntry::Swatch {
+            label,
+            fill: fill.to_string(),
         };
-        let _ = writeln!(
-            self.svg,
-            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>",
-            x + 28.0
-        );
-        if let Some(m) = marker {
-            // The marker was drawn at the origin; move it to the middle of the sample line.
-            let _ = writeln!(
-                self.svg,
-                "<g transform=\"translate({:.1} {y:.1})\">{}</g>",
-                x + 14.0,
-                m.trim_end()
-            );
+        let dept = match self.chosen_ms.as_slice() {
+            [_] | [] => self.dept_text(),
+            _ => format!("DePT m={} or largest", self.headline_m),
+        };
+        let mut legend = vec![
+            swatch(self.pt_text.clone(), PT_COLOUR),
+            swatch(dept, DEPT_COLOUR),
+        ];
+        if self.with_floor {
+            legend.push(swatch("backbone alone".to_string(), FLOOR_COLOUR));
         }
-        self.label(label);
-    }
-
-    fn bar(&mut self, label: &str, colour: &str) {
-        let _ = writeln!(
-            self.svg,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"28\" height=\"10\" fill=\"{colour}\"/>",
-            Self::X,
-            self.y - 5.0
-        );
-        self.label(label);
-    }
-
-    fn label(&mut self, label: &str) {
-        let _ = writeln!(
-            self.svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            Self::X + 34.0,
-            self.y + 4.0,
-            escape(&truncate(label, Self::CHARS))
-        );
-        self.y += 20.0;
-    }
-
-    fn note(&mut self, text: &str) {
-        let _ = writeln!(
-            self.svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#666\">{}</text>",
-            Self::X,
-            self.y + 4.0,
-            escape(&truncate(text, Self::CHARS + 8))
-        );
-        self.y += 15.0;
-    }
-
-    fn gap(&mut self) {
-        self.y += 6.0;
+        legend.push(LegendEntry::Gap);
+        legend.push(LegendEntry::Note("above DePT bars: DePT ÷ PT".to_string()));
+        let fell_back = self.groups.iter().any(|g| {
+            g.dept
+                .and_then(dept_m)
+                .is_some_and(|m| m != self.headline_m)
+        });
+        if fell_back {
+            legend.push(LegendEntry::Note(format!(
+                "no m={} row: largest m",
+                self.headline_m
+            )));
+        }
+        legend
     }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out += "&amp;",
-            '<' => out += "&lt;",
-            '>' => out += "&gt;",
-            '"' => out += "&quot;",
-            '\'' => out += "&apos;",
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// At most `max` characters, the last an ellipsis when cut.
-fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    }
-}
 
 fn bounds(values: &[f64]) -> Option<(f64, f64)> {
     let mut finite = values.iter().copied().filter(|v| v.is_finite());
