@@ -6,12 +6,12 @@ use std::path::PathBuf;
 /// Everything that can go wrong while reading, formatting, splitting or scoring task data.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The file could not be opened or read.
-    #[error("{path}: cannot read: {source}")]
+    /// The file could not be opened or read. The message quotes the I/O error, so it is not also a `source` (a cause
+    /// is printed once).
+    #[error("{path}: cannot read: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A line could not be parsed at all (bad JSON, wrong number of TSV columns, broken CSV quoting, ...).
     #[error("{path}:{line}: {message}")]
@@ -30,12 +30,12 @@ pub enum DataError {
         found: String,
     },
     /// A gzip stream ended early or is corrupt.
-    #[error("{path}: gzip stream is truncated or corrupt (after line {line}): {source}")]
+    /// Like [`DataError::Io`], the message quotes the I/O error and exposes no `source`.
+    #[error("{path}: gzip stream is truncated or corrupt (after line {line}): {error}")]
     Gzip {
         path: PathBuf,
         line: usize,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A parquet file could not be decoded.
     #[error("{path}: parquet: {message}")]
@@ -63,3 +63,32 @@ pub enum DataError {
 
 /// Result alias used across the crate.
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error;
+
+    use super::*;
+
+    /// A message that quotes its I/O error exposes no source, so `{:#}` chains print the cause once.
+    #[test]
+    fn io_causes_are_printed_once() {
+        let cause =
+            || std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "deflate ended early");
+        let errors = [
+            DataError::Io {
+                path: "a.tsv".into(),
+                error: cause(),
+            },
+            DataError::Gzip {
+                path: "a.jsonl.gz".into(),
+                line: 3,
+                error: cause(),
+            },
+        ];
+        for err in errors {
+            assert!(err.source().is_none(), "{err}");
+            assert_eq!(err.to_string().matches("deflate ended early").count(), 1);
+        }
+    }
+}

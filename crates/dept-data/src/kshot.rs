@@ -10,38 +10,9 @@ use std::collections::BTreeMap;
 use crate::error::{DataError, Result};
 use crate::example::TextExample;
 use crate::numpy_rng::numpy_permutation;
-use crate::task::Task;
-
-/// A task's classes in the official `num_labels_mapping` (tasks outside it have no k-shot setting there).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KShotClasses {
-    /// The classes, each drawn `k / len` times.
-    pub classes: &'static [&'static str],
-    /// How an example's class is read off its target.
-    pub class_of: ClassOf,
-}
-
-/// How an example's k-shot class is read off its target.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum ClassOf {
-    /// The target is the class (label ids).
-    Target,
-    /// The target is a score: the first class up to and including this value, the second above it (STS-B, 2.5).
-    ScoreAtMost(f64),
-}
+use crate::task::{ClassOf, KShotClasses, Task};
 
 impl KShotClasses {
-    /// Binary label ids, classes `"0"` and `"1"`.
-    pub const BINARY: KShotClasses = KShotClasses {
-        classes: &["0", "1"],
-        class_of: ClassOf::Target,
-    };
-    /// Three label ids, classes `"0"`, `"1"` and `"2"`.
-    pub const TERNARY: KShotClasses = KShotClasses {
-        classes: &["0", "1", "2"],
-        class_of: ClassOf::Target,
-    };
-
     /// The class of one example of `task`.
     fn class<'a>(&self, task: &Task, example: &'a TextExample) -> Result<&'a str> {
         let ClassOf::ScoreAtMost(threshold) = self.class_of else {

@@ -31,9 +31,9 @@
 //! ## Main types
 //!
 //! - [`Task`]: one registry entry, and everything known about its task, so nothing looks a task up by name: its
-//!   folders and release files ([`schema::Files`]), metrics, labels ([`Task::labels`]) and their class names (the
+//!   folders and release files ([`task::Files`]), metrics, labels ([`Task::labels`]) and their class names (the
 //!   verbaliser, [`Task::class_names`], [`Task::label_name`]), k-shot classes ([`KShotClasses`]), [`Role`], split
-//!   policy ([`SplitPolicy`]), reader, and input format ([`schema::Format`]: a `prefix: {field}` template, or a
+//!   policy ([`SplitPolicy`]), reader, and input format ([`task::Format`]: a `prefix: {field}` template, or a
 //!   function where the format needs code).
 //! - [`Record`]: one source row in the hub dataset's schema, whatever file it came from; [`TextExample`] (with
 //!   [`Extra`]): what the model reads and writes and what scoring needs besides.
@@ -98,12 +98,12 @@ pub mod text;
 
 pub use error::{DataError, Result};
 pub use example::{Extra, TextExample};
-pub use kshot::{k_shot, ClassOf, KShotClasses};
+pub use kshot::k_shot;
 pub use load::{find_source, load_split, load_split_subsampled, read_source, SourceFiles};
 pub use record::Record;
 pub use score::{score, score_all_answers};
 pub use splits::{split_indices, subsampled_indices, OFFICIAL_SPLIT_SEED};
 pub use task::{
-    all_tasks, paper_tasks, task, transfer_source_tasks, Family, Metric, Role, SourceSplit, Split,
-    SplitPolicy, Task,
+    ClassOf, Family, KShotClasses, Metric, Role, SourceSplit, Split, SplitPolicy, Task,
 };
+pub use tasks::{all_tasks, paper_tasks, task, transfer_source_tasks};

@@ -162,7 +162,7 @@ pub fn load_split_subsampled(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::all_tasks;
+    use crate::tasks::all_tasks;
     use crate::tasks::original_candidates;
 
     const SOURCE_SPLITS: [SourceSplit; 5] = [

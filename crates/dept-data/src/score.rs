@@ -19,6 +19,25 @@ use crate::task::{Metric, Task};
 /// captions are scored against `extra.answers` (see the module docs); a caption example without references (the
 /// train split's one-caption examples) is scored against its target alone, and VQA examples without annotator
 /// answers are an error.
+///
+/// ```
+/// use dept_data::{score, task, Extra, TextExample};
+///
+/// let rte = task("rte")?;
+/// let example = |target: &str| TextExample {
+///     id: String::new(),
+///     input: String::new(),
+///     target: target.into(),
+///     extra: Extra::default(),
+/// };
+/// let examples = [example("0"), example("1"), example("1"), example("0")];
+/// // "maybe" is not one of RTE's labels ("0" = entailment, "1" = not_entailment): it counts as wrong.
+/// let scores = score(rte, &["0", "1", "0", "maybe"], &examples)?;
+/// assert_eq!(scores, [("accuracy", 50.0)]);
+/// assert_eq!(rte.label_name("1"), Some("not_entailment"));
+/// assert!(task("no-such-task").is_err());
+/// # Ok::<(), dept_data::DataError>(())
+/// ```
 pub fn score<P: AsRef<str>>(
     task: &Task,
     predictions: &[P],

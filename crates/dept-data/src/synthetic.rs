@@ -1,6 +1,6 @@
 //! A small, learnable dataset in the GLUE RTE file layout, for smoke tests and the offline quickstart.
 //!
-//! Premise: "the <animal> <verb> the <object> ."; hypothesis: the same sentence (entailment) or one with another
+//! Premise: `"the <animal> <verb> the <object> ."`; hypothesis: the same sentence (entailment) or one with another
 //! object (not_entailment). Written as `<dir>/RTE/train.tsv` and `dev.tsv` with the original header, so it goes
 //! through the real RTE reader, splits and metric.
 
@@ -25,9 +25,9 @@ pub fn vocabulary() -> Vec<&'static str> {
 /// Writes `n_train` training and `n_dev` validation rows (half of each entailment), deterministic in `seed`.
 pub fn write_rte_like(data_dir: &Path, n_train: usize, n_dev: usize, seed: u64) -> Result<()> {
     let dir = data_dir.join("RTE");
-    std::fs::create_dir_all(&dir).map_err(|source| DataError::Io {
+    std::fs::create_dir_all(&dir).map_err(|error| DataError::Io {
         path: dir.clone(),
-        source,
+        error,
     })?;
     let mut rng = SplitMix(seed);
     for (file, rows) in [("train.tsv", n_train), ("dev.tsv", n_dev)] {
@@ -54,7 +54,7 @@ pub fn write_rte_like(data_dir: &Path, n_train: usize, n_dev: usize, seed: u64) 
             );
         }
         let path = dir.join(file);
-        std::fs::write(&path, text).map_err(|source| DataError::Io { path, source })?;
+        std::fs::write(&path, text).map_err(|error| DataError::Io { path, error })?;
     }
     Ok(())
 }

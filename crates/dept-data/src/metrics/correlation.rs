@@ -1,7 +1,7 @@
 //! Pearson and Spearman correlation (scipy `pearsonr` / `spearmanr`), used by STS-B.
 //!
 //! Where scipy returns `NaN` (constant input, a `NaN` value, Pearson over an infinity) these return `None`, so the
-//! caller has to decide; [`crate::score`] reports 0 there, as the official `pearson_corrcoef` /
+//! caller has to decide; [`crate::score()`] reports 0 there, as the official `pearson_corrcoef` /
 //! `spearman_corrcoef` do. Where scipy raises (Pearson over fewer than two values) these return an error.
 
 use super::check_pairs;

@@ -1,5 +1,5 @@
 //! The official metrics, on decoded strings, each returning a fraction in `[0, 1]` (or `[-1, 1]` for
-//! correlations); [`crate::score`] scales them to percent as the official code does.
+//! correlations); [`crate::score()`] scales them to percent as the official code does.
 //!
 //! Each is checked against scikit-learn / scipy / the SQuAD normalisation in `tests/metrics.rs`, with values that
 //! `tests/reference/metrics_reference.py` generated. Inputs the official code cannot score (no examples, lists of

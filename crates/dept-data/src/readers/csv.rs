@@ -16,10 +16,10 @@ pub fn read_csv(path: &Path, columns: usize) -> Result<Vec<(usize, Vec<String>)>
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
             match e.into_kind() {
-                ::csv::ErrorKind::Io(source) => DataError::Gzip {
+                ::csv::ErrorKind::Io(error) => DataError::Gzip {
                     path: path.to_path_buf(),
                     line,
-                    source,
+                    error,
                 },
                 other => DataError::Parse {
                     path: path.to_path_buf(),

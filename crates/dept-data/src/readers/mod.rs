@@ -53,11 +53,29 @@ pub fn detect_format(path: &Path) -> Option<Format> {
     }
 }
 
+/// A failed read of `path` (after `line` lines): invalid or truncated data is a decompression failure
+/// ([`DataError::Gzip`]), anything else [`DataError::Io`].
+pub(crate) fn read_error(path: &Path, line: usize, error: std::io::Error) -> DataError {
+    use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+    if matches!(error.kind(), InvalidData | UnexpectedEof | InvalidInput) {
+        DataError::Gzip {
+            path: path.to_path_buf(),
+            line,
+            error,
+        }
+    } else {
+        DataError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
+
 /// Opens a text file, transparently decompressing gzip (detected by its magic bytes, whatever the name).
 pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
-    let io_err = |source| DataError::Io {
+    let io_err = |error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut file = File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 2];
@@ -92,25 +110,7 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) => break,
             Ok(_) => {}
-            Err(source) => {
-                return Err(
-                    if source.kind() == std::io::ErrorKind::InvalidData
-                        || source.kind() == std::io::ErrorKind::UnexpectedEof
-                        || source.kind() == std::io::ErrorKind::InvalidInput
-                    {
-                        DataError::Gzip {
-                            path: path.to_path_buf(),
-                            line: lines.len(),
-                            source,
-                        }
-                    } else {
-                        DataError::Io {
-                            path: path.to_path_buf(),
-                            source,
-                        }
-                    },
-                )
-            }
+            Err(error) => return Err(read_error(path, lines.len(), error)),
         }
         while matches!(buf.last(), Some(b'\n' | b'\r')) {
             buf.pop();

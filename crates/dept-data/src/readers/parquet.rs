@@ -18,9 +18,9 @@ pub fn read_parquet(path: &Path) -> Result<Vec<Record>> {
         path: path.to_path_buf(),
         message,
     };
-    let file = File::open(path).map_err(|source| DataError::Io {
+    let file = File::open(path).map_err(|error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let reader = SerializedFileReader::new(file).map_err(|e| err(e.to_string()))?;
     let rows = reader.get_row_iter(None).map_err(|e| err(e.to_string()))?;

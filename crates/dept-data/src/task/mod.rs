@@ -1,14 +1,22 @@
-//! What a task is ([`Task`]) and how to find one by name; the entries themselves are in [`crate::tasks`].
+//! What a task is: [`Task`], one registry entry, and the fact types it is made of: splits and split policy,
+//! metrics, role, its files ([`Files`]), input format ([`Format`]), k-shot classes ([`KShotClasses`]) and reader.
+//! Nothing here reads, formats or samples; the entries and the lookups by name are in [`crate::tasks`], and
+//! formatting ([`crate::schema`]), k-shot sampling ([`crate::kshot`]) and loading ([`crate::load`]) use `Task`.
+
+mod files;
+mod format;
+mod kshot_classes;
+mod reader;
 
 use std::fmt;
 use std::path::Path;
 
 use crate::error::{DataError, Result};
-use crate::example::TextExample;
-use crate::kshot::KShotClasses;
-use crate::record::Record;
-use crate::schema::{Files, Format};
-use crate::tasks::Reader;
+
+pub use files::{Files, SplitParts};
+pub use format::{Format, Formatter, RowId, Target};
+pub use kshot_classes::{ClassOf, KShotClasses};
+pub(crate) use reader::{GlueColumns, LabelColumn, Reader, SuperGlueRows};
 
 /// The split a user asks for (the paper's train/validation/test, after the official re-splitting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -97,6 +105,33 @@ pub enum SplitPolicy {
 /// The number of source-train rows the large sets hold out as validation.
 pub const HOLDOUT_VALIDATION_SIZE: usize = 1000;
 
+/// The re-splitting in words, as `dept data stats` prints it.
+impl fmt::Display for SplitPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SplitPolicy::HalveValidation => f.write_str(
+                "train = source train; validation/test = halves of the shuffled source validation",
+            ),
+            SplitPolicy::HoldoutTrain { test, max_train } => {
+                write!(
+                    f,
+                    "validation = {HOLDOUT_VALIDATION_SIZE} shuffled source-train rows, train = the rest"
+                )?;
+                if let Some(max_train) = max_train {
+                    write!(f, " (first {max_train})")?;
+                }
+                write!(f, "; test = source {}", test.hub_name())
+            }
+            SplitPolicy::Direct { validation, test } => write!(
+                f,
+                "as shipped: validation = source {}, test = source {}",
+                validation.hub_name(),
+                test.hub_name()
+            ),
+        }
+    }
+}
+
 /// A metric as the official code names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
@@ -174,7 +209,7 @@ pub enum Role {
     TransferSource,
 }
 
-/// One task of the registry ([`all_tasks`]): everything the crate knows about it, so that nothing looks a task up by
+/// One task of the registry ([`crate::all_tasks`]): everything the crate knows about it, so that nothing looks a task up by
 /// its name. The paper's 23 evaluation tasks and the two transfer source tasks ([`Task::role`]).
 #[derive(Debug)]
 pub struct Task {
@@ -233,12 +268,6 @@ impl Task {
         self.class_names?.get(index).copied()
     }
 
-    /// Formats one hub-schema row into its text-to-text example(s) (ReCoRD yields one per gold answer).
-    /// `row_index` is the row's position in its source split, used as id when the row has no id of its own.
-    pub fn format(&self, record: &Record, row_index: usize) -> Result<Vec<TextExample>> {
-        self.format.apply(self, record, row_index)
-    }
-
     /// True if the prediction is one of the task's label strings (always true for free-text tasks).
     pub fn is_valid_target(&self, prediction: &str) -> bool {
         self.labels
@@ -266,91 +295,31 @@ impl Task {
     }
 }
 
-/// Looks a task up by our name or the official one (case-insensitive).
-pub fn task(name: &str) -> Result<&'static Task> {
-    let wanted = name.to_ascii_lowercase();
-    crate::tasks::ALL
-        .iter()
-        .find(|t| t.name == wanted || t.official_name == wanted)
-        .ok_or_else(|| DataError::UnknownTask {
-            name: name.to_string(),
-            known: crate::tasks::ALL.iter().map(|t| t.name).collect(),
-        })
-}
-
-/// Every task in the registry: the paper's 23 tasks and the transfer sources ReCoRD and SQuAD.
-pub fn all_tasks() -> &'static [Task] {
-    crate::tasks::ALL
-}
-
-/// The 23 tasks the paper evaluates on (its 21 NLP tasks, VQA and MSCOCO captions), in registry order.
-pub fn paper_tasks() -> impl Iterator<Item = &'static Task> {
-    all_tasks().iter().filter(|t| !t.is_transfer_source())
-}
-
-/// The tasks the paper uses only as sources for transfer (ReCoRD, SQuAD).
-pub fn transfer_source_tasks() -> impl Iterator<Item = &'static Task> {
-    all_tasks().iter().filter(|t| t.is_transfer_source())
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::task;
+    use super::*;
 
     #[test]
-    fn label_ids_have_the_hub_class_names() {
-        let name = |t: &str, target: &str| task(t).unwrap().label_name(target);
-        assert_eq!(name("rte", "0"), Some("entailment"));
-        assert_eq!(name("rte", "1"), Some("not_entailment"));
-        assert_eq!(name("mnli", "2"), Some("contradiction"));
-        assert_eq!(name("cb", "1"), Some("contradiction"));
-        assert_eq!(name("cola", "1"), Some("acceptable"));
-        assert_eq!(name("boolq", "1"), Some("True"));
-        assert_eq!(name("winogrande", "0"), Some("option1"));
-        // Not a label, a score, or free text: no name.
-        assert_eq!(name("rte", "2"), None);
-        assert_eq!(name("rte", "yes"), None);
-        assert_eq!(name("stsb", "3.8"), None);
-        assert_eq!(name("squad", "Denver Broncos"), None);
-        // Every classification task with labels names each of them.
-        for t in crate::task::all_tasks() {
-            if let (Some(labels), false) = (t.labels, t.name == "stsb") {
-                for l in labels {
-                    assert!(t.label_name(l).is_some(), "{} {l}", t.name);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn the_paper_has_23_tasks_and_two_transfer_sources() {
-        use crate::task::{paper_tasks, transfer_source_tasks};
-        assert_eq!(crate::task::all_tasks().len(), 25);
-        assert_eq!(paper_tasks().count(), 23);
-        let sources: Vec<&str> = transfer_source_tasks().map(|t| t.name).collect();
-        assert_eq!(sources, vec!["record", "squad"]);
-        let vl: Vec<&str> = paper_tasks()
-            .filter(|t| t.is_vision_language())
-            .map(|t| t.name)
-            .collect();
-        assert_eq!(vl, vec!["vqa", "coco_caption"]);
-        let vqa = task("vqa").unwrap();
-        assert_eq!(vqa.labels, None);
-        assert_eq!(vqa.label_name("yes"), None);
-        let names: Vec<&str> = task("coco_caption")
-            .unwrap()
-            .metrics
-            .iter()
-            .map(|m| m.name())
-            .collect();
-        assert_eq!(names, vec!["CIDEr", "Bleu_4", "ROUGE_L"]);
-        // Names and official names are unique across the registry.
-        let mut seen = std::collections::HashSet::new();
-        for t in crate::task::all_tasks() {
-            assert!(seen.insert(t.name), "{}", t.name);
-            if t.official_name != t.name {
-                assert!(seen.insert(t.official_name), "{}", t.official_name);
-            }
-        }
+    fn split_policies_read_as_the_official_resplitting() {
+        assert_eq!(
+            SplitPolicy::HalveValidation.to_string(),
+            "train = source train; validation/test = halves of the shuffled source validation"
+        );
+        let yelp = SplitPolicy::HoldoutTrain {
+            test: SourceSplit::Test,
+            max_train: Some(100_000),
+        };
+        assert_eq!(
+            yelp.to_string(),
+            "validation = 1000 shuffled source-train rows, train = the rest (first 100000); test = source test"
+        );
+        let mnli = SplitPolicy::Direct {
+            validation: SourceSplit::ValidationMismatched,
+            test: SourceSplit::ValidationMatched,
+        };
+        assert_eq!(
+            mnli.to_string(),
+            "as shipped: validation = source validation_mismatched, test = source validation_matched"
+        );
     }
 }

@@ -23,28 +23,7 @@ use std::sync::Arc;
 use crate::error::{DataError, Result};
 use crate::readers::tsv::read_tsv;
 use crate::record::Record;
-use crate::task::Task;
-
-/// The columns of a GLUE TSV with a header row.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Columns {
-    /// (hub field, TSV column) pairs.
-    pub fields: &'static [(&'static str, &'static str)],
-    /// The label's column; test files lack it (the hub writes -1 there).
-    pub label_column: &'static str,
-    pub label: LabelColumn,
-}
-
-/// How a label column maps onto the hub's class ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LabelColumn {
-    /// One of the task's class names ([`Task::class_names`]), which becomes its position.
-    ClassName,
-    /// Already an integer id below the number of the task's labels.
-    Id,
-    /// A float score (STS-B).
-    Score,
-}
+use crate::task::{GlueColumns, LabelColumn, Task};
 
 /// CoLA's TSV has no header: columns source, label, original mark, sentence.
 pub(crate) fn read_cola(task: &Task, path: &Path) -> Result<Vec<Record>> {
@@ -63,9 +42,9 @@ pub(crate) fn read_cola(task: &Task, path: &Path) -> Result<Vec<Record>> {
 }
 
 /// Reads a GLUE TSV into `glue/<task>` records.
-pub(crate) fn read(task: &Task, columns: &Columns, path: &Path) -> Result<Vec<Record>> {
+pub(crate) fn read(task: &Task, columns: &GlueColumns, path: &Path) -> Result<Vec<Record>> {
     let shared: Arc<PathBuf> = Arc::new(path.to_path_buf());
-    let Columns {
+    let GlueColumns {
         fields,
         label_column,
         label: label_map,

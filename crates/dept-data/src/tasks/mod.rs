@@ -1,5 +1,6 @@
 //! The registry of the paper's tasks (`ALL`: one [`Task`] entry each, holding every fact about it: files, reader,
-//! labels and their class names, input format, k-shot classes, role) and, per family module, the readers that map
+//! labels and their class names, input format, k-shot classes, role), the lookups over it ([`task()`],
+//! [`all_tasks`], [`paper_tasks`], [`transfer_source_tasks`]) and, per family module, the readers that map
 //! original files onto the hub schema and the formatters that need code. The formats are those of the official
 //! DePT code (`src/tasks.py`, from ATTEMPT/compacter) with `add_prefix=False`, its default: the task name is not
 //! prepended. The two vision-language tasks (VQA, COCO captions, [`vl`]) follow VL-T5 with its task prompts
@@ -13,11 +14,12 @@ pub mod vl;
 
 use std::path::Path;
 
-use crate::error::Result;
-use crate::kshot::{ClassOf, KShotClasses};
+use crate::error::{DataError, Result};
 use crate::record::Record;
-use crate::schema::{Files, Format, RowId, SplitParts, Target};
-use crate::task::{Family, Metric, Role, SourceSplit, SplitPolicy, Task};
+use crate::task::{
+    ClassOf, Family, Files, Format, GlueColumns, KShotClasses, LabelColumn, Metric, Reader, Role,
+    RowId, SourceSplit, SplitParts, SplitPolicy, SuperGlueRows, Target, Task,
+};
 
 use Metric::*;
 
@@ -94,32 +96,6 @@ macro_rules! mrqa_task {
     };
 }
 
-/// How a task's original files map onto hub-schema records: one variant per file format (the reader itself lives in
-/// the family module).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Reader {
-    /// A GLUE TSV with a header row, columns by name.
-    GlueTsv(glue::Columns),
-    /// CoLA's TSV without a header.
-    ColaTsv,
-    /// SuperGLUE JSON lines.
-    SuperGlue(superglue::Rows),
-    /// MRQA JSON lines (gzip), one context with its questions a line.
-    Mrqa,
-    /// WinoGrande JSON lines, labels possibly in a `-labels.lst` beside them.
-    WinoGrande,
-    /// Yelp polarity CSV.
-    Yelp,
-    /// SciTail `snli_format` JSON lines or the TSV release.
-    SciTail,
-    /// PAWS TSV.
-    Paws,
-    /// VL-T5's `karpathy_*.json`.
-    Vqa,
-    /// Karpathy's `dataset_coco.json`.
-    CocoCaption,
-}
-
 /// All tasks, GLUE first, in the paper's order; the vision-language tasks last. ReCoRD and SQuAD are the paper's
 /// transfer source tasks ([`Role::TransferSource`]), the other 23 the tasks it evaluates on. Each entry is all the
 /// crate knows about its task; see the crate docs for how to add one.
@@ -150,10 +126,10 @@ pub(crate) static ALL: &[Task] = &[
             validation: SourceSplit::ValidationMismatched,
             test: SourceSplit::ValidationMatched,
         },
-        reader: Reader::GlueTsv(glue::Columns {
+        reader: Reader::GlueTsv(GlueColumns {
             fields: &[("premise", "sentence1"), ("hypothesis", "sentence2")],
             label_column: "gold_label",
-            label: glue::LabelColumn::ClassName,
+            label: LabelColumn::ClassName,
         }),
         format: Format::Fields {
             input: &[("premise:", "premise"), ("hypothesis:", "hypothesis")],
@@ -175,10 +151,10 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["not_duplicate", "duplicate"]),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HOLDOUT,
-        reader: Reader::GlueTsv(glue::Columns {
+        reader: Reader::GlueTsv(GlueColumns {
             fields: &[("question1", "question1"), ("question2", "question2")],
             label_column: "is_duplicate",
-            label: glue::LabelColumn::Id,
+            label: LabelColumn::Id,
         }),
         format: Format::Fields {
             input: &[("question1:", "question1"), ("question2:", "question2")],
@@ -200,10 +176,10 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(NLI),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HOLDOUT,
-        reader: Reader::GlueTsv(glue::Columns {
+        reader: Reader::GlueTsv(GlueColumns {
             fields: &[("question", "question"), ("sentence", "sentence")],
             label_column: "label",
-            label: glue::LabelColumn::ClassName,
+            label: LabelColumn::ClassName,
         }),
         format: Format::Fields {
             input: &[("question:", "question"), ("sentence:", "sentence")],
@@ -225,10 +201,10 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["negative", "positive"]),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HOLDOUT,
-        reader: Reader::GlueTsv(glue::Columns {
+        reader: Reader::GlueTsv(GlueColumns {
             fields: &[("sentence", "sentence")],
             label_column: "label",
-            label: glue::LabelColumn::Id,
+            label: LabelColumn::Id,
         }),
         format: Format::Fields {
             input: &[("sentence:", "sentence")],
@@ -254,10 +230,10 @@ pub(crate) static ALL: &[Task] = &[
             class_of: ClassOf::ScoreAtMost(2.5),
         }),
         split_policy: HALVE,
-        reader: Reader::GlueTsv(glue::Columns {
+        reader: Reader::GlueTsv(GlueColumns {
             fields: &[("sentence1", "sentence1"), ("sentence2", "sentence2")],
             label_column: "score",
-            label: glue::LabelColumn::Score,
+            label: LabelColumn::Score,
         }),
         format: Format::Fields {
             input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
@@ -279,10 +255,10 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["not_equivalent", "equivalent"]),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::GlueTsv(glue::Columns {
+        reader: Reader::GlueTsv(GlueColumns {
             fields: &[("sentence1", "#1 String"), ("sentence2", "#2 String")],
             label_column: "Quality",
-            label: glue::LabelColumn::Id,
+            label: LabelColumn::Id,
         }),
         format: Format::Fields {
             input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
@@ -304,10 +280,10 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(NLI),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::GlueTsv(glue::Columns {
+        reader: Reader::GlueTsv(GlueColumns {
             fields: &[("sentence1", "sentence1"), ("sentence2", "sentence2")],
             label_column: "label",
-            label: glue::LabelColumn::ClassName,
+            label: LabelColumn::ClassName,
         }),
         format: Format::Fields {
             input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
@@ -350,7 +326,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(BOOLEAN),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::SuperGlue(superglue::Rows::MultiRc),
+        reader: Reader::SuperGlue(SuperGlueRows::MultiRc),
         format: Format::Code(superglue::format_multirc),
     },
     Task {
@@ -367,7 +343,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(BOOLEAN),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::SuperGlue(superglue::Rows::BooleanLabel),
+        reader: Reader::SuperGlue(SuperGlueRows::BooleanLabel),
         format: Format::Fields {
             input: &[("question:", "question"), ("passage:", "passage")],
             target: Target::LabelId,
@@ -388,7 +364,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(BOOLEAN),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::SuperGlue(superglue::Rows::BooleanLabel),
+        reader: Reader::SuperGlue(SuperGlueRows::BooleanLabel),
         format: Format::Fields {
             input: &[
                 ("sentence1:", "sentence1"),
@@ -413,7 +389,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(BOOLEAN),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::SuperGlue(superglue::Rows::Wsc),
+        reader: Reader::SuperGlue(SuperGlueRows::Wsc),
         format: Format::Code(superglue::format_wsc),
     },
     Task {
@@ -430,7 +406,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["entailment", "contradiction", "neutral"]),
         k_shot: Some(KShotClasses::TERNARY),
         split_policy: HALVE,
-        reader: Reader::SuperGlue(superglue::Rows::ClassNameLabel),
+        reader: Reader::SuperGlue(SuperGlueRows::ClassNameLabel),
         format: Format::Fields {
             input: &[("premise:", "premise"), ("hypothesis:", "hypothesis")],
             target: Target::LabelId,
@@ -451,7 +427,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: None,
         k_shot: None,
         split_policy: HOLDOUT,
-        reader: Reader::SuperGlue(superglue::Rows::Record),
+        reader: Reader::SuperGlue(SuperGlueRows::Record),
         format: Format::Code(superglue::format_record),
     },
     mrqa_task!(
@@ -633,6 +609,32 @@ pub(crate) static ALL: &[Task] = &[
         format: Format::Code(vl::format_coco_caption),
     },
 ];
+
+/// Looks a task up by our name or the official one (case-insensitive).
+pub fn task(name: &str) -> Result<&'static Task> {
+    let wanted = name.to_ascii_lowercase();
+    ALL.iter()
+        .find(|t| t.name == wanted || t.official_name == wanted)
+        .ok_or_else(|| DataError::UnknownTask {
+            name: name.to_string(),
+            known: ALL.iter().map(|t| t.name).collect(),
+        })
+}
+
+/// Every task in the registry: the paper's 23 tasks and the transfer sources ReCoRD and SQuAD.
+pub fn all_tasks() -> &'static [Task] {
+    ALL
+}
+
+/// The 23 tasks the paper evaluates on (its 21 NLP tasks, VQA and MSCOCO captions), in registry order.
+pub fn paper_tasks() -> impl Iterator<Item = &'static Task> {
+    ALL.iter().filter(|t| !t.is_transfer_source())
+}
+
+/// The tasks the paper uses only as sources for transfer (ReCoRD, SQuAD).
+pub fn transfer_source_tasks() -> impl Iterator<Item = &'static Task> {
+    ALL.iter().filter(|t| t.is_transfer_source())
+}
 
 /// Candidate original files (relative to the task folder) for a source split, most specific first.
 pub(crate) fn original_candidates(task: &Task, split: SourceSplit) -> Vec<String> {

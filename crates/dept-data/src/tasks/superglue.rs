@@ -26,28 +26,13 @@ use crate::example::{Extra, TextExample};
 use crate::readers::jsonl::read_jsonl;
 use crate::record::{describe, Record};
 use crate::schema::one_of;
-use crate::task::Task;
+use crate::task::{SuperGlueRows, Task};
 use crate::text::{mark_span, remove_markup};
 
 use super::join;
 
-/// How a SuperGLUE file's rows become hub records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Rows {
-    /// One record a row, a boolean label (BoolQ, WiC).
-    BooleanLabel,
-    /// One record a row, the label one of the task's class names (CB).
-    ClassNameLabel,
-    /// WSC: a boolean label, the spans of `target` lifted to the top and repaired as `wsc.fixed` does.
-    Wsc,
-    /// MultiRC: one record per answer.
-    MultiRc,
-    /// ReCoRD: one record per query.
-    Record,
-}
-
 /// Reads a SuperGLUE JSONL file into `super_glue/<task>` records.
-pub(crate) fn read(task: &Task, rows: Rows, path: &Path) -> Result<Vec<Record>> {
+pub(crate) fn read(task: &Task, rows: SuperGlueRows, path: &Path) -> Result<Vec<Record>> {
     let shared: Arc<PathBuf> = Arc::new(path.to_path_buf());
     let mut records = Vec::new();
     for (line, value) in read_jsonl(path)? {
@@ -58,11 +43,11 @@ pub(crate) fn read(task: &Task, rows: Rows, path: &Path) -> Result<Vec<Record>> 
             line,
         };
         match rows {
-            Rows::MultiRc => flatten_multirc(&source, &mut records)?,
-            Rows::Record => flatten_record(&source, &mut records)?,
-            Rows::BooleanLabel => records.push(with_label(None, source)?),
-            Rows::ClassNameLabel => records.push(with_label(task.class_names, source)?),
-            Rows::Wsc => records.push(wsc(source)?),
+            SuperGlueRows::MultiRc => flatten_multirc(&source, &mut records)?,
+            SuperGlueRows::Record => flatten_record(&source, &mut records)?,
+            SuperGlueRows::BooleanLabel => records.push(with_label(None, source)?),
+            SuperGlueRows::ClassNameLabel => records.push(with_label(task.class_names, source)?),
+            SuperGlueRows::Wsc => records.push(wsc(source)?),
         }
     }
     Ok(records)

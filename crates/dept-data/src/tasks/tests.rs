@@ -2,11 +2,9 @@
 
 use std::collections::HashSet;
 
-use super::{glue, superglue, Reader, ALL};
+use super::{all_tasks, paper_tasks, task, transfer_source_tasks, ALL};
 use crate::error::DataError;
-use crate::kshot::ClassOf;
-use crate::schema::{Format, Target};
-use crate::task::{Role, Task};
+use crate::task::{ClassOf, Format, LabelColumn, Reader, Role, SuperGlueRows, Target, Task};
 
 /// The 23 tasks the paper evaluates on (its GLUE, SuperGLUE, MRQA + others tables, VQA and MSCOCO captions),
 /// written out here independently of the registry.
@@ -102,7 +100,7 @@ fn check_labels(t: &Task) {
 fn check_reader(t: &Task) {
     match t.reader {
         Reader::GlueTsv(columns) => {
-            if columns.label == glue::LabelColumn::ClassName {
+            if columns.label == LabelColumn::ClassName {
                 assert!(
                     t.class_names.is_some(),
                     "{}: class-name labels need class names",
@@ -119,7 +117,7 @@ fn check_reader(t: &Task) {
                 }
             }
         }
-        Reader::SuperGlue(superglue::Rows::ClassNameLabel) => {
+        Reader::SuperGlue(SuperGlueRows::ClassNameLabel) => {
             assert!(t.class_names.is_some(), "{}", t.name)
         }
         _ => {}
@@ -186,4 +184,60 @@ fn an_unknown_task_is_an_error_naming_it_and_the_known_ones() {
     // Names and official names are both found, in any case.
     assert_eq!(crate::task("SuperGLUE-BoolQ").unwrap().name, "boolq");
     assert_eq!(crate::task("RTE").unwrap().name, "rte");
+}
+
+#[test]
+fn label_ids_have_the_hub_class_names() {
+    let name = |t: &str, target: &str| task(t).unwrap().label_name(target);
+    assert_eq!(name("rte", "0"), Some("entailment"));
+    assert_eq!(name("rte", "1"), Some("not_entailment"));
+    assert_eq!(name("mnli", "2"), Some("contradiction"));
+    assert_eq!(name("cb", "1"), Some("contradiction"));
+    assert_eq!(name("cola", "1"), Some("acceptable"));
+    assert_eq!(name("boolq", "1"), Some("True"));
+    assert_eq!(name("winogrande", "0"), Some("option1"));
+    // Not a label, a score, or free text: no name.
+    assert_eq!(name("rte", "2"), None);
+    assert_eq!(name("rte", "yes"), None);
+    assert_eq!(name("stsb", "3.8"), None);
+    assert_eq!(name("squad", "Denver Broncos"), None);
+    // Every classification task with labels names each of them.
+    for t in all_tasks() {
+        if let (Some(labels), false) = (t.labels, t.name == "stsb") {
+            for l in labels {
+                assert!(t.label_name(l).is_some(), "{} {l}", t.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_paper_has_23_tasks_and_two_transfer_sources() {
+    assert_eq!(all_tasks().len(), 25);
+    assert_eq!(paper_tasks().count(), 23);
+    let sources: Vec<&str> = transfer_source_tasks().map(|t| t.name).collect();
+    assert_eq!(sources, vec!["record", "squad"]);
+    let vl: Vec<&str> = paper_tasks()
+        .filter(|t| t.is_vision_language())
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(vl, vec!["vqa", "coco_caption"]);
+    let vqa = task("vqa").unwrap();
+    assert_eq!(vqa.labels, None);
+    assert_eq!(vqa.label_name("yes"), None);
+    let names: Vec<&str> = task("coco_caption")
+        .unwrap()
+        .metrics
+        .iter()
+        .map(|m| m.name())
+        .collect();
+    assert_eq!(names, vec!["CIDEr", "Bleu_4", "ROUGE_L"]);
+    // Names and official names are unique across the registry.
+    let mut seen = std::collections::HashSet::new();
+    for t in all_tasks() {
+        assert!(seen.insert(t.name), "{}", t.name);
+        if t.official_name != t.name {
+            assert!(seen.insert(t.official_name), "{}", t.official_name);
+        }
+    }
 }

@@ -75,7 +75,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{DataError, Result};
 use crate::example::{Extra, TextExample};
-use crate::readers::open_text;
+use crate::readers::{open_text, read_error};
 use crate::record::{describe, Record};
 use crate::task::SourceSplit;
 
@@ -104,25 +104,9 @@ fn id_text(r: &Record, field: &str) -> Result<String> {
 /// Reads a whole file (gzip looked through), mapping a decompression failure to [`DataError::Gzip`].
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    open_text(path)?.read_to_end(&mut bytes).map_err(|source| {
-        if matches!(
-            source.kind(),
-            std::io::ErrorKind::InvalidData
-                | std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::InvalidInput
-        ) {
-            DataError::Gzip {
-                path: path.to_path_buf(),
-                line: 0,
-                source,
-            }
-        } else {
-            DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })?;
+    open_text(path)?
+        .read_to_end(&mut bytes)
+        .map_err(|error| read_error(path, 0, error))?;
     Ok(bytes)
 }
 
@@ -543,7 +527,8 @@ mod tests {
     use serde_json::json;
 
     use crate::load::{find_source, load_split};
-    use crate::task::{task, Split};
+    use crate::task::Split;
+    use crate::tasks::task;
     use crate::TextExample;
 
     fn write(dir: &Path, rel: &str, text: &str) {
