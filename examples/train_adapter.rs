@@ -1,15 +1,16 @@
-//! Train a DePT adapter from Rust code, on a tiny random T5 and a small synthetic task: no downloads, a minute
-//! or so on a laptop CPU.
+//! Train a DePT adapter from Rust code, on a tiny random T5 and a small synthetic task: no downloads, about a
+//! minute of CPU time.
 //!
 //! The model folder has the real Hugging Face layout (`config.json`, `model.safetensors`, `tokenizer.json`) and
-//! the data the real GLUE RTE file layout, so the same code trains on a real checkpoint and real data: change
-//! `model` and `data_dir` in the config below (for example to a T5-base folder and `../shared/data`).
+//! the data the real GLUE RTE file layout, so the same calls train on a real checkpoint and real data: point the
+//! config's `model` and `data_dir` at them (for example a T5-base folder and `../shared/data`).
 //!
 //! Run: `cargo run -p dept --example train_adapter [-- OUT_DIR]` (default `runs/examples/train_adapter`).
 //! Then try `cargo run -p dept --example predict`, which loads the adapter saved here.
 
 use std::path::PathBuf;
 
+use dept_train::demo::Demo;
 use dept_train::{train, ExperimentConfig, TrainOptions};
 
 fn main() -> anyhow::Result<()> {
@@ -17,64 +18,43 @@ fn main() -> anyhow::Result<()> {
         || PathBuf::from("runs/examples/train_adapter"),
         PathBuf::from,
     );
-    // A folder this project created carries a marker; only such a folder (or an empty one) is ever replaced.
-    dept_train::run_dir::remove_marked(&out)?;
-    dept_train::run_dir::create_marked(&out)?;
 
-    // 1. A tiny T5 (d_model 32, 2 layers per stack, random weights) whose word-level vocabulary covers the task.
-    let model = out.join("tiny-t5");
-    dept_models::tiny::write_tiny_t5(
-        &model,
-        &dept_data::synthetic::vocabulary(),
-        32,
-        "gated-gelu",
-        1,
-    )?;
-    // 2. The task: "the cat sees the ball ." entails itself and not "the cat sees the tree .".
-    let data = out.join("data");
-    dept_data::synthetic::write_rte_like(&data, 256, 64, 42)?;
-
-    // 3. The experiment, in the YAML that `dept train --config` reads (see configs/ for full examples); every key
-    //    left out keeps the paper's default. DePT with m = 8 prompt tokens and a rank-4 pair A (32×4), B (4×32).
-    //    Dropout is off: in a 32-wide random model it would drown what 300 steps can learn.
-    let yaml = format!(
-        "task: rte
-model: {model:?}
-data_dir: {data:?}
-output_dir: {run:?}
-method: dept
-prompt_len: 8
-rank: 4
-max_len: 32
-prompt_init: random
-lr_prompt: 0.3
-lr_pair: 0.05
-warmup_steps: 10
-max_steps: 300
-batch_size: 16
-eval_every: 50
-save_every: 100
-decode_max_tokens: 3
-backbone_dropout: false
-device: cpu
-seed: 42
-",
-        model = model.display().to_string(),
-        data = data.display().to_string(),
-        run = out.join("run").display().to_string(),
+    // 1. What `dept quickstart` trains on: a tiny T5 (d_model 32, random weights) whose word-level vocabulary
+    //    covers the task, and the task itself ("the cat sees the ball ." entails itself, not "the cat sees the
+    //    tree ."), 256 training and 64 validation rows. Also an experiment config for them, in the YAML that
+    //    `dept train` reads: DePT with m = 8 prompt tokens and a rank-4 pair A (32×4), B (4×32), 300 steps.
+    //    Only a folder that an earlier run of this created (it carries a marker) is ever replaced.
+    let demo = Demo::prepare(&out, 300, 42)?;
+    println!(
+        "model {}, data {}",
+        demo.model.display(),
+        demo.data.display()
     );
-    // `from_yaml` checks the keys and values (the path only names the config in error messages).
-    let config = ExperimentConfig::from_yaml(&yaml, &out.join("experiment.yaml"), &[])?;
 
-    // 4. Train: the validation split is scored every 50 steps and the best adapter kept in `<run>/best`; at the
-    //    end the test split is scored with it. Accuracy stays near chance (50) for the first ~150 steps, then climbs.
-    let outcome = train(
-        &config,
-        &TrainOptions {
-            quiet: true,
-            ..TrainOptions::default()
-        },
-    )?;
+    // 2. Load the experiment from YAML. The second argument overrides keys as `dept train --set key=value`
+    //    does; every key is checked (an unknown one is an error naming the nearest valid key).
+    let config = ExperimentConfig::load(&demo.config_path, &["eval_every=50".to_string()])?;
+    // prompt_len and rank are optional keys (a `budget` can solve one from the other), hence the Options.
+    let key = |value: Option<i64>| value.map_or_else(|| "unset".to_string(), |v| v.to_string());
+    println!(
+        "experiment {}: task {}, prompt_len (m) {}, rank (r) {}, {} steps, learning rates {} (prompt) and {} (pair)",
+        demo.config_path.display(),
+        config.task,
+        key(config.prompt_len),
+        key(config.rank),
+        config.max_steps,
+        config.lr_prompt,
+        config.lr_pair
+    );
+
+    // 3. Train: the validation split is scored every 50 steps and the best adapter kept in `<run>/best`; at the
+    //    end the test split is scored with it. Accuracy stays near chance (50) for the first ~150 steps, then
+    //    climbs.
+    let options = TrainOptions {
+        quiet: true,
+        ..TrainOptions::default()
+    };
+    let outcome = train(&config, &options)?;
 
     println!(
         "trained {} steps in {}",

@@ -114,6 +114,17 @@ pub fn kind_of(dir: &Path) -> Result<&'static BackboneKind, ModelError> {
 }
 
 /// Loads the backbone a Hugging Face folder describes.
+///
+/// ```
+/// use dept_models::{load_backbone, Architecture};
+///
+/// // A tiny random T5 in the real folder layout (config.json, model.safetensors, tokenizer.json).
+/// let dir = tempfile::tempdir()?;
+/// dept_models::tiny::write_tiny_t5(dir.path(), &["the", "cat"], 32, "gated-gelu", 1)?;
+/// let t5 = load_backbone(dir.path(), tch::Device::Cpu)?;
+/// assert_eq!((t5.hidden_size(), t5.architecture()), (32, Architecture::EncoderDecoder));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_backbone(dir: &Path, device: Device) -> Result<Box<dyn Backbone>, ModelError> {
     (kind_of(dir)?.load)(dir, device)
 }

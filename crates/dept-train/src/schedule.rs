@@ -1,6 +1,14 @@
 //! Learning-rate schedule: linear warm-up, then linear decay to zero (`get_linear_schedule_with_warmup`).
 
 /// The multiplier of the base learning rate at each optimiser step.
+///
+/// ```
+/// use dept_train::schedule::LinearWarmup;
+///
+/// let schedule = LinearWarmup { warmup_steps: 4, total_steps: 12 };
+/// let factors: Vec<f64> = [0, 2, 4, 8, 12].map(|step| schedule.factor(step)).to_vec();
+/// assert_eq!(factors, [0.0, 0.5, 1.0, 0.5, 0.0]);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinearWarmup {
     pub warmup_steps: u64,
