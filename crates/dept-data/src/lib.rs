@@ -27,6 +27,8 @@
 //! - [`score()`] scores decoded predictions against examples, in percent like the official code (accuracy 87.5, not
 //!   0.875). Predictions that are not a valid label count as wrong. VQA is scored with VQA accuracy, captions with
 //!   CIDEr-D, BLEU-4 and ROUGE-L on PTB-tokenised text (`metrics::vqa`, `metrics::caption`).
+//! - [`stats`], [`report`] and [`export`]: what `dept data` computes, prints and writes to check data before
+//!   training (split statistics, the task table, one JSON line per formatted example).
 //!
 //! ## Main types
 //!
@@ -80,6 +82,7 @@
 
 pub mod error;
 pub mod example;
+pub mod export;
 pub mod kshot;
 pub mod load;
 pub mod metrics;
@@ -87,6 +90,7 @@ pub mod numpy_rng;
 pub mod randperm;
 pub mod readers;
 pub mod record;
+pub mod report;
 pub mod schema;
 pub mod score;
 pub mod splits;

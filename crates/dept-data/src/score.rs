@@ -103,18 +103,8 @@ fn score_with<P: AsRef<str>>(
                 let (em, f1) = match squad {
                     Some(done) => done,
                     None => {
-                        let golds: Vec<Vec<String>> = examples
-                            .iter()
-                            .map(|e| {
-                                if all_answers && !e.extra.answers.is_empty() {
-                                    e.extra.answers.clone()
-                                } else {
-                                    vec![e.target.trim().to_string()]
-                                }
-                            })
-                            .collect();
-                        let done = metrics::squad_em_f1(&preds, &golds).map_err(in_task)?;
-                        *squad.insert(done)
+                        let golds = squad_golds(examples, all_answers);
+                        *squad.insert(metrics::squad_em_f1(&preds, &golds).map_err(in_task)?)
                     }
                 };
                 Ok(if *metric == Metric::SquadEm { em } else { f1 })
@@ -136,6 +126,21 @@ fn score_with<P: AsRef<str>>(
         out.push((metric.name(), 100.0 * value));
     }
     Ok(out)
+}
+
+/// The gold answers of each extractive-QA example: its target, or all of `extra.answers` with `all_answers`
+/// (where it has any).
+fn squad_golds(examples: &[TextExample], all_answers: bool) -> Vec<Vec<String>> {
+    examples
+        .iter()
+        .map(|e| {
+            if all_answers && !e.extra.answers.is_empty() {
+                e.extra.answers.clone()
+            } else {
+                vec![e.target.trim().to_string()]
+            }
+        })
+        .collect()
 }
 
 /// Mean VQA accuracy of the (stripped) predictions against each example's annotator answers.

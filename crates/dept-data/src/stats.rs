@@ -18,6 +18,11 @@ pub enum Lengths {
 }
 
 impl Lengths {
+    /// Tokens of the `tokenizer.json` at `path` if one is given, else words.
+    pub fn new(tokenizer: Option<&Path>) -> Result<Self> {
+        tokenizer.map_or(Ok(Lengths::Words), Lengths::tokenizer)
+    }
+
     /// Loads a `tokenizer.json`.
     pub fn tokenizer(path: &Path) -> Result<Self> {
         Tokenizer::from_file(path)
