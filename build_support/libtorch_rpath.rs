@@ -1,7 +1,8 @@
 //! Shared by the build scripts of every crate whose binaries or tests link libtorch.
 //!
 //! torch-sys reports the libtorch lib folder it linked against (`DEP_TCH_LIBTORCH_LIB`, visible to crates that
-//! depend on torch-sys directly). Two things are added to the link of this crate's binaries and tests:
+//! depend on torch-sys directly). Two things are added to the link of this crate's binaries and tests (doctests
+//! too: cargo hands a build script's link arguments to rustdoc, so doctests find libtorch without `LD_LIBRARY_PATH`):
 //!
 //! - an rpath to that folder's canonical path, so that `dept`, the tests and the examples run with an empty
 //!   environment (no `LD_LIBRARY_PATH`). The path is canonicalised because `LIBTORCH` usually points at the
