@@ -284,8 +284,29 @@ pub fn save_folder(
         Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
     })
     .map_err(io_error(weights.clone()))?;
-    let text = serde_json::to_string_pretty(config).unwrap_or_default();
-    let config_path = dir.join(CONFIG_FILE);
-    write_atomically(&config_path, |tmp| std::fs::write(tmp, text.as_bytes()))
-        .map_err(io_error(config_path.clone()))
+    write_json(&dir.join(CONFIG_FILE), config)
+}
+
+/// Writes `contents` to `path` atomically (a reader never sees half a file).
+pub fn write_file(path: &Path, contents: &[u8]) -> Result<(), ModelError> {
+    write_atomically(path, |tmp| std::fs::write(tmp, contents)).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        cause: source,
+    })
+}
+
+/// Writes `value` to `path` as pretty-printed JSON, atomically.
+pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), ModelError> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    write_file(path, text.as_bytes())
+}
+
+/// `<dir>/tokenizer.json`, a copy of `tokenizer_json` written atomically (with the folder's usual permissions,
+/// not those of the source, which may be a read-only shared file).
+pub fn copy_tokenizer(tokenizer_json: &Path, dir: &Path) -> Result<(), ModelError> {
+    let text = std::fs::read(tokenizer_json).map_err(|source| ModelError::Io {
+        path: tokenizer_json.to_path_buf(),
+        cause: source,
+    })?;
+    write_file(&dir.join(TOKENIZER_FILE), &text)
 }

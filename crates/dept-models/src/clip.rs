@@ -627,6 +627,44 @@ impl EncoderLayer {
     }
 }
 
+/// A tiny random CLIP vision tower in the `CLIPVisionModel` layout (`config.json` with model_type
+/// `clip_vision_model`, `model.safetensors` with `vision_model.*`, and a `preprocessor_config.json` resizing and
+/// cropping to its 32-pixel input): width `hidden_size` (a multiple of 4), 2 layers, 4 heads, 8-pixel patches (16
+/// patch tokens), quick-GELU, transformers' initialisation. For feature extraction on generated images without
+/// pretrained weights.
+pub fn write_tiny_clip(dir: &Path, hidden_size: i64, seed: i64) -> Result<(), ModelError> {
+    let config = ClipVisionConfig {
+        hidden_size,
+        intermediate_size: 2 * hidden_size,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_channels: 3,
+        image_size: 32,
+        patch_size: 8,
+        hidden_act: ClipActivation::QuickGelu,
+        layer_norm_eps: 1e-5,
+        attention_dropout: 0.0,
+        initializer_range: 0.02,
+        initializer_factor: 1.0,
+    };
+    tch::manual_seed(seed);
+    let model = ClipVision::new_random(&config, Device::Cpu)?;
+    model.save(dir)?;
+    let preprocessor = serde_json::json!({
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": true, "size": {"shortest_edge": 32}, "resample": 3,
+        "do_center_crop": true, "crop_size": {"height": 32, "width": 32},
+        "do_rescale": true, "rescale_factor": 1.0 / 255.0, "do_normalize": true,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "do_convert_rgb": true,
+    });
+    checkpoint::write_json(
+        &dir.join(crate::image_input::PREPROCESSOR_CONFIG_FILE),
+        &preprocessor,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

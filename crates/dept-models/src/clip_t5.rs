@@ -20,8 +20,29 @@ use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use crate::backbone::{Backbone, BackboneOutput};
+use crate::registry::{VisionLanguageKind, VisualInput};
 use crate::t5::T5;
 use crate::{Architecture, ModelError};
+
+/// CLIP-T5 in the backbone registry ([`crate::VISION_LANGUAGE_BACKBONES`]): read on a T5 folder.
+pub const KIND: VisionLanguageKind = VisionLanguageKind {
+    label: "CLIP-T5",
+    text_kind: crate::t5::KIND.name,
+    text_label: crate::t5::KIND.label,
+    load: load_for_features,
+};
+
+/// CLIP-T5 assembled from a T5 folder: a visual embedding sized for the features and initialised under their seed,
+/// so that a run and its resumption start from the same weights.
+fn load_for_features(
+    dir: &Path,
+    device: Device,
+    visual: VisualInput,
+) -> Result<Box<dyn Backbone>, ModelError> {
+    let t5 = T5::load(dir, device)?;
+    tch::manual_seed(visual.seed);
+    Ok(Box::new(ClipT5::new(t5, visual.width, visual.tokens)?))
+}
 
 /// VL-T5's `config.n_images` (`trainer_base.py`): rows of the image-order embedding (a single image uses row 0).
 pub const N_IMAGES: i64 = 2;

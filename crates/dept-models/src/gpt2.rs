@@ -34,7 +34,8 @@ use tch::{Device, Kind, Tensor};
 use crate::causal::{CausalLm, KvCache};
 use crate::checkpoint::{self, LoadPlan};
 use crate::decoder_only::DecoderOnly;
-use crate::registry::{BackboneKind, ModelShape, TinyRecipe};
+use crate::registry::{BackboneKind, ModelShape, TinyRecipe, TINY_INITIALIZER_RANGE};
+use crate::tokenizer::end_of_text_id;
 use crate::{Architecture, Backbone, ConfigIssue, ModelError};
 
 /// The fields of a Hugging Face GPT-2 `config.json` that the model depends on. The five shape fields are required
@@ -102,20 +103,14 @@ pub const KIND: BackboneKind = BackboneKind {
     label: "GPT-2",
     supported: "GPT-2",
     model_types: &["gpt2"],
+    reads_untyped_configs: false,
+    hidden_size_key: "n_embd",
     architecture: Architecture::DecoderOnly,
     load: |dir, device| Ok(DecoderOnly::boxed(Gpt2::load(dir, device)?)),
-    vision_language: None,
     tiny: TinyRecipe {
         needs_tokenizer: true,
         variants: &[],
-        write: |m| {
-            crate::tiny::write_tiny_gpt2(
-                m.dir,
-                crate::tiny::required_tokenizer(m)?,
-                m.d_model,
-                m.seed,
-            )
-        },
+        write: |m| write_tiny_gpt2(m.dir, m.required_tokenizer()?, m.d_model, m.seed),
     },
     shapes: &["gpt2", "gpt2-medium", "gpt2-large"],
     shape: |name| Ok(Box::new(gpt2_shape(name)?)),
@@ -133,6 +128,49 @@ impl ModelShape for Gpt2Config {
     fn build_random(&self, device: Device) -> Result<Box<dyn Backbone>, ModelError> {
         Ok(DecoderOnly::boxed(Gpt2::new_random(self, device)?))
     }
+}
+
+/// A tiny random GPT-2 (`GPT2LMHeadModel` layout: `config.json`, `model.safetensors` with `transformer.*` names,
+/// tied output layer) that uses an existing `tokenizer.json` (e.g. GPT-2's byte-level BPE), so real data can be
+/// pushed through the decoder-only pipeline without pretrained weights. Width `d_model` (even), 2 layers, 2 heads,
+/// 1 024 positions, the vocabulary exactly the tokenizer's, end of sequence (and padding) the tokenizer's
+/// [`end_of_text_id`]; transformers' initialisation at [`TINY_INITIALIZER_RANGE`].
+pub fn write_tiny_gpt2(
+    dir: &Path,
+    tokenizer_json: &Path,
+    d_model: i64,
+    seed: i64,
+) -> Result<(), ModelError> {
+    let model = tiny_gpt2(tokenizer_json, d_model, seed)?;
+    model.save(dir)?;
+    checkpoint::copy_tokenizer(tokenizer_json, dir)
+}
+
+/// The random GPT-2 [`write_tiny_gpt2`] saves (in memory, for tests that compare it with the folder).
+pub(crate) fn tiny_gpt2(
+    tokenizer_json: &Path,
+    d_model: i64,
+    seed: i64,
+) -> Result<Gpt2, ModelError> {
+    let vocab_size = crate::TextTokenizer::from_file(tokenizer_json)?.vocab_size() as i64;
+    let eos = end_of_text_id(tokenizer_json)?;
+    if d_model <= 0 || d_model % 2 != 0 {
+        return Err(ModelError::Input(format!(
+            "a tiny GPT-2 has 2 heads: d_model must be a positive even number, got {d_model}"
+        )));
+    }
+    let config = Gpt2Config {
+        vocab_size,
+        n_embd: d_model,
+        n_layer: 2,
+        n_head: 2,
+        eos_token_id: eos,
+        pad_token_id: None,
+        initializer_range: TINY_INITIALIZER_RANGE,
+        ..gpt2_shape("gpt2")?
+    };
+    tch::manual_seed(seed);
+    Gpt2::new_random(&config, Device::Cpu)
 }
 
 /// The released sizes, by their hub names (`openai-community/` prefix optional): `(n_embd, n_layer, n_head)`.
@@ -455,7 +493,7 @@ impl Gpt2 {
     /// `dtype` and `transformers_version`) and `model.safetensors` (`transformer.*` names, in the weights' kind),
     /// each atomically, creating `dir`: what [`Gpt2::load`] and transformers read. rust-bert's causal-mask buffers
     /// (`….attn.bias`) are not written, and neither is the output layer (tied to `transformer.wte.weight`). For
-    /// tiny test models ([`crate::tiny`]).
+    /// tiny test models ([`write_tiny_gpt2`]).
     pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
         let io_error = |path: &Path| {
             let path = path.to_path_buf();

@@ -5,7 +5,9 @@
 //! transformers' eager path step by step, so that fp32 logits agree to float rounding
 //! (tests/llama_parity.rs): RMS norms in fp32 and cast back to the input's kind, rotary angles from
 //! `inv_freq = 1 / θ^(2i/dim)` in fp32 with the `rotate_half` layout, grouped-query attention (key/value heads
-//! repeated), an additive mask of the kind's minimum (causal and padding), softmax in fp32, SwiGLU MLP.
+//! repeated), an additive mask of the kind's minimum (causal and padding), softmax in fp32, SwiGLU MLP. The layers
+//! themselves are the shared Llama-family block of [`crate::layers::decoder`]; this file holds the config, the
+//! embeddings, the final norm and the output layer.
 //!
 //! Only the default rotary embedding is implemented: a `rope_scaling` (linear, dynamic, yarn, llama3, …) is refused
 //! at load rather than run with the wrong angles.
@@ -13,14 +15,17 @@
 use std::path::Path;
 
 use serde::Deserialize;
-use tch::nn::{Init, Path as VarPath, VarStore};
+use tch::nn::{Init, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use crate::causal::{CausalLm, KvCache};
 use crate::checkpoint::{self, LoadPlan};
 use crate::decoder_only::DecoderOnly;
-use crate::layers::{at_least_fp32, causal_padding_bias, NormCast, RmsNorm};
-use crate::registry::{BackboneKind, ModelShape, TinyRecipe};
+use crate::layers::{
+    causal_padding_bias, DecoderLayer, DecoderLayerShape, DecoderStep, RmsNorm, RotaryEmbedding,
+};
+use crate::registry::{BackboneKind, ModelShape, TinyRecipe, TINY_INITIALIZER_RANGE};
+use crate::tokenizer::end_of_text_id;
 use crate::{Architecture, Backbone, ConfigIssue, ModelError};
 
 /// The fields of a Hugging Face Llama `config.json` the model depends on, with transformers' defaults resolved.
@@ -118,24 +123,73 @@ pub const KIND: BackboneKind = BackboneKind {
     label: "Llama",
     supported: "Llama",
     model_types: &["llama"],
+    reads_untyped_configs: false,
+    hidden_size_key: "hidden_size",
     architecture: Architecture::DecoderOnly,
     load: |dir, device| Ok(DecoderOnly::boxed(Llama::load(dir, device)?)),
-    vision_language: None,
     tiny: TinyRecipe {
         needs_tokenizer: true,
         variants: &[],
-        write: |m| {
-            crate::tiny::write_tiny_llama(
-                m.dir,
-                crate::tiny::required_tokenizer(m)?,
-                m.d_model,
-                m.seed,
-            )
-        },
+        write: |m| write_tiny_llama(m.dir, m.required_tokenizer()?, m.d_model, m.seed),
     },
     shapes: &["llama-2-7b", "llama-2-13b"],
     shape: |name| Ok(Box::new(LlamaConfig::llama_2(name)?)),
 };
+
+/// A tiny random Llama (`LlamaForCausalLM` layout, untied output layer) that uses an existing `tokenizer.json`.
+/// Width `d_model` (a multiple of 8), 2 layers, 4 query heads sharing 2 key/value heads (grouped-query attention),
+/// head_dim `d_model / 4`, SwiGLU width `2·d_model`, 2 048 positions, the vocabulary exactly the tokenizer's. The
+/// end-of-sequence id is the tokenizer's [`end_of_text_id`]: `<|endoftext|>` with GPT-2's tokenizer, which has
+/// no `</s>`; it is also the beginning-of-sequence id (as in GPT-2) and, there being no pad token, padding.
+/// transformers' initialisation at [`TINY_INITIALIZER_RANGE`].
+pub fn write_tiny_llama(
+    dir: &Path,
+    tokenizer_json: &Path,
+    d_model: i64,
+    seed: i64,
+) -> Result<(), ModelError> {
+    let model = tiny_llama(tokenizer_json, d_model, seed)?;
+    model.save(dir)?;
+    checkpoint::copy_tokenizer(tokenizer_json, dir)
+}
+
+/// The random Llama [`write_tiny_llama`] saves (in memory, for tests that compare it with the folder).
+pub(crate) fn tiny_llama(
+    tokenizer_json: &Path,
+    d_model: i64,
+    seed: i64,
+) -> Result<Llama, ModelError> {
+    let vocab_size = crate::TextTokenizer::from_file(tokenizer_json)?.vocab_size() as i64;
+    // GPT-2's tokenizer (the one the tests use) has no `</s>`: `<|endoftext|>` ends sequences instead.
+    let eos = end_of_text_id(tokenizer_json)?;
+    if d_model <= 0 || d_model % 8 != 0 {
+        return Err(ModelError::Input(format!(
+            "a tiny Llama has 4 heads of an even head_dim: d_model must be a positive multiple of 8, got {d_model}"
+        )));
+    }
+    let config = LlamaConfig {
+        vocab_size,
+        hidden_size: d_model,
+        intermediate_size: 2 * d_model,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: 2,
+        head_dim: d_model / 4,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10000.0,
+        max_position_embeddings: 2048,
+        tie_word_embeddings: false,
+        attention_bias: false,
+        mlp_bias: false,
+        attention_dropout: 0.0,
+        initializer_range: TINY_INITIALIZER_RANGE,
+        bos_token_id: Some(eos),
+        eos_token_id: eos,
+        pad_token_id: None,
+    };
+    tch::manual_seed(seed);
+    Llama::new_random(&config, Device::Cpu)
+}
 
 impl ModelShape for LlamaConfig {
     fn hidden_size(&self) -> i64 {
@@ -266,6 +320,20 @@ impl LlamaConfig {
         ConfigIssue::check_non_negative(&[("initializer_range", self.initializer_range)])
     }
 
+    /// What each decoder layer is built from ([`crate::layers::decoder`]).
+    pub fn decoder_layer_shape(&self) -> DecoderLayerShape {
+        DecoderLayerShape {
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_attention_heads: self.num_attention_heads,
+            num_key_value_heads: self.num_key_value_heads,
+            head_dim: self.head_dim,
+            rms_norm_eps: self.rms_norm_eps,
+            attention_bias: self.attention_bias,
+            mlp_bias: self.mlp_bias,
+        }
+    }
+
     /// `config.json` as transformers' `save_pretrained` writes it (the fields above, model type, architecture).
     pub fn to_hf_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -339,7 +407,7 @@ pub struct Llama {
     norm: RmsNorm,
     /// `lm_head.weight`, absent when tied to the embeddings.
     lm_head: Option<Tensor>,
-    rotary: Rotary,
+    rotary: RotaryEmbedding,
 }
 
 impl Llama {
@@ -393,16 +461,17 @@ impl Llama {
         let model = &root / "model";
         let embed_tokens =
             (&model / "embed_tokens").var("weight", &[config.vocab_size, config.hidden_size], init);
+        let shape = config.decoder_layer_shape();
         let layers = (0..config.num_hidden_layers)
-            .map(|i| DecoderLayer::new(&(&model / "layers" / i), config, init))
+            .map(|i| DecoderLayer::new(&(&model / "layers" / i), &shape, init))
             .collect();
-        let norm = llama_norm(&(&model / "norm"), config);
+        let norm = shape.rms_norm(&(&model / "norm"));
         let lm_head = (!config.tie_word_embeddings).then(|| {
             (&root / "lm_head").var("weight", &[config.vocab_size, config.hidden_size], init)
         });
         vs.freeze();
         Llama {
-            rotary: Rotary::new(config, device),
+            rotary: RotaryEmbedding::new(config.head_dim, config.rope_theta, device),
             config: config.clone(),
             vs,
             embed_tokens,
@@ -525,7 +594,7 @@ impl CausalLm for Llama {
         } else {
             0.0
         };
-        let step = Step {
+        let step = DecoderStep {
             bias: &bias,
             cos: &cos,
             sin: &sin,
@@ -552,209 +621,6 @@ impl CausalLm for Llama {
 
     fn pad_token_id(&self) -> i64 {
         self.config.pad_token_id.unwrap_or(self.config.eos_token_id)
-    }
-}
-
-/// What every layer of one forward shares.
-struct Step<'a> {
-    /// Additive attention mask `[b, 1, t, past + t]`.
-    bias: &'a Tensor,
-    /// Rotary cosines and sines `[b, t, head_dim]`, in the model's kind.
-    cos: &'a Tensor,
-    sin: &'a Tensor,
-    dropout: f64,
-}
-
-/// Rotary position embedding (the default kind): angle `position · inv_freq[i]`, `inv_freq = 1 / θ^(2i/dim)`.
-struct Rotary {
-    /// `[head_dim / 2]`, fp32 whatever the weights' kind (transformers keeps this buffer fp32 when loading bf16).
-    inv_freq: Tensor,
-}
-
-impl Rotary {
-    fn new(config: &LlamaConfig, device: Device) -> Self {
-        let dim = config.head_dim;
-        // As transformers: exponents in fp32 from integer steps, then `theta ** x` and its reciprocal in fp32.
-        let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Int64, device))
-            .to_kind(Kind::Float)
-            / dim as f64;
-        let inv_freq = Tensor::pow_scalar(config.rope_theta, &exponents).reciprocal();
-        Rotary { inv_freq }
-    }
-
-    /// `position_ids` `[b, t]` → (cos, sin) `[b, t, head_dim]` in `kind`, the half-angles repeated as
-    /// `cat(freqs, freqs)` to match `rotate_half`.
-    fn forward(&self, position_ids: &Tensor, kind: Kind) -> (Tensor, Tensor) {
-        // Each angle is one fp32 product, as transformers' (inv_freq ⊗ positions) matmul with an inner size of 1.
-        let freqs = position_ids.to_kind(Kind::Float).unsqueeze(-1) * &self.inv_freq;
-        let emb = Tensor::cat(&[&freqs, &freqs], -1);
-        (emb.cos().to_kind(kind), emb.sin().to_kind(kind))
-    }
-
-    /// `x·cos + rotate_half(x)·sin` for `x` `[b, heads, t, head_dim]`, where `rotate_half` = `[−x₂, x₁]`.
-    fn apply(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
-        let half = x.size()[3] / 2;
-        let rotated = Tensor::cat(&[-x.narrow(3, half, half), x.narrow(3, 0, half)], 3);
-        x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)
-    }
-}
-
-/// `nn.Linear`: weight `[out, in]`, optional bias.
-struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    fn new(p: &VarPath, input: i64, output: i64, bias: bool, init: Init) -> Self {
-        Linear {
-            weight: p.var("weight", &[output, input], init),
-            bias: bias.then(|| p.var("bias", &[output], Init::Const(0.0))),
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, self.bias.as_ref())
-    }
-}
-
-/// Llama's RMS norm: the normalised states cast back to the input's kind, then scaled.
-fn llama_norm(p: &VarPath, config: &LlamaConfig) -> RmsNorm {
-    RmsNorm::new(
-        p,
-        config.hidden_size,
-        config.rms_norm_eps,
-        NormCast::ToInput,
-    )
-}
-
-/// Self-attention with grouped key/value heads and rotary positions.
-struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
-    heads: i64,
-    kv_heads: i64,
-    head_dim: i64,
-    /// `head_dim^-½`, applied to the scores as transformers' eager path does.
-    scaling: f64,
-}
-
-impl Attention {
-    fn new(p: &VarPath, config: &LlamaConfig, init: Init) -> Self {
-        let (d, hd, bias) = (config.hidden_size, config.head_dim, config.attention_bias);
-        let (q_out, kv_out) = (
-            config.num_attention_heads * hd,
-            config.num_key_value_heads * hd,
-        );
-        Attention {
-            q_proj: Linear::new(&(p / "q_proj"), d, q_out, bias, init),
-            k_proj: Linear::new(&(p / "k_proj"), d, kv_out, bias, init),
-            v_proj: Linear::new(&(p / "v_proj"), d, kv_out, bias, init),
-            o_proj: Linear::new(&(p / "o_proj"), q_out, d, bias, init),
-            heads: config.num_attention_heads,
-            kv_heads: config.num_key_value_heads,
-            head_dim: hd,
-            scaling: (hd as f64).powf(-0.5),
-        }
-    }
-
-    /// `[b, t, heads · head_dim]` → `[b, heads, t, head_dim]`.
-    fn split_heads(&self, x: &Tensor, heads: i64) -> Tensor {
-        let (b, t) = (x.size()[0], x.size()[1]);
-        x.view([b, t, heads, self.head_dim]).transpose(1, 2)
-    }
-
-    /// Each key/value head repeated for the query heads it serves (transformers' `repeat_kv`: head `h` uses
-    /// key/value head `h / groups`).
-    fn repeat_kv(&self, x: &Tensor) -> Tensor {
-        let groups = self.heads / self.kv_heads;
-        if groups == 1 {
-            return x.shallow_clone();
-        }
-        let s = x.size();
-        x.unsqueeze(2)
-            .expand([s[0], s[1], groups, s[2], s[3]], false)
-            .reshape([s[0], s[1] * groups, s[2], s[3]])
-    }
-
-    fn forward(&self, x: &Tensor, step: &Step, cache: Option<(&mut KvCache, usize)>) -> Tensor {
-        let q = self.split_heads(&self.q_proj.forward(x), self.heads);
-        let k = self.split_heads(&self.k_proj.forward(x), self.kv_heads);
-        let v = self.split_heads(&self.v_proj.forward(x), self.kv_heads);
-        let q = Rotary::apply(&q, step.cos, step.sin);
-        let k = Rotary::apply(&k, step.cos, step.sin);
-        // The cache holds rotated keys, before the repeat (as transformers' DynamicCache).
-        let (k, v) = match cache {
-            Some((cache, layer)) => cache.append(layer, k, v),
-            None => (k, v),
-        };
-        let (k, v) = (self.repeat_kv(&k), self.repeat_kv(&v));
-        let scores = q.matmul(&k.transpose(2, 3)) * self.scaling + step.bias;
-        let weights = scores
-            .softmax(-1, at_least_fp32(scores.kind()))
-            .to_kind(q.kind())
-            .dropout(step.dropout, step.dropout > 0.0);
-        let out = weights.matmul(&v).transpose(1, 2);
-        let (b, t) = (out.size()[0], out.size()[1]);
-        self.o_proj
-            .forward(&out.reshape([b, t, self.heads * self.head_dim]))
-    }
-}
-
-/// SwiGLU: `down(silu(gate(x)) ⊙ up(x))`.
-struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
-}
-
-impl Mlp {
-    fn new(p: &VarPath, config: &LlamaConfig, init: Init) -> Self {
-        let (d, ff, bias) = (
-            config.hidden_size,
-            config.intermediate_size,
-            config.mlp_bias,
-        );
-        Mlp {
-            gate_proj: Linear::new(&(p / "gate_proj"), d, ff, bias, init),
-            up_proj: Linear::new(&(p / "up_proj"), d, ff, bias, init),
-            down_proj: Linear::new(&(p / "down_proj"), ff, d, bias, init),
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        let hidden = self.gate_proj.forward(x).silu() * self.up_proj.forward(x);
-        self.down_proj.forward(&hidden)
-    }
-}
-
-/// Pre-norm block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
-struct DecoderLayer {
-    input_layernorm: RmsNorm,
-    self_attn: Attention,
-    post_attention_layernorm: RmsNorm,
-    mlp: Mlp,
-}
-
-impl DecoderLayer {
-    fn new(p: &VarPath, config: &LlamaConfig, init: Init) -> Self {
-        DecoderLayer {
-            input_layernorm: llama_norm(&(p / "input_layernorm"), config),
-            self_attn: Attention::new(&(p / "self_attn"), config, init),
-            post_attention_layernorm: llama_norm(&(p / "post_attention_layernorm"), config),
-            mlp: Mlp::new(&(p / "mlp"), config, init),
-        }
-    }
-
-    fn forward(&self, x: &Tensor, step: &Step, cache: Option<(&mut KvCache, usize)>) -> Tensor {
-        let attended = self
-            .self_attn
-            .forward(&self.input_layernorm.forward(x), step, cache);
-        let x = x + attended;
-        let out = self.mlp.forward(&self.post_attention_layernorm.forward(&x));
-        x + out
     }
 }
 

@@ -1,13 +1,16 @@
 //! The backbone registry: each kind of backbone declares, in one [`BackboneKind`] beside its model code, the
-//! `model_type`s it loads, its loader, its architecture, its tiny random model and its benchmark shapes.
-//! [`crate::BACKBONES`] lists the kinds, one line each; everything that loads, builds or names a backbone goes
-//! through the functions here, so nothing outside this crate matches on a `model_type`.
+//! `model_type`s it loads, its loader, its architecture, its tiny random model and its benchmark shapes; a backbone
+//! that reads visual features after a kind's text (CLIP-T5) declares a [`VisionLanguageKind`] the same way.
+//! [`crate::BACKBONES`] and [`crate::VISION_LANGUAGE_BACKBONES`] list them, one line each; everything that loads,
+//! builds or names a backbone goes through the functions here, so nothing outside this crate matches on a
+//! `model_type`. This module names no kind: the kinds depend on it, not it on them.
 
 use std::path::Path;
 
 use tch::Device;
 
-use crate::{Architecture, Backbone, ModelError, BACKBONES};
+use crate::checkpoint::{self, CONFIG_FILE};
+use crate::{Architecture, Backbone, ModelError, BACKBONES, VISION_LANGUAGE_BACKBONES};
 
 /// Loads a Hugging Face folder as a backbone.
 pub type LoadFn = fn(&Path, Device) -> Result<Box<dyn Backbone>, ModelError>;
@@ -25,16 +28,31 @@ pub struct BackboneKind {
     pub supported: &'static str,
     /// The `model_type`s of `config.json` it loads.
     pub model_types: &'static [&'static str],
+    /// A `config.json` without a `model_type` is this kind's (early T5 exports wrote none); one kind at most says
+    /// so.
+    pub reads_untyped_configs: bool,
+    /// The `config.json` key of the model's width d ("d_model", "n_embd", "hidden_size"), for [`hidden_size_of`].
+    pub hidden_size_key: &'static str,
     pub architecture: Architecture,
     /// Loads a Hugging Face folder of this kind.
     pub load: LoadFn,
-    /// The backbone reading visual features (CLIP-T5 on T5), for kinds that can.
-    pub vision_language: Option<VisionLanguageFn>,
     pub tiny: TinyRecipe,
     /// The released sizes benchmarks build with random weights, by name ("t5-small", "llama-2-7b").
     pub shapes: &'static [&'static str],
     /// The config of one of `shapes`.
     pub shape: fn(&str) -> Result<Box<dyn ModelShape>, ModelError>,
+}
+
+/// A backbone that reads visual features after the text of a [`BackboneKind`]'s folder (CLIP-T5 on T5).
+pub struct VisionLanguageKind {
+    /// How people call it ("CLIP-T5").
+    pub label: &'static str,
+    /// The [`BackboneKind::name`] of the folders it loads ("t5").
+    pub text_kind: &'static str,
+    /// How people call that kind ("T5"), for messages.
+    pub text_label: &'static str,
+    /// Loads such a folder as this backbone.
+    pub load: VisionLanguageFn,
 }
 
 /// The visual features a vision-language backbone will read: `tokens` per image, each `width` wide. Its visual
@@ -70,6 +88,26 @@ pub struct TinyModel<'a> {
     pub seed: i64,
 }
 
+impl<'a> TinyModel<'a> {
+    /// The `tokenizer.json` asked for, refused when absent (decoder-only models have no vocabulary of their own:
+    /// its size and end-of-sequence id come from the tokenizer).
+    pub fn required_tokenizer(&self) -> Result<&'a Path, ModelError> {
+        self.tokenizer.ok_or_else(|| {
+            ModelError::Input(
+                "a tiny decoder-only model needs a tokenizer.json: its vocabulary size and end-of-sequence id come \
+                 from it"
+                    .into(),
+            )
+        })
+    }
+}
+
+/// `initializer_range` of the tiny decoder-only models, ten times transformers' 0.02. Their output layer is a
+/// `[vocab, d]` matrix of that standard deviation applied to a normalised state of norm √d, so one logit can move by
+/// about `std · d` at most: 0.6 at d = 32 and std 0.02, which keeps the loss near ln 50 257 ≈ 10.8 whatever the
+/// adapter learns; at 0.2 a short test run shows the loss falling (≈ 12 to 9 in 30 steps on RTE).
+pub const TINY_INITIALIZER_RANGE: f64 = 0.2;
+
 /// A model's config as a benchmark needs it: enough to size the adapter and draw inputs before anything is
 /// built, then the model with random weights (time and memory do not depend on the weights).
 pub trait ModelShape {
@@ -95,21 +133,48 @@ pub fn by_name(name: &str) -> Result<&'static BackboneKind, ModelError> {
         })
 }
 
-/// The kind of the Hugging Face folder `dir` (`model_type` in its `config.json`; a config without one is T5's,
-/// as early T5 exports wrote none).
+/// The kind of the Hugging Face folder `dir` (`model_type` in its `config.json`; a config without one is the kind
+/// that [`BackboneKind::reads_untyped_configs`], T5).
 pub fn kind_of(dir: &Path) -> Result<&'static BackboneKind, ModelError> {
-    let (path, config) = crate::checkpoint::read_config(dir)?;
+    let (path, config) = checkpoint::read_config(dir)?;
+    kind_of_config(path, &config)
+}
+
+/// The kind a `config.json` (read from `path`) describes.
+fn kind_of_config(
+    path: std::path::PathBuf,
+    config: &serde_json::Value,
+) -> Result<&'static BackboneKind, ModelError> {
     let model_type = config.get("model_type").and_then(|v| v.as_str());
-    let model_type = model_type.unwrap_or(crate::t5::MODEL_TYPE);
-    BACKBONES
-        .iter()
-        .copied()
-        .find(|k| k.model_types.contains(&model_type))
-        .ok_or_else(|| ModelError::UnknownModelType {
+    let found = match model_type {
+        Some(model_type) => BACKBONES
+            .iter()
+            .find(|k| k.model_types.contains(&model_type)),
+        None => BACKBONES.iter().find(|k| k.reads_untyped_configs),
+    };
+    found.copied().ok_or_else(|| ModelError::UnknownModelType {
+        path,
+        model_type: model_type.unwrap_or_default().to_string(),
+        supported: supported(),
+        hint: " (CLIP-T5 is a T5 folder plus a feature file: the `features` key of an experiment config)",
+    })
+}
+
+/// The width d of the model in the Hugging Face folder `dir`, read from its `config.json` under the key its kind
+/// names ([`BackboneKind::hidden_size_key`]) without loading any weights (the budget arithmetic needs it).
+pub fn hidden_size_of(dir: &Path) -> Result<i64, ModelError> {
+    let (path, config) = checkpoint::read_config(dir)?;
+    let kind = kind_of_config(path.clone(), &config)?;
+    let key = kind.hidden_size_key;
+    config
+        .get(key)
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| ModelError::Config {
             path,
-            model_type: model_type.to_string(),
-            supported: supported(),
-            hint: " (CLIP-T5 is a T5 folder plus a feature file: the `features` key of an experiment config)",
+            message: format!(
+                "`{key}` (the width of a {} model) is missing or not an integer",
+                kind.label
+            ),
         })
 }
 
@@ -136,14 +201,16 @@ pub fn load_vision_language(
     visual: VisualInput,
 ) -> Result<Box<dyn Backbone>, ModelError> {
     let kind = kind_of(dir)?;
-    let Some(load) = kind.vision_language else {
-        let readers: Vec<&str> = BACKBONES
+    let Some(reader) = VISION_LANGUAGE_BACKBONES
+        .iter()
+        .find(|vl| vl.text_kind == kind.name)
+    else {
+        let readers: Vec<&str> = VISION_LANGUAGE_BACKBONES
             .iter()
-            .filter(|k| k.vision_language.is_some())
-            .map(|k| k.label)
+            .map(|vl| vl.text_label)
             .collect();
         return Err(ModelError::Config {
-            path: dir.join(crate::checkpoint::CONFIG_FILE),
+            path: dir.join(CONFIG_FILE),
             message: format!(
                 "a vision-language run (`features` set) needs a {} model folder for CLIP-T5, got model_type {:?}",
                 readers.join(" or "),
@@ -151,7 +218,7 @@ pub fn load_vision_language(
             ),
         });
     };
-    load(dir, device, visual)
+    (reader.load)(dir, device, visual)
 }
 
 /// Every benchmark shape's name, kind by kind.
@@ -220,5 +287,58 @@ mod tests {
                 assert!(seen.insert(*model_type), "{model_type} claimed twice");
             }
         }
+        let untyped: Vec<&str> = BACKBONES
+            .iter()
+            .filter(|k| k.reads_untyped_configs)
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(untyped, ["t5"], "configs without a model_type are T5's");
+        for reader in VISION_LANGUAGE_BACKBONES {
+            let text = by_name(reader.text_kind).unwrap();
+            assert_eq!(reader.text_label, text.label, "{}", reader.label);
+        }
+    }
+
+    /// Every kind's width is read from its own config key, and a folder without a readable one is an error
+    /// (callers that may run before the folder exists treat it as "not known yet").
+    #[test]
+    fn hidden_size_is_read_under_each_kinds_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, config: serde_json::Value| {
+            let folder = dir.path().join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join(CONFIG_FILE), config.to_string()).unwrap();
+            folder
+        };
+        // Every other width key is present too, set wrong, so that only the kind's own key can give 48.
+        let widths = |key: &str| {
+            let mut config = serde_json::json!({"d_model": 1, "n_embd": 2, "hidden_size": 3});
+            config[key] = 48.into();
+            config
+        };
+        for kind in BACKBONES {
+            let mut config = widths(kind.hidden_size_key);
+            config["model_type"] = kind.model_types[0].into();
+            assert_eq!(
+                hidden_size_of(&write(kind.name, config)).unwrap(),
+                48,
+                "{}",
+                kind.name
+            );
+        }
+        let untyped = write("untyped", widths("d_model"));
+        assert_eq!(hidden_size_of(&untyped).unwrap(), 48);
+        let missing = write(
+            "no-width",
+            serde_json::json!({"model_type": "gpt2", "d_model": 8}),
+        );
+        let err = hidden_size_of(&missing).unwrap_err().to_string();
+        assert!(err.contains("n_embd") && err.contains("GPT-2"), "{err}");
+        assert!(hidden_size_of(&dir.path().join("absent")).is_err());
+        let unknown = write(
+            "bert",
+            serde_json::json!({"model_type": "bert", "hidden_size": 8}),
+        );
+        assert!(hidden_size_of(&unknown).is_err());
     }
 }

@@ -113,6 +113,27 @@ impl TextTokenizer {
     }
 }
 
+/// The end-of-sequence token of a `tokenizer.json`: the first of `<|endoftext|>` (GPT-2), `</s>` (T5, Llama 1–2),
+/// `<|end_of_text|>` (Llama 3) and `<eos>` (Gemma) that it has.
+pub fn end_of_text_id(tokenizer_json: &Path) -> Result<i64, ModelError> {
+    const CANDIDATES: [&str; 4] = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>"];
+    let tokenizer = Tokenizer::from_file(tokenizer_json).map_err(|e| ModelError::Tokenizer {
+        path: tokenizer_json.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    CANDIDATES
+        .iter()
+        .find_map(|token| tokenizer.token_to_id(token))
+        .map(i64::from)
+        .ok_or_else(|| ModelError::Tokenizer {
+            path: tokenizer_json.to_path_buf(),
+            message: format!(
+                "no end-of-sequence token (looked for {}); a decoder-only model needs one",
+                CANDIDATES.join(", ")
+            ),
+        })
+}
+
 /// transformers' `clean_up_tokenization` (4.26.1, `tokenization_utils_base.py`), which `decode` and `batch_decode`
 /// apply by default there: spaces before `.`, `?`, `!`, `,` and English contractions are removed, in this order.
 /// T5 answers are stored with punctuation padded by spaces (`pad_punctuation`), so this changes them: `don ' t`

@@ -1,6 +1,16 @@
 //! Layers and numeric helpers more than one backbone uses: the fp32 upcast of 16-bit computations, the additive
-//! attention masks, and RMS norm (T5 and Llama). Each model file builds its blocks from these, so a fix here
-//! reaches every backbone at once.
+//! attention masks and RMS norm (T5 and Llama), here; `nn.Linear` ([`Linear`]), rotary positions
+//! ([`RotaryEmbedding`]) and the Llama-family decoder block ([`decoder`]: grouped-query attention, SwiGLU, the
+//! pre-norm layer) in their own files. Each model file builds its blocks from these, so a fix here reaches every
+//! backbone at once, and a new model of a known family is its config and its top-level module only.
+
+pub mod decoder;
+mod linear;
+mod rotary;
+
+pub use decoder::{DecoderLayer, DecoderLayerShape, DecoderStep, GroupedQueryAttention, SwiGlu};
+pub use linear::Linear;
+pub use rotary::RotaryEmbedding;
 
 use tch::nn::{Init, Path as VarPath};
 use tch::{Device, Kind, Tensor};
