@@ -85,33 +85,107 @@ pub struct FeaturesBenchArgs {
 /// A folder removed when dropped, also on an error.
 struct Scratch(PathBuf);
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+impl Scratch {
+    /// This process's scratch folder (the pid keeps concurrent runs apart).
+    fn create() -> Result<Self> {
+        let scratch = Scratch(
+            std::env::temp_dir().join(format!("dept-bench-features-{}", std::process::id())),
+        );
+        std::fs::create_dir_all(&scratch.0)
+            .map_err(|e| BenchError::io("creating", &scratch.0, e))?;
+        Ok(scratch)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 }
 
+/// How many parts are timed: the rows of the table, in this order on both sides.
+const PARTS: usize = 5;
+
+/// The table's row names, in the order [`DeptSide::time_parts`] and [`PyTorch::time_parts`] return their times.
+fn part_names(workers: usize) -> [String; PARTS] {
+    [
+        format!("(a) preprocessing: decode, resize, crop, normalise (dept on {workers} threads, PyTorch 1 process)"),
+        "(a) preprocessing, both on 1 thread".to_string(),
+        "(b) tower forward (PyTorch: eager attention)".to_string(),
+        "(b) tower forward (PyTorch: sdpa attention, its default)".to_string(),
+        "(c) whole extraction into a safetensors file (PyTorch: sdpa)".to_string(),
+    ]
+}
+
+/// Prepares both sides, measures them interleaved, then prints the table and the agreement check.
 pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
-    ensure!(
-        args.batch_size > 0 && args.repeats > 0 && args.count > 0,
-        "--batch-size, --repeats and --count must be positive"
-    );
-    if cfg!(debug_assertions) {
-        tracing::warn!(
-            "this dept is a debug build: its image decoding and resizing (Rust code, unoptimised) run many times \
-             slower than in a release build, so (a) and (c) say nothing; build with `cargo build --release`"
+    // Declared first, so dropped last: the scratch folder outlives everything that reads from it, on an error too.
+    let setup = Setup::prepare(args)?;
+    let inputs = Inputs::prepare(args, &setup)?;
+    let dept = DeptSide::load(args, &setup, &inputs)?;
+    let mut pytorch = PyTorch::start_on(&setup, &inputs.model_dir, &dept.batches)?;
+    let theirs_out = setup.scratch.join("transformers.safetensors");
+    let times = measure(args, &dept, &mut pytorch, &theirs_out)?;
+    // The agreement check's inputs are sent before the PyTorch side quits; its answer is read after the table.
+    let check_out = pytorch.check(&setup.scratch, &dept.pixels[0])?;
+    let versions = pytorch.quit();
+    print_header(args, &setup, &inputs, &dept, &versions);
+    print_table(inputs.images.len(), dept.workers, &times);
+    print_agreement(args, &dept, &check_out, &theirs_out)
+}
+
+/// What the run stands on, settled before any image or model is made: the arguments checked, the device and the
+/// threads both sides use, the python and its script in a scratch folder.
+struct Setup {
+    device: Device,
+    /// The same device in PyTorch's spelling.
+    python_device: String,
+    python: PathBuf,
+    /// Intra-op threads of torch, the same on both sides.
+    threads: i32,
+    scratch: Scratch,
+    script: PathBuf,
+}
+
+impl Setup {
+    fn prepare(args: &FeaturesBenchArgs) -> Result<Self> {
+        ensure!(
+            args.batch_size > 0 && args.repeats > 0 && args.count > 0,
+            "--batch-size, --repeats and --count must be positive"
         );
+        if cfg!(debug_assertions) {
+            tracing::warn!(
+                "this dept is a debug build: its image decoding and resizing (Rust code, unoptimised) run many \
+                 times slower than in a release build, so (a) and (c) say nothing; build with `cargo build --release`"
+            );
+        }
+        if let Some(threads) = args.threads {
+            ensure!(threads > 0, "--threads must be positive");
+            tch::set_num_threads(threads);
+        }
+        let device = dept_train::device::resolve_device(&args.device)?;
+        let python_device = match device {
+            Device::Cpu => "cpu".to_string(),
+            Device::Cuda(i) => format!("cuda:{i}"),
+            other => bail!("device {other:?}: the benchmark runs on cpu or cuda"),
+        };
+        check_folders(args)?;
+        let python = python(args.python.as_deref())?;
+        let threads = tch::get_num_threads();
+        let scratch = Scratch::create()?;
+        let script = scratch.join("bench_features.py");
+        std::fs::write(&script, SCRIPT).map_err(|e| BenchError::io("writing", &script, e))?;
+        Ok(Setup {
+            device,
+            python_device,
+            python,
+            threads,
+            scratch,
+            script,
+        })
     }
-    if let Some(threads) = args.threads {
-        ensure!(threads > 0, "--threads must be positive");
-        tch::set_num_threads(threads);
-    }
-    let device = dept_train::device::resolve_device(&args.device)?;
-    let python_device = match device {
-        Device::Cpu => "cpu".to_string(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => bail!("device {other:?}: the benchmark runs on cpu or cuda"),
-    };
+}
+
+/// A given --model or --images must be a folder: said before the python is even looked for.
+fn check_folders(args: &FeaturesBenchArgs) -> Result<()> {
     if let Some(dir) = &args.model {
         ensure!(
             dir.is_dir(),
@@ -127,184 +201,232 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
             dir.display()
         );
     }
-    let python = python(args.python.as_deref())?;
-    let threads = tch::get_num_threads();
-    let scratch =
-        Scratch(std::env::temp_dir().join(format!("dept-bench-features-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0).map_err(|e| BenchError::io("creating", &scratch.0, e))?;
-    let script = scratch.0.join("bench_features.py");
-    std::fs::write(&script, SCRIPT).map_err(|e| BenchError::io("writing", &script, e))?;
+    Ok(())
+}
 
-    let (image_dir, images_label) = match &args.images {
-        Some(dir) => (dir.clone(), dir.display().to_string()),
-        None => {
-            let dir = scratch.0.join("images");
-            make_images(&python, &script, &dir, args.count, args.format)?;
-            (
-                dir,
-                format!("generated {}", args.format.name().to_uppercase()),
-            )
-        }
-    };
-    let images = list_images(&image_dir)?;
-    ensure!(
-        !images.is_empty(),
-        "{}: no .jpg, .jpeg or .png files",
-        image_dir.display()
-    );
+/// The images and the CLIP folder both sides read, given or made in the scratch folder, with the names the report
+/// gives them.
+struct Inputs {
+    images: Vec<ImageFile>,
+    images_label: String,
+    model_dir: PathBuf,
+    model_label: String,
+}
 
-    let (model_dir, model_label) = match &args.model {
-        Some(dir) => (dir.clone(), dir.display().to_string()),
-        None => {
-            let dir = scratch.0.join("clip-vit-b32-random");
-            write_random_vit_b32(&dir)?;
-            (dir, "ViT-B/32 shape, random weights".to_string())
-        }
-    };
-    let extractor = Extractor::load(
-        &model_dir,
-        device,
-        FeatureOptions::default(),
-        args.batch_size,
-    )
-    .with_context(|| format!("loading the CLIP vision tower of {}", model_dir.display()))?;
-    let processor = ClipImageProcessor::from_model_dir(&model_dir)?;
-    let clip = extractor.clip();
-    let parameters: i64 = clip
-        .var_store()
-        .variables()
-        .values()
-        .map(Tensor::numel)
-        .map(|n| n as i64)
-        .sum();
-    let workers = rayon_threads();
-    let batches: Vec<&[ImageFile]> = images.chunks(args.batch_size).collect();
-
-    // Untimed: image sizes, and dept's pixel values for the forward-only part.
-    let sizes = image_sizes(&images)?;
-    let pixels: Vec<Tensor> = batches
-        .iter()
-        .map(|batch| preprocess(&processor, batch, workers))
-        .collect::<Result<_>>()?;
-
-    let batch_file = scratch.0.join("batches.json");
-    let listing: Vec<Vec<[String; 2]>> = batches
-        .iter()
-        .map(|batch| {
-            batch
-                .iter()
-                .map(|i| [i.id.clone(), i.path.to_string_lossy().into_owned()])
-                .collect()
+impl Inputs {
+    fn prepare(args: &FeaturesBenchArgs, setup: &Setup) -> Result<Self> {
+        let (image_dir, images_label) = match &args.images {
+            Some(dir) => (dir.clone(), dir.display().to_string()),
+            None => {
+                let dir = setup.scratch.join("images");
+                make_images(&setup.python, &setup.script, &dir, args.count, args.format)?;
+                (
+                    dir,
+                    format!("generated {}", args.format.name().to_uppercase()),
+                )
+            }
+        };
+        let images = list_images(&image_dir)?;
+        ensure!(
+            !images.is_empty(),
+            "{}: no .jpg, .jpeg or .png files",
+            image_dir.display()
+        );
+        let (model_dir, model_label) = match &args.model {
+            Some(dir) => (dir.clone(), dir.display().to_string()),
+            None => {
+                let dir = setup.scratch.join("clip-vit-b32-random");
+                write_random_vit_b32(&dir)?;
+                (dir, "ViT-B/32 shape, random weights".to_string())
+            }
+        };
+        Ok(Inputs {
+            images,
+            images_label,
+            model_dir,
+            model_label,
         })
-        .collect();
-    std::fs::write(&batch_file, serde_json::to_string(&listing)?)
-        .map_err(|e| BenchError::io("writing", &batch_file, e))?;
-    let mut pytorch = PyTorch::start(
-        &python,
-        &script,
-        &model_dir,
-        &batch_file,
-        threads,
-        &python_device,
-    )?;
+    }
+}
 
-    let ours_out = scratch.0.join("dept.safetensors");
-    let theirs_out = scratch.0.join("transformers.safetensors");
-    let names = [
-        format!("(a) preprocessing: decode, resize, crop, normalise (dept on {workers} threads, PyTorch 1 process)"),
-        "(a) preprocessing, both on 1 thread".to_string(),
-        "(b) tower forward (PyTorch: eager attention)".to_string(),
-        "(b) tower forward (PyTorch: sdpa attention, its default)".to_string(),
-        "(c) whole extraction into a safetensors file (PyTorch: sdpa)".to_string(),
-    ];
-    let mut ours: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+/// dept's side: the extractor (which holds the tower) and the processor, with what is prepared untimed before the
+/// first repeat.
+struct DeptSide<'a> {
+    extractor: Extractor,
+    processor: ClipImageProcessor,
+    device: Device,
+    images: &'a [ImageFile],
+    batches: Vec<&'a [ImageFile]>,
+    /// dept's pixel values of each batch, for the forward-only part (and batch 0 for the agreement check).
+    pixels: Vec<Tensor>,
+    /// The threads the preprocessing runs on, as `Extractor::run` runs it.
+    workers: usize,
+    parameters: i64,
+    /// The images' sizes, as the report's header says them.
+    image_sizes: String,
+    /// Where (c) writes dept's feature file.
+    out: PathBuf,
+}
+
+impl<'a> DeptSide<'a> {
+    fn load(args: &FeaturesBenchArgs, setup: &Setup, inputs: &'a Inputs) -> Result<Self> {
+        let model_dir = &inputs.model_dir;
+        let extractor = Extractor::load(
+            model_dir,
+            setup.device,
+            FeatureOptions::default(),
+            args.batch_size,
+        )
+        .with_context(|| format!("loading the CLIP vision tower of {}", model_dir.display()))?;
+        let processor = ClipImageProcessor::from_model_dir(model_dir)?;
+        let parameters: i64 = extractor
+            .clip()
+            .var_store()
+            .variables()
+            .values()
+            .map(Tensor::numel)
+            .map(|n| n as i64)
+            .sum();
+        let workers = rayon_threads();
+        let batches: Vec<&[ImageFile]> = inputs.images.chunks(args.batch_size).collect();
+        // Untimed: image sizes, and dept's pixel values for the forward-only part.
+        let image_sizes = image_sizes(&inputs.images)?;
+        let pixels: Vec<Tensor> = batches
+            .iter()
+            .map(|batch| preprocess(&processor, batch, workers))
+            .collect::<Result<_>>()?;
+        Ok(DeptSide {
+            extractor,
+            processor,
+            device: setup.device,
+            images: &inputs.images,
+            batches,
+            pixels,
+            workers,
+            parameters,
+            image_sizes,
+            out: setup.scratch.join("dept.safetensors"),
+        })
+    }
+
+    fn clip(&self) -> &ClipVision {
+        self.extractor.clip()
+    }
+
+    /// One repeat of every part, in [`part_names`] order (milliseconds). dept's tower has one attention, so its
+    /// forward time stands against both of PyTorch's.
+    fn time_parts(&self) -> Result<[f64; PARTS]> {
+        let (device, batches, processor) = (self.device, &self.batches, &self.processor);
+        let workers = time_ms(device, || {
+            batches
+                .iter()
+                .try_for_each(|b| preprocess(processor, b, self.workers).map(drop))
+        })?;
+        let one_thread = time_ms(device, || {
+            batches
+                .iter()
+                .try_for_each(|b| preprocess(processor, b, 1).map(drop))
+        })?;
+        let forward = time_ms(device, || {
+            self.pixels
+                .iter()
+                .try_for_each(|p| self.clip().forward(p).map(drop).map_err(Into::into))
+        })?;
+        let full = time_ms(device, || {
+            // Each repeat writes the file anew, as a first extraction does.
+            let _ = std::fs::remove_file(&self.out);
+            let _ = std::fs::remove_dir_all(parts_dir(&self.out));
+            self.extractor.run(self.images, &self.out, &mut |_, _| {})?;
+            Ok(())
+        })?;
+        Ok([workers, one_thread, forward, forward, full])
+    }
+}
+
+/// Each part's times over the timed repeats, one list per part in [`part_names`] order, for each side.
+struct Times {
+    ours: Vec<Vec<f64>>,
+    theirs: Vec<Vec<f64>>,
+}
+
+/// Warm-up then timed repeats, the two sides interleaved repeat by repeat.
+fn measure(
+    args: &FeaturesBenchArgs,
+    dept: &DeptSide,
+    pytorch: &mut PyTorch,
+    theirs_out: &Path,
+) -> Result<Times> {
+    let mut times = Times {
+        ours: vec![Vec::new(); PARTS],
+        theirs: vec![Vec::new(); PARTS],
+    };
+    let record = |list: &mut Vec<Vec<f64>>, ms: [f64; PARTS]| {
+        for (part, v) in list.iter_mut().zip(ms) {
+            part.push(v);
+        }
+    };
     for repeat in 0..args.warmup + args.repeats {
         let timed = repeat >= args.warmup;
         // The side that goes first alternates, so that neither always runs on a machine the other just warmed.
         for side in 0..2 {
             if (side + repeat) % 2 == 0 {
-                let ms = [
-                    time_ms(device, || {
-                        batches
-                            .iter()
-                            .try_for_each(|b| preprocess(&processor, b, workers).map(drop))
-                    })?,
-                    time_ms(device, || {
-                        batches
-                            .iter()
-                            .try_for_each(|b| preprocess(&processor, b, 1).map(drop))
-                    })?,
-                    time_ms(device, || {
-                        pixels
-                            .iter()
-                            .try_for_each(|p| clip.forward(p).map(drop).map_err(Into::into))
-                    })?,
-                ];
-                let full = time_ms(device, || {
-                    let _ = std::fs::remove_file(&ours_out);
-                    let _ = std::fs::remove_dir_all(parts_dir(&ours_out));
-                    extractor.run(&images, &ours_out, &mut |_, _| {})?;
-                    Ok(())
-                })?;
+                let ms = dept.time_parts()?;
                 if timed {
-                    for (i, v) in [ms[0], ms[1], ms[2], ms[2], full].into_iter().enumerate() {
-                        ours[i].push(v);
-                    }
+                    record(&mut times.ours, ms);
                 }
             } else {
-                let process = pytorch.timed(&["process"])?;
-                let eager = pytorch.timed(&["forward", "eager"])?;
-                let sdpa = pytorch.timed(&["forward", "sdpa"])?;
-                let full = pytorch.timed(&["full", "sdpa", &theirs_out.to_string_lossy()])?;
+                let ms = pytorch.time_parts(theirs_out)?;
                 if timed {
-                    for (i, v) in [process, process, eager, sdpa, full]
-                        .into_iter()
-                        .enumerate()
-                    {
-                        theirs[i].push(v);
-                    }
+                    record(&mut times.theirs, ms);
                 }
             }
         }
     }
+    Ok(times)
+}
 
-    let check_in = scratch.0.join("check-in.safetensors");
-    let check_out = scratch.0.join("check-out.safetensors");
-    Tensor::write_safetensors(&[("pixel_values", &pixels[0])], &check_in)?;
-    pytorch.request(&[
-        "check",
-        &check_in.to_string_lossy(),
-        &check_out.to_string_lossy(),
-    ])?;
-    let versions = (
-        pytorch.torch_version.clone(),
-        pytorch.transformers_version.clone(),
-    );
-    pytorch.quit();
-
-    let n = images.len() as f64;
+/// What was measured, on what, with which versions.
+fn print_header(
+    args: &FeaturesBenchArgs,
+    setup: &Setup,
+    inputs: &Inputs,
+    dept: &DeptSide,
+    versions: &Versions,
+) {
+    let config = dept.clip().config();
     println!(
-        "dept bench features: {} images ({images_label}, {}), CLIP {model_label} ({:.1}M parameters, {} layers, \
-         width {}, {} tokens per image), batch {}, {python_device}, {threads} torch threads on both sides; PyTorch \
-         {}, transformers {}; medians of {} repeats over all images after {} warm-up, the two sides interleaved",
-        images.len(),
-        sizes,
-        parameters as f64 / 1e6,
-        clip.config().num_hidden_layers,
-        clip.config().hidden_size,
-        clip.config().num_patches() + 1,
+        "dept bench features: {} images ({}, {}), CLIP {} ({:.1}M parameters, {} layers, width {}, {} tokens per \
+         image), batch {}, {}, {} torch threads on both sides; PyTorch {}, transformers {}; medians of {} repeats \
+         over all images after {} warm-up, the two sides interleaved",
+        inputs.images.len(),
+        inputs.images_label,
+        dept.image_sizes,
+        inputs.model_label,
+        dept.parameters as f64 / 1e6,
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.num_patches() + 1,
         args.batch_size,
-        versions.0,
-        versions.1,
+        setup.python_device,
+        setup.threads,
+        versions.torch,
+        versions.transformers,
         args.repeats,
         args.warmup
     );
+}
+
+/// The table of both sides' medians (throughput over all `images`), and what each side's parts consist of.
+fn print_table(images: usize, workers: usize, times: &Times) {
+    let n = images as f64;
     println!();
     println!("| part | dept: images/s (median ms, range) | PyTorch: images/s (median ms, range) | dept ÷ PyTorch (time) |");
     println!("|---|---|---|---|");
-    for (i, name) in names.iter().enumerate() {
-        let (o, t) = (Stats::of(ours[i].clone()), Stats::of(theirs[i].clone()));
+    for (i, name) in part_names(workers).iter().enumerate() {
+        let (o, t) = (
+            Stats::of(times.ours[i].clone()),
+            Stats::of(times.theirs[i].clone()),
+        );
         println!(
             "| {name} | {:.1} img/s ({:.0} ms, {:.0}–{:.0}) | {:.1} img/s ({:.0} ms, {:.0}–{:.0}) | {:.2} |",
             n / o.median * 1e3,
@@ -326,26 +448,46 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
          (b) `CLIPVisionModel` under `torch.no_grad()`, (c) both + `safetensors.torch.save_file` of the last hidden \
          state without the class token."
     );
+}
 
-    // Agreement.
-    let returned: BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(&check_out)?.into_iter().collect();
-    let get = |name: &str| {
-        returned.get(name).ok_or_else(|| {
+/// The tensors the PyTorch side wrote for the agreement check: its towers' states on dept's pixel values of batch
+/// 0 (`eager_on_ours`, `sdpa_on_ours`), its own pixel values of batch 0 and the processor's `image_std`.
+struct CheckFile(BTreeMap<String, Tensor>);
+
+impl CheckFile {
+    fn read(path: &Path) -> Result<Self> {
+        Ok(CheckFile(
+            Tensor::read_safetensors(path)?.into_iter().collect(),
+        ))
+    }
+
+    fn get(&self, name: &str) -> Result<&Tensor> {
+        self.0.get(name).ok_or_else(|| {
             BenchError::Python(format!("the PyTorch side's check file lacks `{name}`"))
         })
-    };
-    let ours_state = clip
-        .forward(&pixels[0])?
+    }
+}
+
+/// Agreement: the towers on the same pixel values (the --check), the two preprocessings, and the two feature files.
+fn print_agreement(
+    args: &FeaturesBenchArgs,
+    dept: &DeptSide,
+    check_out: &Path,
+    theirs_out: &Path,
+) -> Result<()> {
+    let returned = CheckFile::read(check_out)?;
+    let ours_state = dept
+        .clip()
+        .forward(&dept.pixels[0])?
         .last_hidden_state
         .to_device(Device::Cpu);
-    let eager = relative(&ours_state, get("eager_on_ours")?);
+    let eager = relative(&ours_state, returned.get("eager_on_ours")?);
     println!(
         "agreement on the same pixel values (dept's, batch 0: {} images fed to both towers): last_hidden_state max \
          |dept − transformers| / max |transformers| = {} (eager), {} (sdpa)",
-        batches[0].len(),
+        dept.batches[0].len(),
         show(eager),
-        show(relative(&ours_state, get("sdpa_on_ours")?))
+        show(relative(&ours_state, returned.get("sdpa_on_ours")?))
     );
     if let Some(tolerance) = args.check {
         ensure!(
@@ -353,24 +495,36 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
             "--check {tolerance}: dept's tower and transformers' differ by {eager:e} on the same pixel values"
         );
     }
-    let image_std = get("image_std")?.view([1, 3, 1, 1]);
-    let levels: Tensor = (&pixels[0] - get("pixels")?).abs() * image_std * 255.0;
+    print_pixel_agreement(dept, &returned)?;
+    print_feature_agreement(dept, theirs_out)
+}
+
+/// dept's pixel values of batch 0 against CLIPImageProcessor's, in levels of 255.
+fn print_pixel_agreement(dept: &DeptSide, returned: &CheckFile) -> Result<()> {
+    let image_std = returned.get("image_std")?.view([1, 3, 1, 1]);
+    let levels: Tensor = (&dept.pixels[0] - returned.get("pixels")?).abs() * image_std * 255.0;
     println!(
         "pixel values, dept's preprocessing vs CLIPImageProcessor's (batch 0): max difference {:.2} levels of 255, \
          mean {:.3}{}",
         levels.max().double_value(&[]),
         levels.mean(Kind::Float).double_value(&[]),
-        if batches[0].iter().any(|i| !is_png(&i.path)) {
+        if dept.batches[0].iter().any(|i| !is_png(&i.path)) {
             " (JPEG: the decoders differ, by up to 18 levels at sharp chroma edges; PNG decodes identically)"
         } else {
             ""
         }
     );
-    let store = FeatureStore::open(&ours_out)?;
+    Ok(())
+}
+
+/// The two feature files of (c), each side with its own preprocessing: the largest difference over all images,
+/// relative to the largest value.
+fn print_feature_agreement(dept: &DeptSide, theirs_out: &Path) -> Result<()> {
+    let store = FeatureStore::open(&dept.out)?;
     let theirs_features: BTreeMap<String, Tensor> =
-        Tensor::read_safetensors(&theirs_out)?.into_iter().collect();
+        Tensor::read_safetensors(theirs_out)?.into_iter().collect();
     let (mut worst, mut scale) = (0f64, 0f64);
-    for image in &images {
+    for image in dept.images {
         let a = store.get(&image.id)?;
         let b = theirs_features.get(&image.id).ok_or_else(|| {
             BenchError::Python(format!("transformers' feature file lacks `{}`", image.id))
@@ -381,7 +535,7 @@ pub fn run(args: &FeaturesBenchArgs) -> Result<()> {
     println!(
         "feature files of (c), each side with its own preprocessing, all {} images, [{} tokens, {}] each: max \
          |dept − transformers| / max |transformers| = {}",
-        images.len(),
+        dept.images.len(),
         store.tokens(),
         store.width(),
         show(worst / scale)
@@ -559,14 +713,43 @@ fn make_images(
     Ok(())
 }
 
+/// The versions the PyTorch side runs, for the report's header.
+struct Versions {
+    torch: String,
+    transformers: String,
+}
+
 /// The PyTorch process, answering one request per line.
 struct PyTorch {
     side: PythonSide,
-    torch_version: String,
-    transformers_version: String,
+    versions: Versions,
 }
 
 impl PyTorch {
+    /// Writes the batches (ids and paths, the same split as dept's) where the script reads them, and starts it.
+    fn start_on(setup: &Setup, model: &Path, batches: &[&[ImageFile]]) -> Result<Self> {
+        let batch_file = setup.scratch.join("batches.json");
+        let listing: Vec<Vec<[String; 2]>> = batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(|i| [i.id.clone(), i.path.to_string_lossy().into_owned()])
+                    .collect()
+            })
+            .collect();
+        std::fs::write(&batch_file, serde_json::to_string(&listing)?)
+            .map_err(|e| BenchError::io("writing", &batch_file, e))?;
+        PyTorch::start(
+            &setup.python,
+            &setup.script,
+            model,
+            &batch_file,
+            setup.threads,
+            &setup.python_device,
+        )
+    }
+
     fn start(
         python: &Path,
         script: &Path,
@@ -586,12 +769,38 @@ impl PyTorch {
         let (side, line) = PythonSide::start(command, python)?;
         match line.split_whitespace().collect::<Vec<_>>().as_slice() {
             ["ready", torch, transformers, ..] => Ok(PyTorch {
-                torch_version: (*torch).to_string(),
-                transformers_version: (*transformers).to_string(),
+                versions: Versions {
+                    torch: (*torch).to_string(),
+                    transformers: (*transformers).to_string(),
+                },
                 side,
             }),
             _ => bail!("the PyTorch side did not start: {line}"),
         }
+    }
+
+    /// One repeat of every part, in [`part_names`] order (milliseconds); (c) writes `out`. Its preprocessing runs
+    /// in one process, so its one time stands in both (a) rows.
+    fn time_parts(&mut self, out: &Path) -> Result<[f64; PARTS]> {
+        let process = self.timed(&["process"])?;
+        let eager = self.timed(&["forward", "eager"])?;
+        let sdpa = self.timed(&["forward", "sdpa"])?;
+        let full = self.timed(&["full", "sdpa", &out.to_string_lossy()])?;
+        Ok([process, process, eager, sdpa, full])
+    }
+
+    /// Asks for the agreement check on dept's `pixels` (written into `scratch` for it); returns the file the
+    /// answer is in.
+    fn check(&mut self, scratch: &Scratch, pixels: &Tensor) -> Result<PathBuf> {
+        let check_in = scratch.join("check-in.safetensors");
+        let check_out = scratch.join("check-out.safetensors");
+        Tensor::write_safetensors(&[("pixel_values", pixels)], &check_in)?;
+        self.request(&[
+            "check",
+            &check_in.to_string_lossy(),
+            &check_out.to_string_lossy(),
+        ])?;
+        Ok(check_out)
     }
 
     /// Sends one request (its words); returns the rest of its `ok` answer.
@@ -614,7 +823,9 @@ impl PyTorch {
         })
     }
 
-    fn quit(self) {
+    /// Ends the process; what it ran stays for the report.
+    fn quit(self) -> Versions {
         self.side.quit("[\"quit\"]");
+        self.versions
     }
 }

@@ -109,6 +109,14 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
     result
 }
 
+/// dept's three ways of running the step, in the order they run after each PyTorch step and are printed.
+const VARIANTS: [&str; 3] = [
+    "dept, padded to s",
+    "dept, padded to longest",
+    "dept, length-grouped",
+];
+
+/// One shape: both sides on the same random T5, the same initial adapter and the same batches.
 fn compare(
     args: &ReferenceArgs,
     shape: &str,
@@ -129,46 +137,93 @@ fn compare(
         examples.len(),
         args.batch_size
     );
-
-    // Batches of the official random order, and batches of the length-grouped order drawn at random from the
-    // whole epoch (its first batches are its longest, which would not be representative).
-    let count = args.warmup + args.steps;
-    let order = torch_randperm(examples.len(), 0);
-    let random: Vec<Vec<usize>> = order
-        .chunks(args.batch_size)
-        .map(<[usize]>::to_vec)
-        .collect();
-    let lengths: Vec<usize> = examples.iter().map(|e| e.input_ids.len()).collect();
-    let grouped_all: Vec<Vec<usize>> = length_grouped(&order, &lengths, args.batch_size)
-        .chunks(args.batch_size)
-        .map(<[usize]>::to_vec)
-        .collect();
-    let full = |b: &&Vec<usize>| b.len() == args.batch_size;
-    let random: Vec<&Vec<usize>> = random.iter().filter(full).cycle().take(count).collect();
-    let grouped: Vec<&Vec<usize>> = torch_randperm(grouped_all.len(), 1)
-        .into_iter()
-        .map(|i| &grouped_all[i])
-        .filter(full)
-        .cycle()
-        .take(count)
-        .collect();
-
-    let batch = |indices: &[usize], padding| {
-        let items: Vec<&Encoded> = indices.iter().map(|&i| &examples[i]).collect();
-        Batch::new(&items, padding, args.max_len, 0, device)
-    };
-    let padded: Vec<Batch> = random
-        .iter()
-        .map(|b| batch(b, Padding::MaxLength))
-        .collect();
-    let longest: Vec<Batch> = random.iter().map(|b| batch(b, Padding::Longest)).collect();
-    let grouped: Vec<Batch> = grouped.iter().map(|b| batch(b, Padding::Longest)).collect();
+    let batches = StepBatches::draw(args, &examples, device);
 
     let d = t5.hidden_size();
     let config = DeptConfig::new(args.prompt_len, args.rank, args.max_len as i64, d)?
         .with_init(&PromptInit::Random);
     let start = DecomposedPrompt::new(config.clone(), None, device)?;
     let inputs = scratch.join(format!("{shape}-inputs.safetensors"));
+    write_inputs(&inputs, &start, &batches.padded)?;
+    let mut pytorch = PyTorch::start(
+        python,
+        script,
+        &model_dir,
+        &inputs,
+        config.scale(),
+        args,
+        threads,
+    )?;
+    let mut variants: Vec<Variant> = VARIANTS
+        .into_iter()
+        .map(|name| Variant::new(name, &start, &config, device))
+        .collect::<Result<_>>()?;
+    let measured = measure(args, &t5, &mut pytorch, &mut variants, &batches)?;
+    pytorch.quit();
+
+    print_report(args, shape, threads, &measured, &variants, &batches);
+    if let Some(tolerance) = args.check_loss {
+        measured.check_first_losses(tolerance)?;
+    }
+    breakdown(args, &t5, &start, &config, &batches.padded)?;
+    Ok(())
+}
+
+/// The batches of every step (warm-up first), full ones only: the official random order padded to s (exactly
+/// PyTorch's tensors) and padded to each batch's longest input, and the length-grouped order padded to the longest.
+struct StepBatches {
+    padded: Vec<Batch>,
+    longest: Vec<Batch>,
+    grouped: Vec<Batch>,
+}
+
+impl StepBatches {
+    fn draw(args: &ReferenceArgs, examples: &[Encoded], device: Device) -> Self {
+        // Batches of the official random order, and batches of the length-grouped order drawn at random from the
+        // whole epoch (its first batches are its longest, which would not be representative).
+        let count = args.warmup + args.steps;
+        let order = torch_randperm(examples.len(), 0);
+        let random: Vec<Vec<usize>> = order
+            .chunks(args.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let lengths: Vec<usize> = examples.iter().map(|e| e.input_ids.len()).collect();
+        let grouped_all: Vec<Vec<usize>> = length_grouped(&order, &lengths, args.batch_size)
+            .chunks(args.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let full = |b: &&Vec<usize>| b.len() == args.batch_size;
+        let random: Vec<&Vec<usize>> = random.iter().filter(full).cycle().take(count).collect();
+        let grouped: Vec<&Vec<usize>> = torch_randperm(grouped_all.len(), 1)
+            .into_iter()
+            .map(|i| &grouped_all[i])
+            .filter(full)
+            .cycle()
+            .take(count)
+            .collect();
+
+        let batch = |indices: &[usize], padding| {
+            let items: Vec<&Encoded> = indices.iter().map(|&i| &examples[i]).collect();
+            Batch::new(&items, padding, args.max_len, 0, device)
+        };
+        StepBatches {
+            padded: random
+                .iter()
+                .map(|b| batch(b, Padding::MaxLength))
+                .collect(),
+            longest: random.iter().map(|b| batch(b, Padding::Longest)).collect(),
+            grouped: grouped.iter().map(|b| batch(b, Padding::Longest)).collect(),
+        }
+    }
+
+    /// Each of [`VARIANTS`]' batches, in its order.
+    fn per_variant(&self) -> [&[Batch]; 3] {
+        [&self.padded, &self.longest, &self.grouped]
+    }
+}
+
+/// The PyTorch side's file: the initial adapter (P, and A and B where m < l) and every padded batch's tensors.
+fn write_inputs(path: &Path, start: &DecomposedPrompt, padded: &[Batch]) -> Result<()> {
     let mut named: Vec<(String, Tensor)> = vec![("P".into(), start.prompt().copy())];
     if let Some((a, b)) = start.pair() {
         named.push(("A".into(), a.copy()));
@@ -179,34 +234,48 @@ fn compare(
         named.push((format!("mask_{k}"), b.attention_mask.copy()));
         named.push((format!("labels_{k}"), b.labels.copy()));
     }
-    Tensor::write_safetensors(&named, &inputs)?;
+    Tensor::write_safetensors(&named, path)?;
+    Ok(())
+}
 
-    let mut pytorch = PyTorch::start(
-        python,
-        script,
-        &model_dir,
-        &inputs,
-        config.scale(),
-        args,
-        threads,
-    )?;
-    let mut variants: Vec<Variant> = [
-        "dept, padded to s",
-        "dept, padded to longest",
-        "dept, length-grouped",
-    ]
-    .into_iter()
-    .map(|name| Variant::new(name, &start, &config, device))
-    .collect::<Result<_>>()?;
-    let inputs_of = [&padded, &longest, &grouped];
+/// What the steps gave besides the variants' own times.
+struct Measured {
+    /// PyTorch's timed steps, in milliseconds.
+    torch_ms: Vec<f64>,
+    /// The first step's loss: (PyTorch, dept padded to s), which see exactly the same tensors.
+    first_losses: (f64, f64),
+}
 
+impl Measured {
+    /// The --check-loss: with dropout off, both sides must compute the same first loss.
+    fn check_first_losses(&self, tolerance: f64) -> Result<()> {
+        let (torch, dept) = self.first_losses;
+        let difference = (torch - dept).abs() / torch.abs();
+        ensure!(
+            difference <= tolerance,
+            "first-step losses differ by {difference:.2e} relative (limit {tolerance:.0e}): PyTorch {torch}, dept \
+             {dept}"
+        );
+        Ok(())
+    }
+}
+
+/// Warm-up then timed steps, interleaved: each step k is PyTorch's, then each variant's on its batch k (the
+/// dropout seed k for all three).
+fn measure(
+    args: &ReferenceArgs,
+    t5: &T5,
+    pytorch: &mut PyTorch,
+    variants: &mut [Variant],
+    batches: &StepBatches,
+) -> Result<Measured> {
     let mut torch_ms = Vec::new();
     let mut first_losses = (f64::NAN, f64::NAN);
-    for k in 0..count {
+    for k in 0..args.warmup + args.steps {
         let (ms, loss) = pytorch.step(k)?;
-        for (i, (variant, batches)) in variants.iter_mut().zip(inputs_of).enumerate() {
+        for (i, (variant, batches)) in variants.iter_mut().zip(batches.per_variant()).enumerate() {
             tch::manual_seed(k as i64);
-            let (ms, loss) = variant.step(&t5, &batches[k], !args.no_dropout)?;
+            let (ms, loss) = variant.step(t5, &batches[k], !args.no_dropout)?;
             if k >= args.warmup {
                 variant.ms.push(ms);
             }
@@ -222,15 +291,61 @@ fn compare(
             first_losses.0 = loss;
         }
     }
-    pytorch.quit();
+    Ok(Measured {
+        torch_ms,
+        first_losses,
+    })
+}
 
-    let tokens = |batches: &[Batch]| {
-        batches[args.warmup..]
-            .iter()
-            .map(|b| b.input_ids.size()[1] as f64)
-            .sum::<f64>()
-            / args.steps as f64
-    };
+/// The shape's lines: the setting, PyTorch's and each variant's median step, and the first-step losses.
+fn print_report(
+    args: &ReferenceArgs,
+    shape: &str,
+    threads: i32,
+    measured: &Measured,
+    variants: &[Variant],
+    batches: &StepBatches,
+) {
+    print_setting(args, shape, threads);
+    let torch = median(&measured.torch_ms);
+    println!(
+        "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)",
+        if args.same_malloc {
+            "PyTorch eager, padded to s (*)"
+        } else {
+            "PyTorch eager, padded to s"
+        },
+        torch,
+        mean_width(args, &batches.padded)
+    );
+    for (variant, batches) in variants.iter().zip(batches.per_variant()) {
+        let ms = median(&variant.ms);
+        println!(
+            "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)  dept ÷ PyTorch {:.2}, speed-up {:.2}x",
+            variant.name,
+            ms,
+            mean_width(args, batches),
+            ms / torch,
+            torch / ms
+        );
+    }
+    println!(
+        "  first-step loss: PyTorch {:.6}, dept {:.6}{}",
+        measured.first_losses.0,
+        measured.first_losses.1,
+        if args.no_dropout {
+            ""
+        } else {
+            " (dropout on: equal in distribution only)"
+        }
+    );
+    if args.same_malloc {
+        println!("  (*) with glibc's malloc tuned as dept tunes its own (--same-malloc)");
+    }
+}
+
+/// The setting a shape's lines were measured in.
+fn print_setting(args: &ReferenceArgs, shape: &str, threads: i32) {
     println!(
         "{shape}: batch {}, s = {}, DePT m = {} r = {}, dropout {}, {threads} threads, {}; median of {} steps after \
          {} warm-up, interleaved",
@@ -247,52 +362,15 @@ fn compare(
         args.steps,
         args.warmup
     );
-    let torch = median(&torch_ms);
-    println!(
-        "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)",
-        if args.same_malloc {
-            "PyTorch eager, padded to s (*)"
-        } else {
-            "PyTorch eager, padded to s"
-        },
-        torch,
-        tokens(&padded)
-    );
-    for (variant, batches) in variants.iter().zip(inputs_of) {
-        let ms = median(&variant.ms);
-        println!(
-            "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)  dept ÷ PyTorch {:.2}, speed-up {:.2}x",
-            variant.name,
-            ms,
-            tokens(batches),
-            ms / torch,
-            torch / ms
-        );
-    }
-    println!(
-        "  first-step loss: PyTorch {:.6}, dept {:.6}{}",
-        first_losses.0,
-        first_losses.1,
-        if args.no_dropout {
-            ""
-        } else {
-            " (dropout on: equal in distribution only)"
-        }
-    );
-    if args.same_malloc {
-        println!("  (*) with glibc's malloc tuned as dept tunes its own (--same-malloc)");
-    }
-    if let Some(tolerance) = args.check_loss {
-        let difference = (first_losses.0 - first_losses.1).abs() / first_losses.0.abs();
-        ensure!(
-            difference <= tolerance,
-            "first-step losses differ by {difference:.2e} relative (limit {tolerance:.0e}): PyTorch {}, dept {}",
-            first_losses.0,
-            first_losses.1
-        );
-    }
-    breakdown(args, &t5, &start, &config, &padded)?;
-    Ok(())
+}
+
+/// The timed batches' mean width in tokens (what padding leaves to compute).
+fn mean_width(args: &ReferenceArgs, batches: &[Batch]) -> f64 {
+    batches[args.warmup..]
+        .iter()
+        .map(|b| b.input_ids.size()[1] as f64)
+        .sum::<f64>()
+        / args.steps as f64
 }
 
 /// Token ids of a task's training rows, or random ones.
@@ -356,32 +434,12 @@ impl Variant {
         step::update(&mut self.optimizer, &self.params, 1.0, LR_PROMPT, LR_PAIR);
         Ok((start.elapsed().as_secs_f64() * 1e3, loss))
     }
-}
 
-/// Where dept's padded step spends its time, part by part (medians over the timed steps).
-fn breakdown(
-    args: &ReferenceArgs,
-    t5: &T5,
-    start: &DecomposedPrompt,
-    config: &DeptConfig,
-    batches: &[Batch],
-) -> Result<()> {
-    let mut variant = Variant::new("parts", start, config, Device::Cpu)?;
-    let dropout = !args.no_dropout;
-    let names = [
-        "embedding + adapter",
-        "encoder",
-        "decoder",
-        "loss",
-        "backward",
-        "optimiser",
-    ];
-    let mut parts: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    for (k, batch) in batches.iter().enumerate() {
-        tch::manual_seed(k as i64);
-        variant.optimizer.zero_grad();
-        let model = PromptedModel::new(t5, &variant.adapter);
-        let mut times = Vec::with_capacity(names.len());
+    /// [`Variant::step`] with a lap after each of [`PARTS`] (milliseconds, in its order).
+    fn step_by_parts(&mut self, t5: &T5, batch: &Batch, dropout: bool) -> Result<Vec<f64>> {
+        self.optimizer.zero_grad();
+        let model = PromptedModel::new(t5, &self.adapter);
+        let mut times = Vec::with_capacity(PARTS.len());
         let mut clock = Instant::now();
         let mut lap = |times: &mut Vec<f64>| {
             times.push(clock.elapsed().as_secs_f64() * 1e3);
@@ -397,21 +455,43 @@ fn breakdown(
         lap(&mut times);
         loss.backward();
         lap(&mut times);
-        step::update(
-            &mut variant.optimizer,
-            &variant.params,
-            1.0,
-            LR_PROMPT,
-            LR_PAIR,
-        );
+        step::update(&mut self.optimizer, &self.params, 1.0, LR_PROMPT, LR_PAIR);
         lap(&mut times);
+        Ok(times)
+    }
+}
+
+/// The parts of dept's step that `breakdown` times, in the order they run.
+const PARTS: [&str; 6] = [
+    "embedding + adapter",
+    "encoder",
+    "decoder",
+    "loss",
+    "backward",
+    "optimiser",
+];
+
+/// Where dept's padded step spends its time, part by part (medians over the timed steps).
+fn breakdown(
+    args: &ReferenceArgs,
+    t5: &T5,
+    start: &DecomposedPrompt,
+    config: &DeptConfig,
+    batches: &[Batch],
+) -> Result<()> {
+    let mut variant = Variant::new("parts", start, config, Device::Cpu)?;
+    let dropout = !args.no_dropout;
+    let mut parts: Vec<Vec<f64>> = vec![Vec::new(); PARTS.len()];
+    for (k, batch) in batches.iter().enumerate() {
+        tch::manual_seed(k as i64);
+        let times = variant.step_by_parts(t5, batch, dropout)?;
         if k >= args.warmup {
             for (part, t) in parts.iter_mut().zip(times) {
                 part.push(t);
             }
         }
     }
-    let line: Vec<String> = names
+    let line: Vec<String> = PARTS
         .iter()
         .zip(&parts)
         .map(|(name, times)| format!("{name} {:.1}", median(times)))

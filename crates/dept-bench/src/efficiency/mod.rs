@@ -24,7 +24,7 @@ use dept_train::guard::guarded;
 use dept_train::memory::{peak_memory, reset_peak};
 use dept_train::optim::{AdamW, AdamWConfig};
 use dept_train::step;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 pub use lengths::{profile, LengthProfile, ProfileArgs};
 pub use row::{PaddingMode, Row, Stats, Variant};
@@ -120,6 +120,11 @@ struct Bench<'a> {
     device: Device,
 }
 
+/// A shape with every variant solved on its width d: PT, DePT for each m, and the floor unless left out.
+type SolvedShape = (Shape, Vec<(Variant, Option<DeptConfig>)>);
+
+/// Solves every shape's variants, draws the inputs all shapes share, then measures shape by shape: a table per
+/// shape and padding as it completes, the outputs at the end.
 pub fn run(args: &EfficiencyArgs) -> Result<()> {
     ensure!(args.steps > 0, "--steps must be at least 1");
     ensure!(
@@ -127,29 +132,68 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         "--batch-size, --max-len and --pt-len must be positive"
     );
     let device = dept_train::device::resolve_device(&args.device)?;
-    let mut shapes: Vec<&String> = Vec::new();
+    let shapes = solve_shapes(args)?;
+    let paddings = paddings(args.padding);
+
+    tch::manual_seed(0);
+    let (lengths, described) = draw_lengths(args)?;
+    print_setting(args, device, &described);
+    // The same token ids for every shape (below the smallest vocabulary), padding and variant.
+    let vocab = shapes
+        .iter()
+        .map(|(shape, _)| shape.vocab_size())
+        .min()
+        .unwrap_or(32000);
+    let examples = lengths
+        .chunks(args.batch_size as usize)
+        .map(|chunk| examples_with_lengths(chunk, vocab))
+        .collect::<Result<Vec<_>>>()?;
+
+    let mut rows = Vec::new();
+    for shape in &shapes {
+        measure_shape(args, shape, paddings, &examples, device, &mut rows)?;
+    }
+    if device == Device::Cpu {
+        println!(
+            "memory on CPU: the process's peak resident set while the variant ran (peak reset, freed heap returned \
+             first; the backbone's weights included); on CUDA: the caching allocator's peak of allocated bytes"
+        );
+    }
+    if let Some(out) = &args.out {
+        write_outputs(out, &rows, args.headline_m, device)?;
+    }
+    Ok(())
+}
+
+/// Each --shape once, in the order given, with its variants. Every variant is solved before any model is built,
+/// so that a bad --m costs nothing.
+fn solve_shapes(args: &EfficiencyArgs) -> Result<Vec<SolvedShape>> {
+    let mut names: Vec<&String> = Vec::new();
     for name in &args.shapes {
-        if !shapes.contains(&name) {
-            shapes.push(name);
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
-    // Every variant is solved before any model is built, so that a bad --m costs nothing.
-    let configs = shapes
+    names
         .into_iter()
         .map(|name| {
             let shape = Shape::named(name)?;
             let variants = variants(args, shape.hidden_size())?;
             Ok((shape, variants))
         })
-        .collect::<Result<Vec<_>>>()?;
-    let paddings: &[PaddingMode] = match args.padding {
+        .collect()
+}
+
+fn paddings(padding: PaddingArg) -> &'static [PaddingMode] {
+    match padding {
         PaddingArg::MaxLength => &[PaddingMode::MaxLength],
         PaddingArg::Longest => &[PaddingMode::Longest],
         PaddingArg::Both => &[PaddingMode::MaxLength, PaddingMode::Longest],
-    };
+    }
+}
 
-    tch::manual_seed(0);
-    let (lengths, described) = draw_lengths(args)?;
+/// The line every table is read under: device, precision, batch, s, l, the inputs and the step counts.
+fn print_setting(args: &EfficiencyArgs, device: Device, described: &str) {
     println!(
         "device {device:?}, {}, batch {}, s = {}, l = {}, {described}; {} warm-up + {} timed steps, 1 + {} decode \
          batches × {} tokens",
@@ -165,59 +209,48 @@ pub fn run(args: &EfficiencyArgs) -> Result<()> {
         args.inference_batches,
         args.decode_tokens
     );
-    // The same token ids for every shape (below the smallest vocabulary), padding and variant.
-    let vocab = configs
-        .iter()
-        .map(|(shape, _)| shape.vocab_size())
-        .min()
-        .unwrap_or(32000);
-    let examples = lengths
-        .chunks(args.batch_size as usize)
-        .map(|chunk| examples_with_lengths(chunk, vocab))
-        .collect::<Result<Vec<_>>>()?;
+}
 
-    let mut rows = Vec::new();
-    for (shape, variants) in &configs {
-        let name = &shape.name;
-        tch::manual_seed(0);
-        let mut backbone = guarded(|| {
-            shape
-                .build(device)
-                .map_err(|e| dept_train::TrainError::Run(format!("{e:#}")))
-        })
-        .with_context(|| format!("building a random {name} on {device:?}"))?;
-        if args.precision == Precision::Bf16 {
-            backbone.set_float_kind(Kind::BFloat16)?;
-        }
-        let bench = Bench {
-            args,
-            shape: name,
-            backbone: backbone.as_ref(),
-            device,
-        };
-        for &padding in paddings {
-            let batches = to_batches(&examples, backbone.as_ref(), padding, args.max_len);
-            for (variant, config) in variants {
-                let row = bench.measure(*variant, config.clone(), padding, &batches)?;
-                eprintln!(
-                    "measured {name} {} {}: step {:.1} ms",
-                    padding.as_str(),
-                    variant.label(),
-                    row.step_ms.median
-                );
-                rows.push(row);
-            }
-            print_table(&rows, name, padding, device);
-        }
+/// One shape: its random backbone built once (seeded alike for every shape), then every variant on each padding's
+/// batches, a row each (progress on stderr), and the table of all rows so far for that padding.
+fn measure_shape(
+    args: &EfficiencyArgs,
+    (shape, variants): &SolvedShape,
+    paddings: &[PaddingMode],
+    examples: &[Vec<Encoded>],
+    device: Device,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
+    let name = &shape.name;
+    tch::manual_seed(0);
+    let mut backbone = guarded(|| {
+        shape
+            .build(device)
+            .map_err(|e| dept_train::TrainError::Run(format!("{e:#}")))
+    })
+    .with_context(|| format!("building a random {name} on {device:?}"))?;
+    if args.precision == Precision::Bf16 {
+        backbone.set_float_kind(Kind::BFloat16)?;
     }
-    if device == Device::Cpu {
-        println!(
-            "memory on CPU: the process's peak resident set while the variant ran (peak reset, freed heap returned \
-             first; the backbone's weights included); on CUDA: the caching allocator's peak of allocated bytes"
-        );
-    }
-    if let Some(out) = &args.out {
-        write_outputs(out, &rows, args.headline_m, device)?;
+    let bench = Bench {
+        args,
+        shape: name,
+        backbone: backbone.as_ref(),
+        device,
+    };
+    for &padding in paddings {
+        let batches = to_batches(examples, backbone.as_ref(), padding, args.max_len);
+        for (variant, config) in variants {
+            let row = bench.measure(*variant, config.clone(), padding, &batches)?;
+            eprintln!(
+                "measured {name} {} {}: step {:.1} ms",
+                padding.as_str(),
+                variant.label(),
+                row.step_ms.median
+            );
+            rows.push(row);
+        }
+        print_table(rows, name, padding, device);
     }
     Ok(())
 }
@@ -355,49 +388,17 @@ impl Bench<'_> {
             .map(|adapter| PromptedModel::new(self.backbone, adapter));
         release_freed_memory();
         reset_peak(self.device);
-
-        // The step `dept train` takes (dropout on, its default rates), or the floor's forward and backward.
-        let mut optimizer = adapter.as_ref().map(|a| {
+        // Made after the peak was reset, so that the peak counts the optimiser's state; kept to the variant's end.
+        let mut optimizer = model.map(|m| {
             (
-                a.parameters(),
-                AdamW::new(a.param_groups(), AdamWConfig::default()),
+                m.adapter.parameters(),
+                AdamW::new(m.adapter.param_groups(), AdamWConfig::default()),
             )
         });
-        let step_ms = self.timed(&batches.train, args.warmup, args.steps, |batch| {
-            match (&model, &mut optimizer) {
-                (Some(model), Some((params, optimizer))) => {
-                    optimizer.zero_grad();
-                    step::forward_backward(*model, std::slice::from_ref(batch), true)?;
-                    step::update(optimizer, params, 1.0, 0.3, 1e-4);
-                    Ok(())
-                }
-                _ => self.floor_step(batch),
-            }
-        })?;
+        let step_ms = self.time_training(model, optimizer.as_mut(), &batches.train)?;
         let peak = peak_memory(self.device);
-
-        // One untimed decode first, then the timed ones, on the sources the training steps also saw.
         let inference_ms = (args.inference_batches > 0)
-            .then(|| {
-                self.timed(&batches.decode, 1, args.inference_batches, |batch| {
-                    let generated = match &model {
-                        Some(model) => model.generate(
-                            &batch.input_ids,
-                            &batch.attention_mask,
-                            args.decode_tokens,
-                        )?,
-                        None => tch::no_grad(|| {
-                            self.backbone.generate_greedy(
-                                &self.backbone.embed(&batch.input_ids),
-                                &batch.attention_mask,
-                                args.decode_tokens,
-                            )
-                        })?,
-                    };
-                    drop(generated);
-                    Ok(())
-                })
-            })
+            .then(|| self.time_decoding(model, &batches.decode))
             .transpose()?;
         Ok(Row {
             shape: self.shape.to_string(),
@@ -410,6 +411,50 @@ impl Bench<'_> {
             inference_samples_per_s: inference_ms
                 .map(|t| args.batch_size as f64 / (t.median / 1e3)),
             inference_ms,
+        })
+    }
+
+    /// The step `dept train` takes (dropout on, its default rates), or without an adapter the floor's forward and
+    /// backward.
+    fn time_training(
+        &self,
+        model: Option<PromptedModel>,
+        mut optimizer: Option<&mut (Vec<Tensor>, AdamW)>,
+        batches: &[Batch],
+    ) -> Result<Stats> {
+        let args = self.args;
+        self.timed(batches, args.warmup, args.steps, |batch| {
+            match (&model, &mut optimizer) {
+                (Some(model), Some((params, optimizer))) => {
+                    optimizer.zero_grad();
+                    step::forward_backward(*model, std::slice::from_ref(batch), true)?;
+                    step::update(optimizer, params, 1.0, 0.3, 1e-4);
+                    Ok(())
+                }
+                _ => self.floor_step(batch),
+            }
+        })
+    }
+
+    /// Greedy decoding of --decode-tokens: one untimed batch first, then the timed ones, on the sources the
+    /// training steps also saw; without an adapter, the backbone alone.
+    fn time_decoding(&self, model: Option<PromptedModel>, batches: &[Batch]) -> Result<Stats> {
+        let args = self.args;
+        self.timed(batches, 1, args.inference_batches, |batch| {
+            let generated = match &model {
+                Some(model) => {
+                    model.generate(&batch.input_ids, &batch.attention_mask, args.decode_tokens)?
+                }
+                None => tch::no_grad(|| {
+                    self.backbone.generate_greedy(
+                        &self.backbone.embed(&batch.input_ids),
+                        &batch.attention_mask,
+                        args.decode_tokens,
+                    )
+                })?,
+            };
+            drop(generated);
+            Ok(())
         })
     }
 
