@@ -8,6 +8,8 @@ mod common;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// What a marked command may need. A marker naming anything else is an error, so the set stays closed.
@@ -329,35 +331,64 @@ fn the_documented_commands_run() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut failures = Vec::new();
-    for (doc, commands) in &docs {
-        if commands.iter().all(|c| c.marker.is_some()) {
-            continue;
+    let run_count =
+        |commands: &[DocCommand]| commands.iter().filter(|c| c.marker.is_none()).count();
+    let mut runnable: Vec<&(PathBuf, Vec<DocCommand>)> = docs
+        .iter()
+        .filter(|(_, commands)| run_count(commands) > 0)
+        .collect();
+    // The longest first (docs/training.md), so the other worker takes the rest meanwhile.
+    runnable.sort_by_key(|(_, commands)| std::cmp::Reverse(run_count(commands)));
+    // Two documents at a time: much of a tiny run is single-threaded (tokenising, the decoding loop), so two
+    // keep two cores busy and the whole test near a minute and a half on a 2-core machine.
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some((doc, commands)) = runnable.get(next.fetch_add(1, Ordering::SeqCst))
+                {
+                    if let Err(failure) = run_document(doc, commands, &shared, &path) {
+                        failures.lock().expect("failures lock").push(failure);
+                    }
+                }
+            });
         }
-        let file = display_name(doc);
-        let (_tmp, work) = workspace_for(&shared);
-        let started = Instant::now();
-        let output = Command::new("bash")
-            .arg("-c")
-            .arg(script_of(&file, commands))
-            .current_dir(&work)
-            .env("PATH", &path)
-            .env_remove("DEPT_LOG")
-            .output()
-            .expect("run bash");
-        println!("{file}: {:.1} s", started.elapsed().as_secs_f64());
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            failures.push(format!(
-                "{file}: {}\n--- stdout (end) ---\n{}\n--- stderr (end) ---\n{}",
-                output.status,
-                tail(&stdout, 3000),
-                tail(&stderr, 6000)
-            ));
-        }
-    }
+    });
+    let failures = failures.into_inner().expect("failures lock");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Runs one document's commands in a fresh folder; `Err` with the status and the end of its output on failure.
+fn run_document(
+    doc: &Path,
+    commands: &[DocCommand],
+    shared: &Path,
+    path: &str,
+) -> Result<(), String> {
+    let file = display_name(doc);
+    let (_tmp, work) = workspace_for(shared);
+    let started = Instant::now();
+    let output = Command::new("bash")
+        .arg("-c")
+        .arg(script_of(&file, commands))
+        .current_dir(&work)
+        .env("PATH", path)
+        .env_remove("DEPT_LOG")
+        .output()
+        .expect("run bash");
+    println!("{file}: {:.1} s", started.elapsed().as_secs_f64());
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    Err(format!(
+        "{file}: {}\n--- stdout (end) ---\n{}\n--- stderr (end) ---\n{}",
+        output.status,
+        tail(&stdout, 3000),
+        tail(&stderr, 6000)
+    ))
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary.
