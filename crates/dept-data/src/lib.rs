@@ -46,11 +46,12 @@
 //!
 //! 1. `src/tasks/mod.rs`: add a `Task { .. }` entry to the registry (`ALL`), next to its family: names, folders,
 //!    `files` (file-name templates per split), metrics, `labels`, `class_names`, `k_shot`, `role`, `split_policy`,
-//!    `reader` (an existing `Reader` variant when the files are in a known format) and `format` (usually a
+//!    `reader` (the family's reader when the files are in a known format) and `format` (usually a
 //!    `Format::Fields` template such as `[("premise:", "premise"), ("hypothesis:", "hypothesis")]`).
 //! 2. Only when its files are in a new format: a reader function in its family module `src/tasks/<family>.rs` (a new
-//!    module is one `pub mod` line in `tasks/mod.rs`) plus the `Reader` variant that calls it, in `tasks/mod.rs`; an
-//!    input format that needs code is a `Format::Code` function beside the reader.
+//!    module is one `pub mod` line in `tasks/mod.rs`), named in the entry as `reader: Reader::Code(..)` (a
+//!    `fn(&Task, SourceSplit, &Path) -> Result<Vec<Record>>`); an input format that needs code is a `Format::Code`
+//!    function beside the reader. Nothing else changes: the types in `src/task/` are only the facts an entry holds.
 //! 3. `cargo test -p dept-data`: `tasks::tests::every_entry_is_consistent` checks the entry (class names and k-shot
 //!    classes against the labels, the role against the paper's list, GLUE columns against the input fields) and
 //!    `load::tests::malformed_files_never_panic` runs its reader on broken files.

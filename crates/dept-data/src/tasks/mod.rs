@@ -90,7 +90,7 @@ macro_rules! mrqa_task {
             class_names: None,
             k_shot: None,
             split_policy: HOLDOUT,
-            reader: Reader::Mrqa,
+            reader: Reader::Code(|_, _, path| mrqa::read(path)),
             format: Format::Code(mrqa::format),
         }
     };
@@ -305,7 +305,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["unacceptable", "acceptable"]),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::ColaTsv,
+        reader: Reader::Code(|task, _, path| glue::read_cola(task, path)),
         format: Format::Fields {
             input: &[("sentence:", "sentence")],
             target: Target::LabelId,
@@ -487,7 +487,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["option1", "option2"]),
         k_shot: None,
         split_policy: HOLDOUT,
-        reader: Reader::WinoGrande,
+        reader: Reader::Code(|_, split, path| other::read_winogrande(path, split)),
         format: Format::Code(other::format_winogrande),
     },
     Task {
@@ -510,7 +510,7 @@ pub(crate) static ALL: &[Task] = &[
             test: SourceSplit::Test,
             max_train: Some(100_000),
         },
-        reader: Reader::Yelp,
+        reader: Reader::Code(|_, _, path| other::read_yelp(path)),
         format: Format::Fields {
             input: &[("sentence:", "text")],
             target: Target::LabelId,
@@ -539,7 +539,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["entailment", "neutral"]),
         k_shot: Some(KShotClasses::BINARY),
         split_policy: HALVE,
-        reader: Reader::SciTail,
+        reader: Reader::Code(|_, _, path| other::read_scitail(path)),
         format: Format::Fields {
             input: &[("premise:", "sentence1"), ("hypothesis:", "sentence2")],
             target: Target::ClassName("gold_label"),
@@ -560,7 +560,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: Some(&["not_paraphrase", "paraphrase"]),
         k_shot: None,
         split_policy: AS_SHIPPED,
-        reader: Reader::Paws,
+        reader: Reader::Code(|_, _, path| other::read_paws(path)),
         format: Format::Fields {
             input: &[("sentence1:", "sentence1"), ("sentence2:", "sentence2")],
             target: Target::LabelId,
@@ -584,7 +584,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: None,
         k_shot: None,
         split_policy: AS_SHIPPED,
-        reader: Reader::Vqa,
+        reader: Reader::Code(|_, _, path| vl::read_vqa(path)),
         format: Format::Code(vl::format_vqa),
     },
     Task {
@@ -605,7 +605,7 @@ pub(crate) static ALL: &[Task] = &[
         class_names: None,
         k_shot: None,
         split_policy: AS_SHIPPED,
-        reader: Reader::CocoCaption,
+        reader: Reader::Code(|_, split, path| vl::read_coco(path, split)),
         format: Format::Code(vl::format_coco_caption),
     },
 ];
@@ -645,15 +645,8 @@ pub(crate) fn original_candidates(task: &Task, split: SourceSplit) -> Vec<String
 pub(crate) fn read_original(task: &Task, split: SourceSplit, path: &Path) -> Result<Vec<Record>> {
     match task.reader {
         Reader::GlueTsv(columns) => glue::read(task, &columns, path),
-        Reader::ColaTsv => glue::read_cola(task, path),
         Reader::SuperGlue(rows) => superglue::read(task, rows, path),
-        Reader::Mrqa => mrqa::read(path),
-        Reader::WinoGrande => other::read_winogrande(path, split),
-        Reader::Yelp => other::read_yelp(path),
-        Reader::SciTail => other::read_scitail(path),
-        Reader::Paws => other::read_paws(path),
-        Reader::Vqa => vl::read_vqa(path),
-        Reader::CocoCaption => vl::read_coco(path, split),
+        Reader::Code(read) => read(task, split, path),
     }
 }
 
