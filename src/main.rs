@@ -90,24 +90,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", error_chain(&err));
+            // Library errors print each cause once (none quotes a cause it also exposes as a source), so the
+            // chain is printed as it is: the message, then each cause after `: `.
+            eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, each once: library errors often quote their cause already ("cannot read X: No such
-/// file"), and anyhow's `{:#}` would print it a second time.
-fn error_chain(err: &anyhow::Error) -> String {
-    let mut text = err.to_string();
-    for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
 }
 
 fn init_logging(quiet: bool) {

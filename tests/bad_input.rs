@@ -359,6 +359,7 @@ fn every_kind_of_bad_input_gets_an_error_that_says_what_is_wrong() {
         let (ok, err) = dept(&case.args);
         assert!(!ok, "{}: dept {:?} succeeded", case.what, case.args);
         assert!(!err.contains("panicked"), "{}: panicked:\n{err}", case.what);
+        assert_each_cause_once(&err, case.what);
         for expected in &case.expect {
             assert!(
                 err.contains(expected.as_str()),
@@ -367,4 +368,28 @@ fn every_kind_of_bad_input_gets_an_error_that_says_what_is_wrong() {
             );
         }
     }
+}
+
+/// Library errors chain their causes once (a message that quotes its cause does not also expose it as a source),
+/// so the `error:` line never says the same thing twice.
+fn assert_each_cause_once(stderr: &str, what: &str) {
+    for line in stderr.lines().filter(|l| l.starts_with("error: ")) {
+        let parts: Vec<&str> = line["error: ".len()..].split(": ").map(str::trim).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let again = parts[i + 1..].iter().any(|later| later == part);
+            assert!(
+                part.len() < 12 || !again,
+                "{what}: the cause {part:?} is printed twice in:\n{line}"
+            );
+        }
+    }
+}
+
+#[test]
+#[should_panic(expected = "printed twice")]
+fn a_cause_printed_twice_is_caught() {
+    assert_each_cause_once(
+        "error: cannot read x.json: No such file or directory (os error 2): No such file or directory (os error 2)\n",
+        "self-check",
+    );
 }

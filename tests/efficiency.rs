@@ -156,7 +156,8 @@ fn built_in_length_profiles_are_what_the_data_measures() {
     );
     let measured = common::read_json(&out);
     let built_in = common::read_json(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/dept-bench/src/efficiency/length_profiles.json"),
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crates/dept-bench/src/efficiency/length_profiles.json"),
     );
     for task in ["rte", "cb", "boolq"] {
         assert_eq!(measured["tasks"][task], built_in["tasks"][task], "{task}");
