@@ -4,7 +4,7 @@
 //! A feature file is one safetensors file: a `[tokens, width]` tensor per image, keyed by the image id (the file
 //! name without its extension, e.g. `COCO_val2014_000000391895`, the key VL-T5's data files use), plus
 //! `__metadata__` saying how the features were made (model, layer, class token, image size). It is written by
-//! [`extract`] and read by [`FeatureStore`], which reads one image's bytes at a time from the file (no copy of the
+//! [`Extractor::run`] and read by [`FeatureStore`], which reads one image's bytes at a time from the file (no copy of the
 //! whole file in memory: COCO's 123k images at 50×768 fp32 are about 19 GB).
 //!
 //! Extraction is resumable: images are written in parts of a few hundred (`<out>.parts/part-NNNNNN.safetensors`,
@@ -201,7 +201,7 @@ pub fn list_images(dir: &Path) -> Result<Vec<ImageFile>, ModelError> {
         .collect())
 }
 
-/// What [`extract`] did.
+/// What [`Extractor::run`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExtractReport {
     /// Images run through the tower now.
@@ -255,66 +255,31 @@ impl Extractor {
         out: &Path,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<ExtractReport, ModelError> {
-        let (clip, processor, options) = (&self.clip, &self.processor, self.options);
-        let batch_size = self.batch_size;
-        let model_dir = self.model_dir.as_path();
         if images.is_empty() {
             return Err(ModelError::Input(
                 "no images to extract features from".into(),
             ));
         }
-        let metadata = options.metadata(model_dir, clip);
+        let metadata = self.options.metadata(&self.model_dir, &self.clip);
         let parts_dir = parts_dir(out);
         let (mut sources, mut next_part) = open_sources(out, &parts_dir)?;
         for source in &sources {
             check_settings(source, &metadata)?;
         }
-        let done: BTreeSet<&str> = sources.iter().flat_map(|s| s.ids()).collect();
-        let todo: Vec<&ImageFile> = images
-            .iter()
-            .filter(|i| !done.contains(i.id.as_str()))
-            .collect();
+        let todo = not_yet_extracted(images, &sources);
         let reused = images.len() - todo.len();
         let total = images.len();
         progress(reused, total);
         let mut shape = sources.first().map(|s| [s.tokens(), s.width()]);
         if !todo.is_empty() {
-            std::fs::create_dir_all(&parts_dir).map_err(|source| ModelError::Io {
-                path: parts_dir.clone(),
-                cause: source,
-            })?;
+            create_dir(&parts_dir)?;
         }
         let mut finished = reused;
         for part in todo.chunks(self.part_size.max(1)) {
-            let mut entries: Vec<(String, Tensor)> = Vec::with_capacity(part.len());
-            for batch in part.chunks(batch_size.max(1)) {
-                // Decoding and resizing are CPU work that dominates on a GPU: one image per core.
-                let pixels = batch
-                    .par_iter()
-                    .map(|image| processor.preprocess(&image.path))
-                    .collect::<Result<Vec<Tensor>, ModelError>>()?;
-                if let Some(i) = pixels.iter().position(|p| p.size() != pixels[0].size()) {
-                    return Err(ModelError::Input(format!(
-                        "{}: preprocessed to {:?}, {} to {:?}; a batch needs one size (set `do_center_crop` in \
-                         preprocessor_config.json)",
-                        batch[i].path.display(),
-                        pixels[i].size(),
-                        batch[0].path.display(),
-                        pixels[0].size()
-                    )));
-                }
-                let pixels = Tensor::f_stack(&pixels, 0)?;
-                let states = clip.forward(&pixels)?;
-                let features = options
-                    .select(clip, &states.hidden_states)?
-                    .to_device(tch::Device::Cpu)
-                    .to_kind(options.dtype.kind());
-                for (row, image) in batch.iter().enumerate() {
-                    entries.push((image.id.clone(), features.get(row as i64).contiguous()));
-                }
-                finished += batch.len();
+            let entries = self.extract_part(part, &mut |batch| {
+                finished += batch;
                 progress(finished, total);
-            }
+            })?;
             if let Some((_, first)) = entries.first() {
                 let s = first.size();
                 shape = Some([s[0], s[1]]);
@@ -325,18 +290,85 @@ impl Extractor {
             sources.push(FeatureStore::open(&path)?);
         }
         merge(out, &metadata, &sources)?;
-        if parts_dir.is_dir() {
-            std::fs::remove_dir_all(&parts_dir).map_err(|source| ModelError::Io {
-                path: parts_dir.clone(),
-                cause: source,
-            })?;
-        }
+        remove_parts(&parts_dir)?;
         Ok(ExtractReport {
             extracted: todo.len(),
             reused,
             shape: shape.unwrap_or([0, 0]),
         })
     }
+
+    /// One part's `(image id, [tokens, width] features)`, batch by batch; `on_batch(images)` after each batch.
+    fn extract_part(
+        &self,
+        part: &[&ImageFile],
+        on_batch: &mut dyn FnMut(usize),
+    ) -> Result<Vec<(String, Tensor)>, ModelError> {
+        let mut entries: Vec<(String, Tensor)> = Vec::with_capacity(part.len());
+        for batch in part.chunks(self.batch_size.max(1)) {
+            let features = self.features_of(batch)?;
+            for (row, image) in batch.iter().enumerate() {
+                entries.push((image.id.clone(), features.get(row as i64).contiguous()));
+            }
+            on_batch(batch.len());
+        }
+        Ok(entries)
+    }
+
+    /// `[batch, tokens, width]` features of `batch`, on the CPU in the file's dtype.
+    fn features_of(&self, batch: &[&ImageFile]) -> Result<Tensor, ModelError> {
+        // Decoding and resizing are CPU work that dominates on a GPU: one image per core (the processor alone is
+        // shared with the threads; the tower's tensors cannot be).
+        let processor = &self.processor;
+        let pixels = batch
+            .par_iter()
+            .map(|image| processor.preprocess(&image.path))
+            .collect::<Result<Vec<Tensor>, ModelError>>()?;
+        if let Some(i) = pixels.iter().position(|p| p.size() != pixels[0].size()) {
+            return Err(ModelError::Input(format!(
+                "{}: preprocessed to {:?}, {} to {:?}; a batch needs one size (set `do_center_crop` in \
+                 preprocessor_config.json)",
+                batch[i].path.display(),
+                pixels[i].size(),
+                batch[0].path.display(),
+                pixels[0].size()
+            )));
+        }
+        let pixels = Tensor::f_stack(&pixels, 0)?;
+        let states = self.clip.forward(&pixels)?;
+        Ok(self
+            .options
+            .select(&self.clip, &states.hidden_states)?
+            .to_device(tch::Device::Cpu)
+            .to_kind(self.options.dtype.kind()))
+    }
+}
+
+/// The images of `images` that no earlier output or part holds.
+fn not_yet_extracted<'a>(images: &'a [ImageFile], sources: &[FeatureStore]) -> Vec<&'a ImageFile> {
+    let done: BTreeSet<&str> = sources.iter().flat_map(|s| s.ids()).collect();
+    images
+        .iter()
+        .filter(|i| !done.contains(i.id.as_str()))
+        .collect()
+}
+
+fn create_dir(dir: &Path) -> Result<(), ModelError> {
+    std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+        path: dir.to_path_buf(),
+        cause: source,
+    })
+}
+
+/// Removes the parts of a finished extraction (merged into the output by then).
+fn remove_parts(parts_dir: &Path) -> Result<(), ModelError> {
+    if !parts_dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::remove_dir_all(parts_dir).map_err(|source| ModelError::Io {
+        path: parts_dir.to_path_buf(),
+        cause: source,
+    })
 }
 
 /// What an earlier extraction into `out` left: the output file and the part files, opened, and the number the next
@@ -533,112 +565,31 @@ impl FeatureStore {
     /// Opens a feature file, checking its header: every entry a `[tokens, width]` F32 or F16 tensor, all of one
     /// shape and dtype, inside the file.
     pub fn open(path: &Path) -> Result<Self, ModelError> {
-        let bad = |message: String| ModelError::Checkpoint {
-            path: path.to_path_buf(),
-            message,
-        };
-        let mut file = File::open(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            cause: source,
-        })?;
-        let file_len = file
-            .metadata()
-            .map_err(|source| ModelError::Io {
-                path: path.to_path_buf(),
-                cause: source,
-            })?
-            .len();
-        let mut len_bytes = [0u8; 8];
-        file.read_exact(&mut len_bytes)
-            .map_err(|_| bad("not a safetensors feature file (shorter than its header)".into()))?;
-        let header_len = u64::from_le_bytes(len_bytes);
-        if header_len > 100_000_000 || 8 + header_len > file_len {
-            return Err(bad(format!(
-                "not a safetensors feature file (header length {header_len} in a file of {file_len} bytes)"
-            )));
-        }
-        let mut text = vec![0u8; header_len as usize];
-        file.read_exact(&mut text)
-            .map_err(|e| bad(format!("cannot read the header: {e}")))?;
-        let header: serde_json::Map<String, Value> = serde_json::from_slice(&text)
-            .map_err(|e| bad(format!("the safetensors header is not a JSON object: {e}")))?;
-        let data_start = 8 + header_len;
+        let header = Header::read(path)?;
         let mut metadata = BTreeMap::new();
         let mut offsets = HashMap::new();
-        let mut layout: Option<(FeatureDtype, i64, i64)> = None;
-        for (name, entry) in &header {
+        let mut layout: Option<EntryLayout> = None;
+        for (name, entry) in &header.entries {
             if name == "__metadata__" {
-                if let Some(map) = entry.as_object() {
-                    for (k, v) in map {
-                        metadata.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
-                    }
-                }
+                metadata = metadata_strings(entry);
                 continue;
             }
-            let dtype = entry["dtype"]
-                .as_str()
-                .and_then(FeatureDtype::parse)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "`{name}` has dtype {}, expected F32 or F16",
-                        entry["dtype"]
-                    ))
-                })?;
-            let shape: Vec<i64> = entry["shape"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                .unwrap_or_default();
-            let [tokens, width] = shape[..] else {
-                return Err(bad(format!(
-                    "`{name}` has shape {}, expected [tokens, width]",
-                    entry["shape"]
-                )));
-            };
+            let this = EntryLayout::of(path, name, entry)?;
             match layout {
-                None => layout = Some((dtype, tokens, width)),
-                Some(first) if first != (dtype, tokens, width) => {
-                    return Err(bad(format!(
-                        "`{name}` is {} [{tokens}, {width}] but other images are {} [{}, {}]: one file holds \
-                         features of one shape",
-                        dtype.name(),
-                        first.0.name(),
-                        first.1,
-                        first.2
-                    )))
-                }
-                Some(_) => {}
+                None => layout = Some(this),
+                Some(first) => first.check_same(path, name, this)?,
             }
-            let range: Vec<u64> = entry["data_offsets"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                .unwrap_or_default();
-            let expected = (tokens * width) as u64 * dtype.bytes() as u64;
-            match range[..] {
-                [begin, end] if end >= begin && end - begin == expected => {
-                    if data_start + end > file_len {
-                        return Err(bad(format!(
-                            "`{name}` lies past the end of the file (truncated?)"
-                        )));
-                    }
-                    offsets.insert(name.clone(), data_start + begin);
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "`{name}` has data_offsets {} that do not fit its shape",
-                        entry["data_offsets"]
-                    )))
-                }
-            }
+            offsets.insert(name.clone(), header.data_offset(path, name, entry, this)?);
         }
-        let (dtype, tokens, width) =
-            layout.ok_or_else(|| bad("the feature file holds no images".into()))?;
+        let layout =
+            layout.ok_or_else(|| not_features(path, "the feature file holds no images".into()))?;
         Ok(FeatureStore {
             path: path.to_path_buf(),
-            file,
+            file: header.file,
             offsets,
-            tokens,
-            width,
-            dtype,
+            tokens: layout.tokens,
+            width: layout.width,
+            dtype: layout.dtype,
             metadata,
         })
     }
@@ -726,6 +677,161 @@ impl FeatureStore {
             ));
         }
         Ok(Tensor::stack(&rows, 0))
+    }
+}
+
+/// A feature file's error that is about its content (what the header says or where the data lies).
+fn not_features(path: &Path, message: String) -> ModelError {
+    ModelError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// `__metadata__`'s entries as strings (a non-string value reads as empty).
+fn metadata_strings(entry: &Value) -> BTreeMap<String, String> {
+    entry
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// A safetensors file's header as read from disk, with the open file.
+struct Header {
+    file: File,
+    entries: serde_json::Map<String, Value>,
+    /// Where the tensors' bytes begin: after the length and the header.
+    data_start: u64,
+    file_len: u64,
+}
+
+impl Header {
+    fn read(path: &Path) -> Result<Self, ModelError> {
+        let bad = |message: String| not_features(path, message);
+        let io = |source| ModelError::Io {
+            path: path.to_path_buf(),
+            cause: source,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut len_bytes = [0u8; 8];
+        file.read_exact(&mut len_bytes)
+            .map_err(|_| bad("not a safetensors feature file (shorter than its header)".into()))?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        if header_len > 100_000_000 || 8 + header_len > file_len {
+            return Err(bad(format!(
+                "not a safetensors feature file (header length {header_len} in a file of {file_len} bytes)"
+            )));
+        }
+        let mut text = vec![0u8; header_len as usize];
+        file.read_exact(&mut text)
+            .map_err(|e| bad(format!("cannot read the header: {e}")))?;
+        let entries = serde_json::from_slice(&text)
+            .map_err(|e| bad(format!("the safetensors header is not a JSON object: {e}")))?;
+        Ok(Header {
+            file,
+            entries,
+            data_start: 8 + header_len,
+            file_len,
+        })
+    }
+
+    /// Where in the file the data of entry `name` begins, checked against its layout and the file's length.
+    fn data_offset(
+        &self,
+        path: &Path,
+        name: &str,
+        entry: &Value,
+        layout: EntryLayout,
+    ) -> Result<u64, ModelError> {
+        let range: Vec<u64> = entry["data_offsets"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        match range[..] {
+            [begin, end] if end >= begin && end - begin == layout.bytes() => {
+                if self.data_start + end > self.file_len {
+                    return Err(not_features(
+                        path,
+                        format!("`{name}` lies past the end of the file (truncated?)"),
+                    ));
+                }
+                Ok(self.data_start + begin)
+            }
+            _ => Err(not_features(
+                path,
+                format!(
+                    "`{name}` has data_offsets {} that do not fit its shape",
+                    entry["data_offsets"]
+                ),
+            )),
+        }
+    }
+}
+
+/// One entry's dtype and `[tokens, width]` shape, which every entry of a file shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EntryLayout {
+    dtype: FeatureDtype,
+    tokens: i64,
+    width: i64,
+}
+
+impl EntryLayout {
+    fn of(path: &Path, name: &str, entry: &Value) -> Result<Self, ModelError> {
+        let dtype = entry["dtype"]
+            .as_str()
+            .and_then(FeatureDtype::parse)
+            .ok_or_else(|| {
+                not_features(
+                    path,
+                    format!("`{name}` has dtype {}, expected F32 or F16", entry["dtype"]),
+                )
+            })?;
+        let shape: Vec<i64> = entry["shape"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        let [tokens, width] = shape[..] else {
+            return Err(not_features(
+                path,
+                format!(
+                    "`{name}` has shape {}, expected [tokens, width]",
+                    entry["shape"]
+                ),
+            ));
+        };
+        Ok(EntryLayout {
+            dtype,
+            tokens,
+            width,
+        })
+    }
+
+    /// Entry `name`, of layout `other`, may join a file of this layout only if they are the same.
+    fn check_same(self, path: &Path, name: &str, other: EntryLayout) -> Result<(), ModelError> {
+        if self == other {
+            return Ok(());
+        }
+        Err(not_features(
+            path,
+            format!(
+                "`{name}` is {} [{}, {}] but other images are {} [{}, {}]: one file holds features of one shape",
+                other.dtype.name(),
+                other.tokens,
+                other.width,
+                self.dtype.name(),
+                self.tokens,
+                self.width
+            ),
+        ))
+    }
+
+    /// Bytes of one entry's data.
+    fn bytes(self) -> u64 {
+        (self.tokens * self.width) as u64 * self.dtype.bytes() as u64
     }
 }
 

@@ -597,6 +597,25 @@ impl Gpt2 {
         position_ids: &Tensor,
         past: i64,
     ) -> Result<(Tensor, Tensor, Tensor), ModelError> {
+        let new_positions = self.check_shapes(embeds, attention_mask, position_ids, past)?;
+        self.check_devices_and_kinds(embeds, attention_mask, position_ids)?;
+        let positions = self.checked_positions(position_ids, past, new_positions)?;
+        Ok((
+            embeds.to_kind(self.kind),
+            attention_mask.contiguous(),
+            positions,
+        ))
+    }
+
+    /// Embeddings `[batch, t > 0, n_embd]`, a mask over the `past` cached and `t` new positions, ids for the new
+    /// ones; returns `t`.
+    fn check_shapes(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        position_ids: &Tensor,
+        past: i64,
+    ) -> Result<i64, ModelError> {
         let input = |message: String| Err(ModelError::Input(message));
         let e = embeds.size();
         if e.len() != 3 || e[2] != self.config.n_embd || e[1] == 0 {
@@ -619,6 +638,17 @@ impl Gpt2 {
                 position_ids.size()
             ));
         }
+        Ok(t)
+    }
+
+    /// Every input on the model's device, the embeddings floating point, the position ids integers.
+    fn check_devices_and_kinds(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        position_ids: &Tensor,
+    ) -> Result<(), ModelError> {
+        let input = |message: String| Err(ModelError::Input(message));
         let device = self.device();
         for (what, tensor) in [
             ("input embeddings", embeds),
@@ -647,6 +677,17 @@ impl Gpt2 {
                 position_ids.kind()
             ));
         }
+        Ok(())
+    }
+
+    /// The position ids as `Int64`, refused where the `past + t` positions or an id fall outside the learned table.
+    fn checked_positions(
+        &self,
+        position_ids: &Tensor,
+        past: i64,
+        t: i64,
+    ) -> Result<Tensor, ModelError> {
+        let input = |message: String| Err(ModelError::Input(message));
         // rust-bert's causal mask is an [n_ctx, n_ctx] buffer it slices (n_ctx = n_positions here).
         let n = self.config.n_positions;
         if past + t > n {
@@ -665,11 +706,7 @@ impl Gpt2 {
                 range[0], range[1]
             ));
         }
-        Ok((
-            embeds.to_kind(self.kind),
-            attention_mask.contiguous(),
-            positions,
-        ))
+        Ok(positions)
     }
 }
 

@@ -345,6 +345,182 @@ impl Default for ClipImageProcessor {
     }
 }
 
+/// The keys of a `preprocessor_config.json` value, each read with its rule and its message; `path` names the file
+/// in messages.
+struct ProcessorFields<'a> {
+    path: &'a Path,
+    value: &'a Value,
+}
+
+impl ProcessorFields<'_> {
+    fn bad(&self, message: String) -> ModelError {
+        ModelError::Config {
+            path: self.path.to_path_buf(),
+            message,
+        }
+    }
+
+    /// The value at `key`, `None` where it is absent or `null` (both mean "the default").
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.value.get(key).filter(|v| !v.is_null())
+    }
+
+    /// `image_processor_type` and the older `feature_extractor_type`, where given, must name CLIP's.
+    fn check_processor_type(&self) -> Result<(), ModelError> {
+        for key in ["image_processor_type", "feature_extractor_type"] {
+            if let Some(kind) = self.value.get(key).and_then(Value::as_str) {
+                if !kind.contains("CLIP") {
+                    return Err(self.bad(format!(
+                        "`{key}` is {kind:?}: only CLIP's image processor (CLIPImageProcessor) is implemented"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ModelError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.bad(format!("`{key}` must be true or false, found {other}"))),
+        }
+    }
+
+    fn positive(&self, key: &str, v: &Value) -> Result<usize, ModelError> {
+        v.as_u64()
+            .filter(|&n| n > 0)
+            .map(|n| n as usize)
+            .ok_or_else(|| self.bad(format!("`{key}` must be a positive integer, found {v}")))
+    }
+
+    /// `size` (an integer is the shortest edge, as transformers' `get_size_dict(int, default_to_square=False)`),
+    /// made square by `use_square_size`.
+    fn size(&self, default: ResizeTarget) -> Result<ResizeTarget, ModelError> {
+        let size = match self.get("size") {
+            None => default,
+            Some(v @ Value::Number(_)) => ResizeTarget::ShortestEdge(self.positive("size", v)?),
+            Some(Value::Object(map)) => self.size_object(map)?,
+            Some(other) => {
+                return Err(self.bad(format!(
+                    "`size` must be an integer or an object, found {other}"
+                )))
+            }
+        };
+        let square = self.value.get("use_square_size").and_then(Value::as_bool) == Some(true);
+        Ok(match size {
+            ResizeTarget::ShortestEdge(edge) if square => ResizeTarget::Exact {
+                height: edge,
+                width: edge,
+            },
+            other => other,
+        })
+    }
+
+    fn size_object(
+        &self,
+        map: &serde_json::Map<String, Value>,
+    ) -> Result<ResizeTarget, ModelError> {
+        if let Some(edge) = map.get("shortest_edge") {
+            // CLIP's resize reads `shortest_edge` only (a `longest_edge` beside it is ignored).
+            Ok(ResizeTarget::ShortestEdge(
+                self.positive("size.shortest_edge", edge)?,
+            ))
+        } else if let (Some(h), Some(w)) = (map.get("height"), map.get("width")) {
+            Ok(ResizeTarget::Exact {
+                height: self.positive("size.height", h)?,
+                width: self.positive("size.width", w)?,
+            })
+        } else {
+            Err(self.bad(format!(
+                "`size` must hold `shortest_edge`, or `height` and `width`, found {}",
+                Value::Object(map.clone())
+            )))
+        }
+    }
+
+    /// `crop_size` as `(height, width)`; an integer is a square.
+    fn crop_size(&self, default: (usize, usize)) -> Result<(usize, usize), ModelError> {
+        match self.get("crop_size") {
+            None => Ok(default),
+            Some(v @ Value::Number(_)) => {
+                let n = self.positive("crop_size", v)?;
+                Ok((n, n))
+            }
+            Some(Value::Object(map)) => match (map.get("height"), map.get("width")) {
+                (Some(h), Some(w)) => Ok((
+                    self.positive("crop_size.height", h)?,
+                    self.positive("crop_size.width", w)?,
+                )),
+                _ => Err(self.bad(format!(
+                    "`crop_size` must hold `height` and `width`, found {}",
+                    Value::Object(map.clone())
+                ))),
+            },
+            Some(other) => Err(self.bad(format!(
+                "`crop_size` must be an integer or an object, found {other}"
+            ))),
+        }
+    }
+
+    /// `resample`, Pillow's filter number; nearest (0) is refused, as only the convolution filters are implemented.
+    fn resample(&self, default: Resample) -> Result<Resample, ModelError> {
+        let Some(v) = self.get("resample") else {
+            return Ok(default);
+        };
+        match v.as_u64() {
+            Some(1) => Ok(Resample::Lanczos),
+            Some(2) => Ok(Resample::Bilinear),
+            Some(3) => Ok(Resample::Bicubic),
+            Some(4) => Ok(Resample::Box),
+            Some(5) => Ok(Resample::Hamming),
+            Some(0) => Err(self.bad(
+                "`resample` 0 (nearest) is not implemented: only Pillow's convolution filters are \
+                 (1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)"
+                    .into(),
+            )),
+            _ => Err(self.bad(format!(
+                "`resample` must be a Pillow filter number (1 lanczos, 2 bilinear, 3 bicubic, 4 box, \
+                 5 hamming), found {v}"
+            ))),
+        }
+    }
+
+    fn rescale_factor(&self, default: f64) -> Result<f64, ModelError> {
+        match self.get("rescale_factor") {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|f| f.is_finite())
+                .ok_or_else(|| self.bad(format!("`rescale_factor` must be a number, found {v}"))),
+        }
+    }
+
+    /// A number for every RGB channel, or a list of 3 (`image_mean`, `image_std`).
+    fn per_channel(&self, key: &str, default: [f64; 3]) -> Result<[f64; 3], ModelError> {
+        let wrong = |v: &Value| {
+            self.bad(format!(
+                "`{key}` must be a number or a list of 3 numbers (one per RGB channel), found {v}"
+            ))
+        };
+        match self.get(key) {
+            None => Ok(default),
+            Some(v @ Value::Number(_)) => {
+                let x = v.as_f64().ok_or_else(|| wrong(v))?;
+                Ok([x; 3])
+            }
+            Some(v @ Value::Array(items)) if items.len() == 3 => {
+                let mut out = [0.0; 3];
+                for (o, item) in out.iter_mut().zip(items) {
+                    *o = item.as_f64().ok_or_else(|| wrong(v))?;
+                }
+                Ok(out)
+            }
+            Some(v) => Err(wrong(v)),
+        }
+    }
+}
+
 impl ClipImageProcessor {
     /// The settings of `<dir>/preprocessor_config.json`, or transformers' defaults where the file is absent.
     pub fn from_model_dir(dir: &Path) -> Result<Self, ModelError> {
@@ -366,167 +542,41 @@ impl ClipImageProcessor {
     /// Parses a `preprocessor_config.json` value; `path` is only used in messages. Keys left out take
     /// transformers' defaults.
     pub fn from_json(path: &Path, value: &Value) -> Result<Self, ModelError> {
-        let bad = |message: String| ModelError::Config {
-            path: path.to_path_buf(),
-            message,
-        };
+        let fields = ProcessorFields { path, value };
         if !value.is_object() {
-            return Err(bad("expected a JSON object".into()));
+            return Err(fields.bad("expected a JSON object".into()));
         }
-        for key in ["image_processor_type", "feature_extractor_type"] {
-            if let Some(kind) = value.get(key).and_then(Value::as_str) {
-                if !kind.contains("CLIP") {
-                    return Err(bad(format!(
-                        "`{key}` is {kind:?}: only CLIP's image processor (CLIPImageProcessor) is implemented"
-                    )));
-                }
-            }
-        }
-        let mut p = Self::default();
-        let flag = |key: &str, default: bool| -> Result<bool, ModelError> {
-            match value.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(other) => Err(bad(format!("`{key}` must be true or false, found {other}"))),
-            }
-        };
-        p.do_resize = flag("do_resize", p.do_resize)?;
-        p.do_center_crop = flag("do_center_crop", p.do_center_crop)?;
-        p.do_rescale = flag("do_rescale", p.do_rescale)?;
-        p.do_normalize = flag("do_normalize", p.do_normalize)?;
-        p.do_convert_rgb = flag("do_convert_rgb", p.do_convert_rgb)?;
-
-        let positive = |key: &str, v: &Value| -> Result<usize, ModelError> {
-            v.as_u64()
-                .filter(|&n| n > 0)
-                .map(|n| n as usize)
-                .ok_or_else(|| bad(format!("`{key}` must be a positive integer, found {v}")))
-        };
-        match value.get("size") {
-            None | Some(Value::Null) => {}
-            // transformers' `get_size_dict(int, default_to_square=False)`.
-            Some(v @ Value::Number(_)) => p.size = ResizeTarget::ShortestEdge(positive("size", v)?),
-            Some(Value::Object(map)) => {
-                p.size = if let Some(edge) = map.get("shortest_edge") {
-                    // CLIP's resize reads `shortest_edge` only (a `longest_edge` beside it is ignored).
-                    ResizeTarget::ShortestEdge(positive("size.shortest_edge", edge)?)
-                } else if let (Some(h), Some(w)) = (map.get("height"), map.get("width")) {
-                    ResizeTarget::Exact {
-                        height: positive("size.height", h)?,
-                        width: positive("size.width", w)?,
-                    }
-                } else {
-                    return Err(bad(format!(
-                        "`size` must hold `shortest_edge`, or `height` and `width`, found {}",
-                        Value::Object(map.clone())
-                    )));
-                }
-            }
-            Some(other) => {
-                return Err(bad(format!(
-                    "`size` must be an integer or an object, found {other}"
-                )))
-            }
-        }
-        if value.get("use_square_size").and_then(Value::as_bool) == Some(true) {
-            if let ResizeTarget::ShortestEdge(edge) = p.size {
-                p.size = ResizeTarget::Exact {
-                    height: edge,
-                    width: edge,
-                };
-            }
-        }
-        match value.get("crop_size") {
-            None | Some(Value::Null) => {}
-            Some(v @ Value::Number(_)) => {
-                let n = positive("crop_size", v)?;
-                p.crop_size = (n, n);
-            }
-            Some(Value::Object(map)) => match (map.get("height"), map.get("width")) {
-                (Some(h), Some(w)) => {
-                    p.crop_size = (
-                        positive("crop_size.height", h)?,
-                        positive("crop_size.width", w)?,
-                    )
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "`crop_size` must hold `height` and `width`, found {}",
-                        Value::Object(map.clone())
-                    )))
-                }
-            },
-            Some(other) => {
-                return Err(bad(format!(
-                    "`crop_size` must be an integer or an object, found {other}"
-                )))
-            }
-        }
-        match value.get("resample") {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                p.resample = match v.as_u64() {
-                    Some(1) => Resample::Lanczos,
-                    Some(2) => Resample::Bilinear,
-                    Some(3) => Resample::Bicubic,
-                    Some(4) => Resample::Box,
-                    Some(5) => Resample::Hamming,
-                    Some(0) => {
-                        return Err(bad(
-                            "`resample` 0 (nearest) is not implemented: only Pillow's convolution filters are \
-                             (1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)"
-                                .into(),
-                        ))
-                    }
-                    _ => {
-                        return Err(bad(format!(
-                            "`resample` must be a Pillow filter number (1 lanczos, 2 bilinear, 3 bicubic, 4 box, \
-                             5 hamming), found {v}"
-                        )))
-                    }
-                }
-            }
-        }
-        match value.get("rescale_factor") {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                p.rescale_factor = v
-                    .as_f64()
-                    .filter(|f| f.is_finite())
-                    .ok_or_else(|| bad(format!("`rescale_factor` must be a number, found {v}")))?
-            }
-        }
-        let triple = |key: &str, default: [f64; 3]| -> Result<[f64; 3], ModelError> {
-            let wrong = |v: &Value| {
-                bad(format!(
-                    "`{key}` must be a number or a list of 3 numbers (one per RGB channel), found {v}"
-                ))
-            };
-            match value.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(v @ Value::Number(_)) => {
-                    let x = v.as_f64().ok_or_else(|| wrong(v))?;
-                    Ok([x; 3])
-                }
-                Some(v @ Value::Array(items)) if items.len() == 3 => {
-                    let mut out = [0.0; 3];
-                    for (o, item) in out.iter_mut().zip(items) {
-                        *o = item.as_f64().ok_or_else(|| wrong(v))?;
-                    }
-                    Ok(out)
-                }
-                Some(v) => Err(wrong(v)),
-            }
-        };
-        p.image_mean = triple("image_mean", p.image_mean)?;
-        p.image_std = triple("image_std", p.image_std)?;
-        if p.do_normalize && p.image_std.iter().any(|&s| s == 0.0 || !s.is_finite()) {
-            return Err(bad(format!(
-                "`image_std` must be non-zero numbers, found {:?}",
-                p.image_std
+        fields.check_processor_type()?;
+        let defaults = Self::default();
+        let do_resize = fields.flag("do_resize", defaults.do_resize)?;
+        let do_center_crop = fields.flag("do_center_crop", defaults.do_center_crop)?;
+        let do_rescale = fields.flag("do_rescale", defaults.do_rescale)?;
+        let do_normalize = fields.flag("do_normalize", defaults.do_normalize)?;
+        let do_convert_rgb = fields.flag("do_convert_rgb", defaults.do_convert_rgb)?;
+        let size = fields.size(defaults.size)?;
+        let crop_size = fields.crop_size(defaults.crop_size)?;
+        let resample = fields.resample(defaults.resample)?;
+        let rescale_factor = fields.rescale_factor(defaults.rescale_factor)?;
+        let image_mean = fields.per_channel("image_mean", defaults.image_mean)?;
+        let image_std = fields.per_channel("image_std", defaults.image_std)?;
+        if do_normalize && image_std.iter().any(|&s| s == 0.0 || !s.is_finite()) {
+            return Err(fields.bad(format!(
+                "`image_std` must be non-zero numbers, found {image_std:?}"
             )));
         }
-        Ok(p)
+        Ok(ClipImageProcessor {
+            do_resize,
+            size,
+            resample,
+            do_center_crop,
+            crop_size,
+            do_rescale,
+            rescale_factor,
+            do_normalize,
+            image_mean,
+            image_std,
+            do_convert_rgb,
+        })
     }
 
     /// The `[height, width]` of [`ClipImageProcessor::preprocess`]'s output for an image of this size.

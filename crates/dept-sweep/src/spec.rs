@@ -335,20 +335,17 @@ fn expand(
     Ok(points)
 }
 
-/// The (m, r) a point trains, where its model folder is readable: the budget arithmetic needs the model's width d,
-/// and a grid of m values that leaves no integer r is better refused now than one run at a time. `widths` caches d
-/// per model folder.
+/// The (m, r) a point trains, where its model folder is readable: the budget arithmetic needs the model's width d
+/// (which the backbone registry reads under the folder's kind's key), and a grid of m values that leaves no integer
+/// r is better refused now than one run at a time. `widths` caches d per model folder.
 fn check_shape(
     id: &str,
     config: &ExperimentConfig,
     widths: &mut BTreeMap<PathBuf, Option<i64>>,
 ) -> Result<()> {
-    let d = *widths.entry(config.model.clone()).or_insert_with(|| {
-        let (_, json) = dept_models::checkpoint::read_config(&config.model).ok()?;
-        ["d_model", "hidden_size", "n_embd"]
-            .iter()
-            .find_map(|key| json.get(*key).and_then(|v| v.as_i64()))
-    });
+    let d = *widths
+        .entry(config.model.clone())
+        .or_insert_with(|| dept_models::registry::hidden_size_of(&config.model).ok());
     match d {
         Some(d) => config
             .shape(d)
@@ -357,7 +354,8 @@ fn check_shape(
                 id: id.to_string(),
                 problem: problem.to_string(),
             }),
-        None => Ok(()), // no model folder here (yet): `dept train` checks the shape when the point runs
+        // No readable model folder here (yet): `dept train` checks the folder and the shape when the point runs.
+        None => Ok(()),
     }
 }
 
