@@ -148,7 +148,7 @@ fn commands_of(file: &str, text: &str) -> Result<Vec<DocCommand>, Vec<DocError>>
                         text: so_far,
                         marker,
                     }),
-                    Err(message) => errors.push(error(number, message)),
+                    Err(NotAMarker(message)) => errors.push(error(number, message)),
                 }
             }
         }
@@ -163,8 +163,11 @@ fn commands_of(file: &str, text: &str) -> Result<Vec<DocCommand>, Vec<DocError>>
     }
 }
 
+/// Why a trailing comment that looks like a marker is not one.
+struct NotAMarker(String);
+
 /// The marker a command ends in, if any: `# runs in CI` or `# needs: a, b`. Other trailing comments are free text.
-fn marker_of(command: &str) -> Result<Option<Marker>, String> {
+fn marker_of(command: &str) -> Result<Option<Marker>, NotAMarker> {
     let Some(hash) = command.rfind(" #") else {
         return Ok(None);
     };
@@ -174,20 +177,20 @@ fn marker_of(command: &str) -> Result<Option<Marker>, String> {
     }
     let Some(list) = comment.strip_prefix("needs:") else {
         if comment.starts_with("need") || comment.eq_ignore_ascii_case(RUNS_IN_CI) {
-            return Err(format!(
+            return Err(NotAMarker(format!(
                 "`# {comment}` is not a marker: write `# needs: <{}>` or `# {RUNS_IN_CI}`",
                 NEEDS.join("|")
-            ));
+            )));
         }
         return Ok(None);
     };
     let needs: Vec<String> = list.split(',').map(|n| n.trim().to_string()).collect();
     if let Some(unknown) = needs.iter().find(|n| !NEEDS.contains(&n.as_str())) {
-        return Err(format!(
+        return Err(NotAMarker(format!(
             "`# needs: {unknown}` is not one of the markers ({}); add it to docs/commands.md and this test, or run \
              the command",
             NEEDS.join(", ")
-        ));
+        )));
     }
     Ok(Some(Marker::Needs(needs)))
 }
@@ -348,7 +351,7 @@ fn the_documented_commands_run() {
             scope.spawn(|| {
                 while let Some((doc, commands)) = runnable.get(next.fetch_add(1, Ordering::SeqCst))
                 {
-                    if let Err(failure) = run_document(doc, commands, &shared, &path) {
+                    if let Err(DocFailure(failure)) = run_document(doc, commands, &shared, &path) {
                         failures.lock().expect("failures lock").push(failure);
                     }
                 }
@@ -359,13 +362,16 @@ fn the_documented_commands_run() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// A document whose script failed: its name, the status and the end of its output.
+struct DocFailure(String);
+
 /// Runs one document's commands in a fresh folder; `Err` with the status and the end of its output on failure.
 fn run_document(
     doc: &Path,
     commands: &[DocCommand],
     shared: &Path,
     path: &str,
-) -> Result<(), String> {
+) -> Result<(), DocFailure> {
     let file = display_name(doc);
     let (_tmp, work) = workspace_for(shared);
     let started = Instant::now();
@@ -383,12 +389,12 @@ fn run_document(
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    Err(format!(
+    Err(DocFailure(format!(
         "{file}: {}\n--- stdout (end) ---\n{}\n--- stderr (end) ---\n{}",
         output.status,
         tail(&stdout, 3000),
         tail(&stderr, 6000)
-    ))
+    )))
 }
 
 /// The last `max` bytes of `text`, cut at a character boundary.

@@ -214,32 +214,41 @@ fn a_local_sweep_is_interrupted_resumed_and_reported() {
     assert!(out.join("report.md").is_file());
 }
 
+/// Why the one-node Slurm did not start (no Slurm installed, or its script failed), for the skip message.
+struct NoSlurm(String);
+
+impl std::fmt::Display for NoSlurm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A one-node Slurm from xtask/slurm/local-slurm.sh, stopped when dropped.
 struct LocalSlurm {
     state: PathBuf,
 }
 
 impl LocalSlurm {
-    fn start(state: &Path) -> Result<Self, String> {
+    fn start(state: &Path) -> Result<Self, NoSlurm> {
         let script = repo().join("xtask/slurm/local-slurm.sh");
         let output = Command::new("bash")
             .arg(&script)
             .arg("start")
             .arg(state)
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| NoSlurm(e.to_string()))?;
         if output.status.success() {
             Ok(LocalSlurm {
                 state: state.to_path_buf(),
             })
         } else {
-            Err(format!(
+            Err(NoSlurm(format!(
                 "{} ({}): {}{}",
                 script.display(),
                 output.status,
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
-            ))
+            )))
         }
     }
 
