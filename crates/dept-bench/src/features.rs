@@ -261,6 +261,7 @@ struct DeptSide<'a> {
     pixels: Vec<Tensor>,
     /// The threads the preprocessing runs on, as `Extractor::run` runs it.
     workers: usize,
+    /// The tower's parameter count, for the header.
     parameters: i64,
     /// The images' sizes, as the report's header says them.
     image_sizes: String,
