@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use dept_sweep::{local::Slots, report, Backend, RunOptions, RunOutcome};
+use dept_sweep::{report, Backend, RunOptions, RunOutcome};
 
 #[derive(Subcommand)]
 pub enum SweepCommand {
@@ -87,7 +87,10 @@ pub fn run(command: &SweepCommand) -> Result<()> {
 
 fn run_sweep(args: &RunArgs) -> Result<()> {
     let backend = match args.backend {
-        BackendArg::Local => Backend::Local(Slots::from_flags(args.gpus.as_deref(), args.slots)?),
+        BackendArg::Local => Backend::Local {
+            gpus: args.gpus.clone(),
+            cpu_slots: args.slots,
+        },
         BackendArg::Slurm => Backend::Slurm { wait: args.wait },
     };
     let options = RunOptions {

@@ -78,10 +78,7 @@ fn write_clip(args: &TinyArgs) -> Result<&'static str> {
 fn write_backbone(args: &TinyArgs, kind: &BackboneKind) -> Result<&'static str> {
     let (arch, recipe) = (kind.name, &kind.tiny);
     if args.feed_forward_proj.is_some() && recipe.variants.is_empty() {
-        bail!(
-            "--feed-forward-proj does not apply to --arch {arch}: a {} has one layout",
-            kind.label
-        );
+        bail!("--feed-forward-proj is a T5 setting; it does not apply to --arch {arch}");
     }
     if recipe.needs_tokenizer && args.tokenizer.is_none() {
         bail!(

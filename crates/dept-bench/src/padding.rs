@@ -7,12 +7,11 @@ use std::time::Instant;
 use crate::error::{ensure, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
-use dept_models::t5::T5;
 use dept_models::{load_backbone, Backbone, PromptedModel};
 use dept_train::batch::{Batch, Encoded};
 use dept_train::config::Padding;
 
-use crate::synthetic::{random_examples, t5_shape};
+use crate::synthetic::random_examples;
 
 #[derive(Args)]
 pub struct PaddingArgs {
@@ -49,7 +48,7 @@ pub fn run(args: &PaddingArgs) -> Result<()> {
     tch::manual_seed(0);
     let backbone: Box<dyn Backbone> = match &args.model {
         Some(dir) => load_backbone(dir, device)?,
-        None => Box::new(T5::new_random(&t5_shape("t5-small")?, device)?),
+        None => dept_models::registry::shape("t5-small")?.build_random(device)?,
     };
     let config = DeptConfig::new(
         args.prompt_len,

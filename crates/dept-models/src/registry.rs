@@ -9,7 +9,7 @@ use std::path::Path;
 
 use tch::Device;
 
-use crate::checkpoint::{self, CONFIG_FILE};
+use crate::checkpoint;
 use crate::{Architecture, Backbone, ModelError, BACKBONES, VISION_LANGUAGE_BACKBONES};
 
 /// Loads a Hugging Face folder as a backbone.
@@ -200,21 +200,28 @@ pub fn load_vision_language(
     device: Device,
     visual: VisualInput,
 ) -> Result<Box<dyn Backbone>, ModelError> {
-    let kind = kind_of(dir)?;
-    let Some(reader) = VISION_LANGUAGE_BACKBONES
-        .iter()
-        .find(|vl| vl.text_kind == kind.name)
-    else {
+    let (path, config) = checkpoint::read_config(dir)?;
+    // Any folder no vision-language kind reads (an unknown model_type included) gets the same message, naming the
+    // folder's own model_type.
+    let reader = kind_of_config(path.clone(), &config).ok().and_then(|kind| {
+        VISION_LANGUAGE_BACKBONES
+            .iter()
+            .find(|vl| vl.text_kind == kind.name)
+    });
+    let Some(reader) = reader else {
         let readers: Vec<&str> = VISION_LANGUAGE_BACKBONES
             .iter()
             .map(|vl| vl.text_label)
             .collect();
         return Err(ModelError::Config {
-            path: dir.join(CONFIG_FILE),
+            path,
             message: format!(
                 "a vision-language run (`features` set) needs a {} model folder for CLIP-T5, got model_type {:?}",
                 readers.join(" or "),
-                kind.model_types.first().copied().unwrap_or(kind.name)
+                config
+                    .get("model_type")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
             ),
         });
     };
@@ -299,6 +306,32 @@ mod tests {
         }
     }
 
+    /// A vision-language run on a folder that no vision-language kind reads (a known text kind or an unknown
+    /// model_type alike) is refused naming that folder's own model_type, before any weight is read.
+    #[test]
+    fn vision_language_needs_a_folder_it_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let visual = VisualInput {
+            width: 8,
+            tokens: 2,
+            seed: 0,
+        };
+        for model_type in ["gpt2", "bert"] {
+            let folder = dir.path().join(model_type);
+            std::fs::create_dir_all(&folder).unwrap();
+            let config = serde_json::json!({ "model_type": model_type });
+            std::fs::write(folder.join(checkpoint::CONFIG_FILE), config.to_string()).unwrap();
+            let err = load_vision_language(&folder, Device::Cpu, visual)
+                .err()
+                .expect("refused")
+                .to_string();
+            let expected = format!(
+                "a vision-language run (`features` set) needs a T5 model folder for CLIP-T5, got model_type \"{model_type}\""
+            );
+            assert!(err.contains(&expected), "{err}");
+        }
+    }
+
     /// Every kind's width is read from its own config key, and a folder without a readable one is an error
     /// (callers that may run before the folder exists treat it as "not known yet").
     #[test]
@@ -307,7 +340,7 @@ mod tests {
         let write = |name: &str, config: serde_json::Value| {
             let folder = dir.path().join(name);
             std::fs::create_dir_all(&folder).unwrap();
-            std::fs::write(folder.join(CONFIG_FILE), config.to_string()).unwrap();
+            std::fs::write(folder.join(checkpoint::CONFIG_FILE), config.to_string()).unwrap();
             folder
         };
         // Every other width key is present too, set wrong, so that only the kind's own key can give 48.

@@ -5,7 +5,7 @@
 //! The main types and calls:
 //! - [`spec::Sweep`]: a sweep file expanded into [`spec::Point`]s, each a full `dept train` config checked before
 //!   anything runs, written into the sweep folder with its manifest (`sweep.json`).
-//! - [`run()`] with [`RunOptions`] (the file, `--out`, `--set`, a [`Backend`]: local [`local::Slots`] or Slurm)
+//! - [`run()`] with [`RunOptions`] (the file, `--out`, `--set`, a [`Backend`]: local GPUs or CPU slots, or Slurm)
 //!   returns a [`RunOutcome`] (done, interrupted, submitted; failed or unfinished points are errors); it prints
 //!   the live table ([`state::LiveTable`]) meanwhile.
 //! - [`status()`] gives every point's [`state::State`], read from the sweep folder (and `squeue`/`sacct` where the

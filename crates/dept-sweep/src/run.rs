@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, SweepError};
 use crate::local::{self, LocalEnd, Slots};
+use crate::spec::Sweep;
 use crate::state::{self, LiveTable};
 use crate::{overrides, slurm};
 
@@ -27,8 +28,12 @@ pub struct RunOptions {
 /// Where the points run.
 #[derive(Debug)]
 pub enum Backend {
-    /// Child processes on this machine, one per slot.
-    Local(Slots),
+    /// Child processes on this machine: one per GPU of `gpus` (`--gpus 0,1`, checked when the sweep starts), else
+    /// `cpu_slots` at once on the CPU.
+    Local {
+        gpus: Option<String>,
+        cpu_slots: usize,
+    },
     /// One Slurm job array; `wait` until no task is queued or running.
     Slurm { wait: bool },
 }
@@ -67,14 +72,10 @@ pub fn run(options: &RunOptions, dept: &Path) -> Result<RunOutcome> {
         out: sweep.out.clone(),
     };
     match &options.backend {
-        Backend::Local(slots) => match local::run(&sweep, dept, slots)? {
-            LocalEnd::Finished { failed: 0 } => Ok(done),
-            LocalEnd::Finished { failed } => Err(SweepError::PointsFailed {
-                failed,
-                logs: sweep.out.join("logs"),
-            }),
-            LocalEnd::Interrupted { unfinished } => Ok(RunOutcome::Interrupted { unfinished }),
-        },
+        Backend::Local { gpus, cpu_slots } => {
+            let slots = Slots::from_flags(gpus.as_deref(), *cpu_slots)?;
+            run_local(&sweep, dept, &slots, done)
+        }
         Backend::Slurm { wait } => {
             slurm::submit(&sweep, dept)?;
             if !wait {
@@ -85,6 +86,18 @@ pub fn run(options: &RunOptions, dept: &Path) -> Result<RunOutcome> {
                 left => Err(SweepError::PointsUnfinished { left }),
             }
         }
+    }
+}
+
+/// The local backend's run, and how it ended.
+fn run_local(sweep: &Sweep, dept: &Path, slots: &Slots, done: RunOutcome) -> Result<RunOutcome> {
+    match local::run(sweep, dept, slots)? {
+        LocalEnd::Finished { failed: 0 } => Ok(done),
+        LocalEnd::Finished { failed } => Err(SweepError::PointsFailed {
+            failed,
+            logs: sweep.out.join("logs"),
+        }),
+        LocalEnd::Interrupted { unfinished } => Ok(RunOutcome::Interrupted { unfinished }),
     }
 }
 

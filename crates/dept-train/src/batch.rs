@@ -20,26 +20,6 @@ pub struct Encoded {
     pub weight: Option<f64>,
 }
 
-/// [`encode_for`] a decoder-only model, where source and target share one sequence of at most `max_len` tokens
-/// ([`Architecture::encode_source`], [`Architecture::encode_target`]).
-pub fn encode_causal_examples(
-    tokenizer: &TextTokenizer,
-    examples: &[TextExample],
-    max_len: usize,
-    max_target_len: usize,
-    eos_id: i64,
-) -> Result<Vec<Encoded>, TrainError> {
-    let architecture = Architecture::DecoderOnly;
-    encode_for(
-        architecture,
-        tokenizer,
-        examples,
-        max_len,
-        max_target_len,
-        eos_id,
-    )
-}
-
 /// A source's ids, cut as the backbone's architecture needs ([`Architecture::encode_source`]).
 pub fn encode_source(
     architecture: Architecture,
