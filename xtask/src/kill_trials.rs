@@ -75,9 +75,16 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
 
 /// The quickstart's tiny T5 and synthetic RTE-format data in `fixture` (its own short run is not used).
 fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
-    let out = Command::new(dept)
+    let mut command = Command::new(dept);
+    command
         .args(["-q", "quickstart", "--steps", "40", "--dir"])
-        .arg(fixture)
+        .arg(fixture);
+    run_quietly(dept, command, "dept quickstart")
+}
+
+/// Runs a `dept` command with its stdout dropped; a failure quotes its stderr.
+fn run_quietly(dept: &Path, mut command: Command, what: &str) -> Result<(), Failure> {
+    let out = command
         .stdout(Stdio::null())
         .output()
         .map_err(|e| Failure::new(format!("cannot run {}: {e}", dept.display())))?;
@@ -85,7 +92,7 @@ fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::new(format!(
-            "dept quickstart failed: {}",
+            "{what} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         )))
     }
@@ -145,21 +152,9 @@ fn differing_files(run: &Path, reference: &Path) -> Vec<&'static str> {
 
 /// Trains (resuming whatever the run folder holds) until the run finishes.
 fn train_to_the_end(dept: &Path, config: &Path) -> Result<(), Failure> {
-    let out = Command::new(dept)
-        .args(["-q", "train"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .output()
-        .map_err(|e| Failure::new(format!("cannot run {}: {e}", dept.display())))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Failure::new(format!(
-            "dept train {} failed: {}",
-            config.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )))
-    }
+    let mut command = Command::new(dept);
+    command.args(["-q", "train"]).arg(config);
+    run_quietly(dept, command, &format!("dept train {}", config.display()))
 }
 
 /// A checkpoint being replaced leaves `last.partial-<pid>` or `last.previous` (or `best.…`) beside the checkpoint.
