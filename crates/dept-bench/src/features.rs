@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::error::{bail, ensure, BenchError, Context, Result};
 use clap::{Args, ValueEnum};
 use dept_models::clip::{ClipActivation, ClipVision, ClipVisionConfig};
 use dept_models::features::{
@@ -20,7 +19,9 @@ use dept_models::image_input::{decode_rgb, ClipImageProcessor, PREPROCESSOR_CONF
 use tch::{Device, Kind, Tensor};
 
 use crate::efficiency::Stats;
+use crate::error::{bail, ensure, BenchError, Context, Result};
 use crate::python_side::{python, PythonSide};
+use crate::scratch::Scratch;
 
 const SCRIPT: &str = include_str!("bench_features.py");
 
@@ -80,25 +81,6 @@ pub struct FeaturesBenchArgs {
     /// relative difference (a check for CI; timings are not checked).
     #[arg(long)]
     check: Option<f64>,
-}
-
-/// A folder removed when dropped, also on an error.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    /// This process's scratch folder (the pid keeps concurrent runs apart).
-    fn create() -> Result<Self> {
-        let scratch = Scratch(
-            std::env::temp_dir().join(format!("dept-bench-features-{}", std::process::id())),
-        );
-        std::fs::create_dir_all(&scratch.0)
-            .map_err(|e| BenchError::io("creating", &scratch.0, e))?;
-        Ok(scratch)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
 }
 
 /// How many parts are timed: the rows of the table, in this order on both sides.
@@ -170,7 +152,7 @@ impl Setup {
         check_folders(args)?;
         let python = python(args.python.as_deref())?;
         let threads = tch::get_num_threads();
-        let scratch = Scratch::create()?;
+        let scratch = Scratch::create("bench-features")?;
         let script = scratch.join("bench_features.py");
         std::fs::write(&script, SCRIPT).map_err(|e| BenchError::io("writing", &script, e))?;
         Ok(Setup {

@@ -33,6 +33,7 @@ pub mod features;
 pub mod padding;
 pub mod python_side;
 pub mod reference;
+pub mod scratch;
 pub mod selftest;
 pub mod synthetic;
 pub use error::{BenchError, Result};

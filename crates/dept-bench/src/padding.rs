@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::error::{ensure, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_models::{load_backbone, Backbone, PromptedModel};
 use dept_train::batch::{Batch, Encoded};
 use dept_train::config::Padding;
 
+use crate::error::{ensure, Result};
 use crate::synthetic::random_examples;
 
 #[derive(Args)]

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::error::{bail, ensure, BenchError, Result};
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
 use dept_data::randperm::torch_randperm;
@@ -23,7 +22,9 @@ use dept_train::step;
 use tch::{Device, Tensor};
 
 use crate::efficiency::Stats;
+use crate::error::{bail, ensure, BenchError, Result};
 use crate::python_side::{python, PythonSide};
+use crate::scratch::Scratch;
 use crate::synthetic::{random_examples, t5_shape};
 
 const SCRIPT: &str = include_str!("bench_reference.py");
@@ -97,15 +98,13 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
         tch::set_num_threads(threads);
     }
     let threads = tch::get_num_threads();
-    let scratch = std::env::temp_dir().join(format!("dept-bench-reference-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).map_err(|e| BenchError::io("creating", &scratch, e))?;
+    let scratch = Scratch::create("bench-reference")?;
     let script = scratch.join("bench_reference.py");
     std::fs::write(&script, SCRIPT).map_err(|e| BenchError::io("writing", &script, e))?;
     let result = args
         .shapes
         .iter()
-        .try_for_each(|shape| compare(args, shape, &python, &script, &scratch, threads));
-    let _ = std::fs::remove_dir_all(&scratch);
+        .try_for_each(|shape| compare(args, shape, &python, &script, scratch.path(), threads));
     result
 }
 

@@ -2,7 +2,7 @@
 //! layout is loaded on both; one DePT forward + backward (dropout off) and greedy decoding are compared, and the
 //! outcome comes back as a [`SelftestReport`] for the caller to print.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 use dept_core::{DecomposedPrompt, DeptConfig};
@@ -11,6 +11,7 @@ use dept_train::guard::guarded;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Context, Result};
+use crate::scratch::Scratch;
 
 #[derive(Args)]
 pub struct SelftestArgs {
@@ -105,10 +106,8 @@ impl std::fmt::Display for SelftestReport {
 /// Runs the comparison on a tiny T5 written to a scratch folder (removed afterwards).
 pub fn run(args: &SelftestArgs) -> Result<SelftestReport> {
     let device = dept_train::device::resolve_device(&args.device)?;
-    let dir = scratch_dir();
-    let result = compare(args, device, &dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let scratch = Scratch::create("selftest")?;
+    compare(args, device, scratch.path())
 }
 
 fn compare(args: &SelftestArgs, device: Device, dir: &Path) -> Result<SelftestReport> {
@@ -248,8 +247,4 @@ fn relative_error(reference: &Tensor, other: &Tensor) -> f64 {
         .max()
         .double_value(&[])
         .max(f64::MIN_POSITIVE)
-}
-
-fn scratch_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("dept-selftest-{}", std::process::id()))
 }

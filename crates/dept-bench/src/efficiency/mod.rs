@@ -13,7 +13,6 @@ mod shapes;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::error::{ensure, BenchError, Context, Result};
 use clap::{Args, ValueEnum};
 use dept_core::budget::{Budget, Rounding};
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
@@ -29,6 +28,7 @@ use tch::{Device, Kind, Tensor};
 pub use lengths::{profile, LengthProfile, ProfileArgs};
 pub use row::{PaddingMode, Row, Stats, Variant};
 
+use crate::error::{ensure, BenchError, Context, Result};
 use crate::synthetic::examples_with_lengths;
 use shapes::Shape;
 
