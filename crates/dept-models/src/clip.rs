@@ -22,6 +22,7 @@ use tch::nn::{Init, Path as VarPath, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, LoadPlan};
+use crate::layers::Linear;
 use crate::{ConfigIssue, ModelError};
 
 /// The MLP activation (`hidden_act`); others are refused at load.
@@ -544,24 +545,6 @@ impl LayerNorm {
     }
 }
 
-struct Linear {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    fn new(p: &VarPath, inputs: i64, outputs: i64, init: Init) -> Self {
-        Linear {
-            weight: p.var("weight", &[outputs, inputs], init),
-            bias: p.var("bias", &[outputs], Init::Const(0.0)),
-        }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, Some(&self.bias))
-    }
-}
-
 struct EncoderLayer {
     layer_norm1: LayerNorm,
     q_proj: Linear,
@@ -575,18 +558,18 @@ struct EncoderLayer {
 
 impl EncoderLayer {
     fn new(p: &VarPath, config: &ClipVisionConfig, inits: &Inits) -> Self {
-        let d = config.hidden_size;
+        let (d, ff) = (config.hidden_size, config.intermediate_size);
         let attn = p / "self_attn";
         let mlp = p / "mlp";
         EncoderLayer {
             layer_norm1: LayerNorm::new(&(p / "layer_norm1"), d, inits),
-            q_proj: Linear::new(&(&attn / "q_proj"), d, d, inits.in_proj),
-            k_proj: Linear::new(&(&attn / "k_proj"), d, d, inits.in_proj),
-            v_proj: Linear::new(&(&attn / "v_proj"), d, d, inits.in_proj),
-            out_proj: Linear::new(&(&attn / "out_proj"), d, d, inits.out_proj),
+            q_proj: Linear::new(&(&attn / "q_proj"), d, d, true, inits.in_proj),
+            k_proj: Linear::new(&(&attn / "k_proj"), d, d, true, inits.in_proj),
+            v_proj: Linear::new(&(&attn / "v_proj"), d, d, true, inits.in_proj),
+            out_proj: Linear::new(&(&attn / "out_proj"), d, d, true, inits.out_proj),
             layer_norm2: LayerNorm::new(&(p / "layer_norm2"), d, inits),
-            fc1: Linear::new(&(&mlp / "fc1"), d, config.intermediate_size, inits.fc1),
-            fc2: Linear::new(&(&mlp / "fc2"), config.intermediate_size, d, inits.fc2),
+            fc1: Linear::new(&(&mlp / "fc1"), d, ff, true, inits.fc1),
+            fc2: Linear::new(&(&mlp / "fc2"), ff, d, true, inits.fc2),
         }
     }
 
