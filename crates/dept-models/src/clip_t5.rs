@@ -32,16 +32,13 @@ pub const KIND: VisionLanguageKind = VisionLanguageKind {
     load: load_for_features,
 };
 
-/// CLIP-T5 assembled from a T5 folder: a visual embedding sized for the features and initialised under their seed,
-/// so that a run and its resumption start from the same weights.
+/// [`ClipT5::load`] as the registry's loader.
 fn load_for_features(
     dir: &Path,
     device: Device,
     visual: VisualInput,
 ) -> Result<Box<dyn Backbone>, ModelError> {
-    let t5 = T5::load(dir, device)?;
-    tch::manual_seed(visual.seed);
-    Ok(Box::new(ClipT5::new(t5, visual.width, visual.tokens)?))
+    Ok(Box::new(ClipT5::load(dir, visual, device)?))
 }
 
 /// VL-T5's `config.n_images` (`trainer_base.py`): rows of the image-order embedding (a single image uses row 0).
@@ -191,17 +188,13 @@ pub struct ClipT5 {
 }
 
 impl ClipT5 {
-    /// Loads the T5 of a Hugging Face folder and builds a fresh visual embedding for `tokens` visual tokens of
-    /// `feat_dim`-wide features (trained weights are copied in by whoever saved them, see
-    /// [`Backbone::trainable_parameters`]).
-    pub fn load(
-        dir: &Path,
-        feat_dim: i64,
-        tokens: i64,
-        device: Device,
-    ) -> Result<Self, ModelError> {
+    /// Loads the T5 of a Hugging Face folder and builds a fresh visual embedding for `visual`'s tokens and width,
+    /// initialised under its seed so that a run and its resumption start from the same weights (trained weights
+    /// are copied in by whoever saved them, see [`Backbone::trainable_parameters`]).
+    pub fn load(dir: &Path, visual: VisualInput, device: Device) -> Result<Self, ModelError> {
         let t5 = T5::load(dir, device)?;
-        Self::new(t5, feat_dim, tokens)
+        tch::manual_seed(visual.seed);
+        Self::new(t5, visual.width, visual.tokens)
     }
 
     pub fn new(t5: T5, feat_dim: i64, tokens: i64) -> Result<Self, ModelError> {
