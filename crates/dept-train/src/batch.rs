@@ -20,17 +20,6 @@ pub struct Encoded {
     pub weight: Option<f64>,
 }
 
-/// A source's ids, cut as the backbone's architecture needs ([`Architecture::encode_source`]).
-pub fn encode_source(
-    architecture: Architecture,
-    tokenizer: &TextTokenizer,
-    text: &str,
-    max_len: usize,
-    max_target_len: usize,
-) -> Result<Vec<i64>, TrainError> {
-    Ok(architecture.encode_source(tokenizer, text, max_len, max_target_len)?)
-}
-
 /// Examples as ids, source and target encoded as the backbone's architecture needs (`eos_id` ends a decoder-only
 /// model's targets).
 pub fn encode_for(
@@ -45,8 +34,7 @@ pub fn encode_for(
         .iter()
         .map(|e| {
             Ok(Encoded {
-                input_ids: encode_source(
-                    architecture,
+                input_ids: architecture.encode_source(
                     tokenizer,
                     &e.input,
                     max_len,

@@ -7,7 +7,7 @@ use dept_data::{Split, TextExample};
 use dept_models::features::FeatureStore;
 use dept_models::{Backbone, TextTokenizer};
 
-use crate::batch::{encode_for, encode_source, Encoded};
+use crate::batch::{encode_for, Encoded};
 use crate::config::ExperimentConfig;
 use crate::evaluate::score;
 use crate::trainer::{decoder, open_model};
@@ -143,8 +143,7 @@ impl Inference {
                 Ok(Encoded {
                     image: image.clone(),
                     weight: None,
-                    input_ids: encode_source(
-                        self.backbone.architecture(),
+                    input_ids: self.backbone.architecture().encode_source(
                         &self.tokenizer,
                         text,
                         self.config.max_len as usize,
