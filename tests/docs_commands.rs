@@ -56,6 +56,15 @@ impl fmt::Display for DocError {
     }
 }
 
+/// The problems, one per line, for a failure message.
+fn listed(errors: &[DocError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -207,8 +216,7 @@ fn all_commands() -> Vec<(PathBuf, Vec<DocCommand>)> {
             Err(mut problems) => errors.append(&mut problems),
         }
     }
-    let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    assert!(listed.is_empty(), "{}", listed.join("\n"));
+    assert!(errors.is_empty(), "{}", listed(&errors));
     found
 }
 
@@ -241,16 +249,8 @@ fn the_parser_finds_commands_markers_and_mistakes() {
     let doc = "text\n```sh\n# a comment\ndept env\ndept train a \\\n    --set b=1   # needs: weights, gpu\n\
                cargo xtask test  # runs in CI\necho '#' # free text\n```\n```console\n$ dept budget --l 1\n\
                output line\n```\n```yaml\nkey: value\n```\n";
-    let commands = commands_of("doc.md", doc).unwrap_or_else(|errors| {
-        panic!(
-            "{}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    });
+    let commands =
+        commands_of("doc.md", doc).unwrap_or_else(|errors| panic!("{}", listed(&errors)));
     let seen: Vec<(usize, &str, &Option<Marker>)> = commands
         .iter()
         .map(|c| (c.line, c.text.as_str(), &c.marker))
@@ -277,16 +277,7 @@ fn the_parser_finds_commands_markers_and_mistakes() {
         .err()
         .expect("mistakes are errors");
     let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
-    assert_eq!(
-        lines,
-        [1, 5, 6, 8],
-        "{}",
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_eq!(lines, [1, 5, 6, 8], "{}", listed(&errors));
 }
 
 /// The script of one document: its runnable commands in order, each after a line that records where it came
