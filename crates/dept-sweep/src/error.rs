@@ -59,7 +59,10 @@ pub enum SweepError {
     },
     /// A point whose (m, r) does not fit its model's width.
     #[error("grid point {id}: {problem}")]
-    PointShape { id: String, problem: String },
+    PointShape {
+        id: String,
+        problem: dept_train::config::Invalid,
+    },
     #[error(
         "point {id} has started (its run folder {} exists) and its config would change; run with the same sweep \
          file and --set as before, or delete that run folder to start it again",

@@ -352,7 +352,7 @@ fn check_shape(
             .map(|_| ())
             .map_err(|problem| SweepError::PointShape {
                 id: id.to_string(),
-                problem: problem.to_string(),
+                problem,
             }),
         // No readable model folder here (yet): `dept train` checks the folder and the shape when the point runs.
         None => Ok(()),
