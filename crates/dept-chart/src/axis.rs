@@ -25,6 +25,13 @@ impl Tick {
     }
 }
 
+/// The smallest and largest finite value, or `None` when there is none (what an axis should cover).
+pub fn bounds(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+    let mut finite = values.into_iter().filter(|v| v.is_finite());
+    let first = finite.next()?;
+    Some(finite.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
+}
+
 impl Axis {
     /// Ticks covering [lo, hi], about `target` intervals.
     pub fn nice(lo: f64, hi: f64, target: usize) -> Self {

@@ -34,7 +34,7 @@ mod figure;
 mod render;
 mod svg;
 
-pub use axis::{Axis, Tick};
+pub use axis::{bounds, Axis, Tick};
 pub use figure::{
     Annotation, Bar, BarGroup, Figure, Frame, LegendEntry, Line, Mark, Marker, Page, Panel, Rule,
     Stroke, Title, XAxis,

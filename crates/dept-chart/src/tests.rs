@@ -243,3 +243,13 @@ fn legend_entries_stack_in_the_right_column() {
     .to_svg();
     assert!(!no_column.contains("hidden"));
 }
+
+#[test]
+fn bounds_cover_the_finite_values_only() {
+    assert_eq!(
+        bounds([3.0, f64::NAN, -1.0, f64::INFINITY, 2.0]),
+        Some((-1.0, 3.0))
+    );
+    assert_eq!(bounds([f64::NAN]), None);
+    assert_eq!(bounds(std::iter::empty()), None);
+}

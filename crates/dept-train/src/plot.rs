@@ -1,6 +1,6 @@
 //! `curves.svg`: training loss and the evaluation metric against steps, drawn with `dept-chart`.
 
-use dept_chart::{Axis, Figure, Line, Mark, Marker, Page, Panel, Stroke, XAxis};
+use dept_chart::{bounds, Axis, Figure, Line, Mark, Marker, Page, Panel, Stroke, XAxis};
 use serde_json::Value;
 
 /// Two panels side by side, no legend (each panel's title names its one curve).
@@ -76,13 +76,6 @@ fn panel(points: Vec<(f64, f64)>, title: &str, colour: &str) -> Panel {
         })],
         ..Panel::default()
     }
-}
-
-fn bounds(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    values.fold(None, |acc, v| match acc {
-        None => Some((v, v)),
-        Some((lo, hi)) => Some((f64::min(lo, v), f64::max(hi, v))),
-    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //!   grow with the model).
 
 use dept_chart::{
-    Annotation, Axis, Bar, BarGroup, Figure, LegendEntry, Line, Mark, Marker, Page, Panel, Rule,
-    Stroke, Tick, Title, XAxis,
+    bounds, Annotation, Axis, Bar, BarGroup, Figure, LegendEntry, Line, Mark, Marker, Page, Panel,
+    Rule, Stroke, Tick, Title, XAxis,
 };
 use dept_train::memory::MemoryKind;
 
@@ -279,7 +279,7 @@ fn figure3_x_axis(series: &[Series], pt_ls: &[i64], pt_text: &str) -> XAxis {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.m as f64))
         .collect();
-    let (lo, hi) = bounds(&xs).unwrap_or((0.0, 100.0));
+    let (lo, hi) = bounds(xs.iter().copied()).unwrap_or((0.0, 100.0));
     let (lo, hi) = if hi - lo < 1.0 {
         (lo - 10.0, hi + 10.0)
     } else {
@@ -555,7 +555,7 @@ impl Figure4<'_> {
             .flat_map(|g| [g.pt, g.dept, g.floor])
             .filter_map(|r| metric(r?, k))
             .collect();
-        let Some((_, hi)) = bounds(&values) else {
+        let Some((_, hi)) = bounds(values.iter().copied()) else {
             return not_measured(title, subtitle);
         };
         Panel {
@@ -648,12 +648,6 @@ impl Figure4<'_> {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
-
-fn bounds(values: &[f64]) -> Option<(f64, f64)> {
-    let mut finite = values.iter().copied().filter(|v| v.is_finite());
-    let first = finite.next()?;
-    Some(finite.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
-}
 
 /// Sorted, without repeats.
 fn distinct(values: impl Iterator<Item = i64>) -> Vec<i64> {
