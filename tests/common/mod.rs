@@ -4,8 +4,17 @@
 pub mod cli;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use tch::{Kind, Tensor};
+
+/// libtorch has one random generator per process, and the test harness runs a binary's tests on parallel threads:
+/// a test whose numbers depend on what `tch::manual_seed` draws holds this guard from its seed to its last draw, so
+/// that no other test of the binary (holding it too) draws in between. A poisoned lock is still a lock.
+pub fn global_rng() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// `../shared` (or `DEPT_SHARED_DIR`): the real data and vocabularies. `None`, with a message, where it is absent;
 /// a panic instead when `DEPT_REQUIRE_SHARED=1` (CI), so that a test needing them cannot pass by skipping.
