@@ -93,9 +93,17 @@ fn main() -> ExitCode {
             // Library errors print each cause once (none quotes a cause it also exposes as a source), so the
             // chain is printed as it is: the message, then each cause after `: `.
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&err))
         }
     }
+}
+
+/// The status of a failed command: a training error's own ([`dept_train::exit_status`]: disk full, preempted, ...)
+/// wherever it sits in the chain of causes, else 1.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<dept_train::TrainError>())
+        .map_or(dept_train::exit_status::FAILED, |e| e.exit_status())
 }
 
 fn init_logging(quiet: bool) {

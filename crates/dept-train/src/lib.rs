@@ -35,7 +35,7 @@
 //! - [`train`] with [`TrainOptions`] → [`TrainOutcome`] (best validation score and step, test scores, run folder).
 //! - [`Inference`] (with [`InferenceOverrides`]): a backbone with a saved adapter, for [`Inference::predict`] and
 //!   [`Inference::evaluate`] → [`Evaluation`].
-//! - [`TrainError`]: the crate's one error type.
+//! - [`TrainError`]: the crate's one error type; [`exit_status`]: the process statuses its errors map to.
 //!
 //! ## Modules
 //!
@@ -55,6 +55,7 @@ pub mod demo;
 pub mod device;
 pub mod environment;
 mod error;
+pub mod exit_status;
 pub mod evaluate;
 pub mod guard;
 pub mod inference;
