@@ -92,14 +92,16 @@ pub fn temporary_sibling(path: &Path) -> PathBuf {
 
 /// Write failures injected on purpose, to test what a full disk or a failing device does to a run.
 ///
-/// Off unless the environment variable `DEPT_FAULT_WRITE` is set, as `KIND[:COUNT][@PATTERN]`:
+/// Off unless the environment variable `DEPT_FAULT_WRITE` is set, as `KIND[+SKIP][:COUNT][@PATTERN]`:
 /// - `KIND`: `enospc` (no space left), `edquot` (quota), `eio` (I/O error) or `erofs` (read-only file system);
+/// - `SKIP`: how many writes succeed before the first failure (default 0: the disk fills up after SKIP writes);
 /// - `COUNT`: how many writes fail before writes succeed again (default: all of them);
-/// - `PATTERN`: only writes to paths containing this text fail (default: every path).
+/// - `PATTERN`: only writes to paths containing this text count and fail (default: every path).
 ///
 /// A failing whole-file write leaves half of its bytes in the temporary file before the error (as a full disk
 /// does), and a failing append half of its line, so the clean-up paths are what gets tested. `DEPT_FAULT_WRITE=
-/// enospc:2@last` makes the first two writes into a `last/` checkpoint fail, then lets the retry succeed.
+/// enospc:2@last.partial` makes the first two writes of a `last/` checkpoint fail, then lets the retry succeed;
+/// `enospc+10@last.partial` lets two checkpoints (five files each) through, then fails every write of the third.
 pub mod fault {
     use std::fs::File;
     use std::io;
@@ -113,6 +115,7 @@ pub mod fault {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Plan {
         pub errno: i32,
+        pub skip: u64,
         pub count: Option<u64>,
         pub pattern: Option<String>,
     }
@@ -123,14 +126,18 @@ pub mod fault {
                 Some((head, pattern)) => (head, Some(pattern.to_string())),
                 None => (spec, None),
             };
-            let (kind, count) = match head.split_once(':') {
-                Some((kind, count)) => {
-                    let count = count.parse::<u64>().map_err(|_| {
-                        format!("{VARIABLE}={spec:?}: the count `{count}` is not a whole number")
-                    })?;
-                    (kind, Some(count))
-                }
+            let number = |text: &str, what: &str| {
+                text.parse::<u64>().map_err(|_| {
+                    format!("{VARIABLE}={spec:?}: the {what} `{text}` is not a whole number")
+                })
+            };
+            let (head, count) = match head.split_once(':') {
+                Some((head, count)) => (head, Some(number(count, "count")?)),
                 None => (head, None),
+            };
+            let (kind, skip) = match head.split_once('+') {
+                Some((kind, skip)) => (kind, number(skip, "skip")?),
+                None => (head, 0),
             };
             let errno = match kind.to_ascii_lowercase().as_str() {
                 "enospc" => libc::ENOSPC,
@@ -146,6 +153,7 @@ pub mod fault {
             };
             Ok(Plan {
                 errno,
+                skip,
                 count,
                 pattern,
             })
@@ -159,7 +167,8 @@ pub mod fault {
 
     /// The error this write should fail with, if the plan says so (counting it).
     pub(super) fn injected(path: &Path) -> io::Result<Option<io::Error>> {
-        static FAILED: AtomicU64 = AtomicU64::new(0);
+        // Matching writes so far, across threads.
+        static SEEN: AtomicU64 = AtomicU64::new(0);
         let plan = match plan() {
             None => return Ok(None),
             Some(Err(message)) => {
@@ -174,7 +183,10 @@ pub mod fault {
         {
             return Ok(None);
         }
-        let failed = FAILED.fetch_add(1, Ordering::SeqCst);
+        let seen = SEEN.fetch_add(1, Ordering::SeqCst);
+        let Some(failed) = seen.checked_sub(plan.skip) else {
+            return Ok(None);
+        };
         if plan.count.is_some_and(|count| failed >= count) {
             return Ok(None);
         }
@@ -242,11 +254,14 @@ mod tests {
             Plan::parse("enospc:2@last").unwrap(),
             Plan {
                 errno: libc::ENOSPC,
+                skip: 0,
                 count: Some(2),
                 pattern: Some("last".into())
             }
         );
         assert_eq!(Plan::parse("EIO").unwrap().errno, libc::EIO);
+        assert_eq!(Plan::parse("edquot+10@x").unwrap().skip, 10);
+        assert_eq!(Plan::parse("eio+3:1").unwrap().count, Some(1));
         assert_eq!(Plan::parse("erofs@x").unwrap().count, None);
         let err = Plan::parse("full").unwrap_err();
         assert!(err.contains("unknown kind `full`"), "{err}");
