@@ -11,7 +11,8 @@ use dept_sweep::{report, Backend, RunOptions, RunOutcome};
 pub enum SweepCommand {
     /// Runs (or resumes) every point of a sweep file.
     Run(RunArgs),
-    /// Where every point stands (done, running, queued in Slurm, interrupted, failed, pending), and sacct's record.
+    /// Where every point stands (done, running, queued in Slurm, interrupted, preempted, failed with its error,
+    /// pending), and sacct's record.
     Status(StatusArgs),
     /// One table over every finished point: mean ± std over seeds, the best configuration per task (CSV, Markdown).
     Report(ReportArgs),
@@ -50,6 +51,13 @@ pub struct RunArgs {
     /// Check every point and list them, without writing or running anything.
     #[arg(long)]
     dry_run: bool,
+    /// Run (local) or submit (Slurm) the failed points again; a plain run leaves them failed.
+    #[arg(long)]
+    retry_failed: bool,
+    /// Slurm: seconds before a task's time limit at which it is sent SIGUSR1 to save and requeue itself
+    /// (overrides the sweep file's slurm.signal_seconds; default 120; 0: no warning).
+    #[arg(long, value_name = "SECONDS")]
+    signal_seconds: Option<u32>,
 }
 
 #[derive(Args)]
@@ -91,7 +99,10 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
             gpus: args.gpus.clone(),
             cpu_slots: args.slots,
         },
-        BackendArg::Slurm => Backend::Slurm { wait: args.wait },
+        BackendArg::Slurm => Backend::Slurm {
+            wait: args.wait,
+            signal_seconds: args.signal_seconds,
+        },
     };
     let options = RunOptions {
         sweep_file: args.sweep.clone(),
@@ -99,6 +110,7 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
         set: args.set.clone(),
         backend,
         dry_run: args.dry_run,
+        retry_failed: args.retry_failed,
     };
     match dept_sweep::run(&options, &std::env::current_exe()?)? {
         RunOutcome::DryRun { table } => println!("{table}(dry run: nothing written or started)"),
@@ -112,6 +124,13 @@ fn run_sweep(args: &RunArgs) -> Result<()> {
                  their last checkpoint where they have one)"
             );
             std::process::exit(130);
+        }
+        RunOutcome::Preempted { preempted } => {
+            println!(
+                "{preempted} point(s) were preempted (their trainers saved a checkpoint on a signal); run the same \
+                 command again to resume them"
+            );
+            std::process::exit(i32::from(dept_train::exit_status::PREEMPTED));
         }
     }
     Ok(())

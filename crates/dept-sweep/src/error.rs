@@ -77,18 +77,28 @@ pub enum SweepError {
         path: PathBuf,
         error: serde_json::Error,
     },
-    /// A local sweep ended with failed points; the next run tries them again.
+    /// A sweep ended with failed points (now or in an earlier run); a plain run leaves them failed.
     #[error(
-        "{failed} point(s) failed (their logs are in {}); run the same command again to retry them",
-        logs.display()
+        "{} point(s) failed (their logs are in {}); fix the cause, then run the same command with --retry-failed \
+         to run them again:{}",
+        points.len(),
+        logs.display(),
+        points.iter().map(|(id, failure)| format!("\n  {id}: {failure}")).collect::<String>()
     )]
-    PointsFailed { failed: usize, logs: PathBuf },
+    PointsFailed {
+        points: Vec<(String, crate::state::Failure)>,
+        logs: PathBuf,
+    },
     /// A waited-for Slurm sweep ended with no task left in Slurm and points not done.
     #[error(
-        "{left} point(s) did not finish (cancelled, failed or timed out; see dept sweep status); run the same \
+        "{left} point(s) did not finish (cancelled, preempted or timed out; see dept sweep status); run the same \
          command again to submit them, they resume from their last checkpoint"
     )]
     PointsUnfinished { left: usize },
+    #[error(
+        "--signal-seconds (or slurm.signal_seconds) is {seconds}; Slurm accepts at most {max}"
+    )]
+    SignalSeconds { seconds: u32, max: u32 },
     #[error("--slots must be at least 1")]
     NoSlots,
     #[error("--gpus expects device numbers separated by commas, e.g. 0,1,2; got {text:?}")]

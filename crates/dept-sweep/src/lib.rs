@@ -23,6 +23,7 @@
 //! `dept sweep …`; each point is in turn its own `dept train` process, started by [`local`] or by the Slurm
 //! array script [`slurm`] writes.
 
+pub mod claim;
 pub mod error;
 pub mod local;
 pub mod overrides;

@@ -1,17 +1,28 @@
 //! The local backend: one `dept train` process per slot (a GPU, or a share of the CPU cores), points taken in grid
-//! order, finished points skipped, interrupted ones resumed from their checkpoint, a live table meanwhile.
-//! SIGINT/SIGTERM stop the running points (they resume on the next run) and end the sweep with status 130.
+//! order, finished points skipped, interrupted and preempted ones resumed from their checkpoint, failed ones left
+//! failed unless asked to retry them, a live table meanwhile. SIGINT/SIGTERM stop the running points (they save
+//! and resume on the next run) and end the sweep with status 130.
+//!
+//! Surviving the runner: each point is claimed ([`crate::claim`]) before its trainer starts, the trainer keeps the
+//! claim and gets SIGTERM when the runner dies ([`prepare_trainer`]), so a runner killed with SIGKILL leaves
+//! trainers that save and exit, and a runner started again waits for those and resumes them: no point ever has two
+//! trainers, none that finished runs again.
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use dept_train::run_dir::RunLock;
+
+use crate::claim::Claim;
 use crate::error::{Result, SweepError};
 use crate::spec::{Point, Sweep};
-use crate::state::{self, LiveTable, State};
+use crate::state::{self, Failure, LiveTable, State};
 
 /// Where points run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +47,10 @@ struct Running {
     index: usize,
     slot: usize,
     child: Child,
+    /// Held (with the trainer, which inherited it) until the trainer ends.
+    claim: Claim,
+    /// Where this attempt's lines begin in the point's log.
+    log_from: u64,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -45,17 +60,23 @@ extern "C" fn request_stop(_: libc::c_int) {
 }
 
 /// How a local sweep ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalEnd {
-    /// Every point was tried; this many failed (their logs say why).
-    Finished { failed: usize },
+    /// No point is left to run: every one is done, failed (`failed`: now or before; a plain run does not retry
+    /// them) or preempted (`preempted`: its trainer saved on a signal and exited with status 75; the next run
+    /// resumes it).
+    Finished {
+        failed: Vec<(String, Failure)>,
+        preempted: usize,
+    },
     /// SIGINT/SIGTERM stopped it; this many points are not finished (the next call resumes them).
     Interrupted { unfinished: usize },
 }
 
-/// Runs every unfinished point. On SIGINT/SIGTERM the running points are stopped (they resume on the next call)
-/// and [`LocalEnd::Interrupted`] is returned; on an error they are stopped too.
-pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<LocalEnd> {
+/// Runs every unfinished point (and the failed ones too where `retry_failed`). On SIGINT/SIGTERM the running
+/// points are stopped (they save and resume on the next call) and [`LocalEnd::Interrupted`] is returned; on an
+/// error they are stopped too.
+pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots, retry_failed: bool) -> Result<LocalEnd> {
     if matches!(slots, Slots::Cpu(0)) {
         return Err(SweepError::NoSlots);
     }
@@ -72,19 +93,25 @@ pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots) -> Result<LocalEnd> {
     }
     std::fs::create_dir_all(state::status_dir(sweep))
         .map_err(|e| SweepError::io("creating", state::status_dir(sweep), e))?;
-    let mut pool = Pool::new(sweep, dept, slots);
+    let mut pool = Pool::new(sweep, dept, slots, retry_failed);
     let result = pool.drive();
     if result.is_err() || STOP.load(Ordering::SeqCst) {
         pool.stop_all();
     }
-    let failed = result?;
+    result?;
     if STOP.load(Ordering::SeqCst) {
         let unfinished = pool.states.iter().filter(|s| !s.is_done()).count();
         return Ok(LocalEnd::Interrupted { unfinished });
     }
     pool.table
-        .show(&LiveTable::render(sweep, &state::all_on_disk(sweep), false));
-    Ok(LocalEnd::Finished { failed })
+        .show(&LiveTable::render(sweep, &pool.states, false));
+    let failed = state::failures(sweep, &pool.states);
+    let preempted = pool
+        .states
+        .iter()
+        .filter(|s| matches!(s, State::Preempted(_)))
+        .count();
+    Ok(LocalEnd::Finished { failed, preempted })
 }
 
 /// The slots, the points waiting for one, and the points running in them.
@@ -98,13 +125,16 @@ struct Pool<'a> {
     states: Vec<State>,
     /// Point indices, last first (`pop` takes them in grid order).
     queue: Vec<usize>,
+    /// Points another process holds (a trainer left by a killed runner, another runner, a Slurm task): taken
+    /// over when it lets go of them unfinished.
+    held_elsewhere: Vec<usize>,
     free: Vec<usize>,
     running: Vec<Running>,
     table: LiveTable,
 }
 
 impl<'a> Pool<'a> {
-    fn new(sweep: &'a Sweep, dept: &'a Path, slots: &'a Slots) -> Self {
+    fn new(sweep: &'a Sweep, dept: &'a Path, slots: &'a Slots, retry_failed: bool) -> Self {
         let slot_names: Vec<String> = match slots {
             Slots::Gpus(gpus) => gpus.iter().map(|g| format!("gpu {g}")).collect(),
             Slots::Cpu(n) => (1..=*n).map(|i| format!("cpu slot {i}")).collect(),
@@ -116,18 +146,30 @@ impl<'a> Pool<'a> {
         };
         let states = state::all_on_disk(sweep);
         let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
-        let retried = count(|s| matches!(s, State::Failed(_)));
-        if retried > 0 {
-            println!("{retried} point(s) failed before and are tried again");
+        match (count(State::is_failed), retry_failed) {
+            (0, _) => {}
+            (failed, true) => println!("{failed} point(s) failed before and are tried again"),
+            (failed, false) => println!(
+                "{failed} point(s) failed before and are left failed (dept sweep status shows why; \
+                 --retry-failed runs them again)"
+            ),
         }
-        let elsewhere = count(|s| matches!(s, State::Running(_)));
-        if elsewhere > 0 {
+        let held_elsewhere: Vec<usize> = (0..states.len())
+            .filter(|&i| matches!(states[i], State::Running(_)))
+            .collect();
+        if !held_elsewhere.is_empty() {
             println!(
-                "{elsewhere} point(s) are being trained by another process and are left to it"
+                "{} point(s) are held by another process (a trainer still saving, another sweep run, a Slurm \
+                 task); this run waits for them and resumes them if they stop unfinished",
+                held_elsewhere.len()
             );
         }
         let mut queue: Vec<usize> = (0..states.len())
-            .filter(|&i| !matches!(states[i], State::Done | State::Running(_)))
+            .filter(|&i| match &states[i] {
+                State::Done | State::Running(_) => false,
+                State::Failed(_) => retry_failed,
+                _ => true,
+            })
             .collect();
         queue.reverse();
         Pool {
@@ -139,60 +181,23 @@ impl<'a> Pool<'a> {
             threads,
             states,
             queue,
+            held_elsewhere,
             running: Vec::new(),
             table: LiveTable::new(),
         }
     }
 
-    /// Starts points while slots are free, collects the ones that end, until none is left or a stop is asked.
-    fn drive(&mut self) -> Result<usize> {
-        let mut failed = 0;
+    /// Starts points while slots are free, collects the ones that end, takes over the ones other processes let
+    /// go of, until none is left or a stop is asked.
+    fn drive(&mut self) -> Result<()> {
         let mut last_draw: Option<Instant> = None;
         while !STOP.load(Ordering::SeqCst) {
-            while let (Some(&slot), Some(&index)) = (self.free.last(), self.queue.last()) {
-                let point = &self.sweep.points[index];
-                let child = start(self.sweep, point, self.dept, self.slots, slot, self.threads)?;
-                self.free.pop();
-                self.queue.pop();
-                let _ = std::fs::remove_file(state::failed_marker(self.sweep, point));
-                self.states[index] = State::Running(self.slot_names[slot].clone());
-                self.running.push(Running { index, slot, child });
-            }
-            if self.running.is_empty() {
+            self.take_over_released();
+            self.start_points()?;
+            if self.running.is_empty() && self.queue.is_empty() && self.held_elsewhere.is_empty() {
                 break;
             }
-            let mut ended = Vec::new();
-            for (i, run) in self.running.iter_mut().enumerate() {
-                let status = run.child.try_wait().map_err(|e| {
-                    SweepError::io(
-                        "waiting for the run of",
-                        self.sweep.run_dir(&self.sweep.points[run.index]),
-                        e,
-                    )
-                })?;
-                if let Some(status) = status {
-                    ended.push((i, status));
-                }
-            }
-            for (i, status) in ended.into_iter().rev() {
-                let run = self.running.remove(i);
-                self.free.push(run.slot);
-                let point = &self.sweep.points[run.index];
-                let on_disk = state::on_disk(self.sweep, point);
-                self.states[run.index] = if status.success() && on_disk.is_done() {
-                    State::Done
-                } else if STOP.load(Ordering::SeqCst) {
-                    on_disk
-                } else {
-                    failed += 1;
-                    let log = self.sweep.log_path(point);
-                    let why = format!("{status}; log {}", log.display());
-                    crate::write::write_file(&state::failed_marker(self.sweep, point), &why)?;
-                    eprintln!("point {} failed ({why}):\n{}", point.id, log_tail(&log, 6));
-                    self.table.keep_what_was_printed();
-                    State::Failed(why)
-                };
-            }
+            self.collect_ended()?;
             if last_draw.is_none_or(|t| t.elapsed() >= Duration::from_secs(2)) {
                 self.table
                     .show(&LiveTable::render(self.sweep, &self.states, false));
@@ -200,10 +205,137 @@ impl<'a> Pool<'a> {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        Ok(failed)
+        Ok(())
     }
 
-    /// SIGTERM to every running point (`dept train` then ends; its last checkpoint stays), and waits for them.
+    /// Starts queued points in the free slots; a point another process holds waits instead.
+    fn start_points(&mut self) -> Result<()> {
+        while let (Some(&slot), Some(&index)) = (self.free.last(), self.queue.last()) {
+            self.queue.pop();
+            let point = &self.sweep.points[index];
+            let Some(claim) = Claim::try_take(&state::claim_file(self.sweep, point))? else {
+                self.hold_elsewhere(index);
+                continue;
+            };
+            if RunLock::is_held(&self.sweep.run_dir(point)) {
+                self.hold_elsewhere(index);
+                continue;
+            }
+            let (child, log_from) = start(
+                self.sweep,
+                point,
+                self.dept,
+                self.slots,
+                slot,
+                self.threads,
+                &claim,
+            )?;
+            self.free.pop();
+            state::clear_markers(self.sweep, point);
+            self.states[index] = State::Running(self.slot_names[slot].clone());
+            self.running.push(Running {
+                index,
+                slot,
+                child,
+                claim,
+                log_from,
+            });
+        }
+        Ok(())
+    }
+
+    fn hold_elsewhere(&mut self, index: usize) {
+        self.states[index] = State::Running("another process".into());
+        self.held_elsewhere.push(index);
+    }
+
+    /// Points other processes have let go of: done or failed there, or queued here to resume.
+    fn take_over_released(&mut self) {
+        for index in std::mem::take(&mut self.held_elsewhere) {
+            match state::on_disk(self.sweep, &self.sweep.points[index]) {
+                State::Running(_) => self.held_elsewhere.push(index),
+                finished @ (State::Done | State::Failed(_)) => self.states[index] = finished,
+                resumable => {
+                    self.states[index] = resumable;
+                    self.queue.push(index);
+                }
+            }
+        }
+    }
+
+    /// The trainers that have ended, and the state each left its point in.
+    fn collect_ended(&mut self) -> Result<()> {
+        let mut ended = Vec::new();
+        for (i, run) in self.running.iter_mut().enumerate() {
+            let status = run.child.try_wait().map_err(|e| {
+                SweepError::io(
+                    "waiting for the run of",
+                    self.sweep.run_dir(&self.sweep.points[run.index]),
+                    e,
+                )
+            })?;
+            if let Some(status) = status {
+                ended.push((i, status));
+            }
+        }
+        for (i, status) in ended.into_iter().rev() {
+            let run = self.running.remove(i);
+            self.free.push(run.slot);
+            let stopping = STOP.load(Ordering::SeqCst);
+            let index = run.index;
+            self.states[index] = self.ended(run, status, stopping)?;
+        }
+        Ok(())
+    }
+
+    /// The state a trainer that ended with `status` leaves its point in, recorded in the sweep folder. `stopping`:
+    /// this runner asked it to stop (it was not a failure, whatever the status).
+    fn ended(&mut self, run: Running, status: ExitStatus, stopping: bool) -> Result<State> {
+        let Running {
+            index,
+            claim,
+            log_from,
+            ..
+        } = run;
+        // Released first: the folder's state below would otherwise read as held by another process.
+        drop(claim);
+        let point = &self.sweep.points[index];
+        let run_dir = self.sweep.run_dir(point);
+        if status.success() && run_dir.join("results.csv").is_file() {
+            return Ok(State::Done);
+        }
+        if status.code() == Some(state::PREEMPTED) {
+            let how = format!(
+                "exit status {}: saved on a signal, resumes from its checkpoint",
+                state::PREEMPTED
+            );
+            state::mark_preempted(self.sweep, point, &how)?;
+            return Ok(State::Preempted(how));
+        }
+        if stopping {
+            return Ok(state::on_disk(self.sweep, point));
+        }
+        if RunLock::is_held(&run_dir) {
+            // Refused because another process took the run folder first: its point, not a failure.
+            self.held_elsewhere.push(index);
+            return Ok(State::Running("another process".into()));
+        }
+        let log = self.sweep.log_path(point);
+        let failure = Failure {
+            how: format!("{status}; log {}", log.display()),
+            error: state::last_error(&log, log_from),
+        };
+        state::mark_failed(self.sweep, point, &failure)?;
+        eprintln!(
+            "point {} failed ({failure}):\n{}",
+            point.id,
+            log_tail(&log, 6)
+        );
+        self.table.keep_what_was_printed();
+        Ok(State::Failed(failure))
+    }
+
+    /// SIGTERM to every running point (`dept train` then saves a checkpoint and ends), and waits for them.
     fn stop_all(&mut self) {
         for run in &mut self.running {
             // SAFETY: signalling our own child process.
@@ -211,11 +343,17 @@ impl<'a> Pool<'a> {
                 libc::kill(run.child.id() as libc::pid_t, libc::SIGTERM);
             }
         }
-        for run in &mut self.running {
-            let _ = run.child.wait();
-        }
-        for run in self.running.drain(..) {
-            self.states[run.index] = state::on_disk(self.sweep, &self.sweep.points[run.index]);
+        for mut run in std::mem::take(&mut self.running) {
+            let index = run.index;
+            self.states[index] = match run.child.wait() {
+                Ok(status) => self
+                    .ended(run, status, true)
+                    .unwrap_or_else(|_| State::Interrupted),
+                Err(_) => {
+                    drop(run);
+                    state::on_disk(self.sweep, &self.sweep.points[index])
+                }
+            };
         }
     }
 }
@@ -227,13 +365,18 @@ fn start(
     slots: &Slots,
     slot: usize,
     threads: Option<usize>,
-) -> Result<Child> {
+    claim: &Claim,
+) -> Result<(Child, u64)> {
     let log_path = sweep.log_path(point);
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .map_err(|e| SweepError::io("opening", &log_path, e))?;
+    let log_from = log
+        .metadata()
+        .map_err(|e| SweepError::io("reading", &log_path, e))?
+        .len();
     let mut command = Command::new(dept);
     command.arg("train").arg(sweep.config_path(point));
     match slots {
@@ -249,12 +392,42 @@ fn start(
     let stdout = writeln!(log, "=== dept sweep: starting {} ({:?})", point.id, command)
         .and_then(|()| log.try_clone())
         .map_err(|e| SweepError::io("writing", &log_path, e))?;
-    command
+    let (runner, claim_fd) = (std::process::id() as libc::pid_t, claim.raw_fd());
+    // SAFETY: the hook runs in the forked child before exec and makes only async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || prepare_trainer(runner, claim_fd));
+    }
+    let child = command
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(log)
         .spawn()
-        .map_err(|e| SweepError::io("starting", dept, e))
+        .map_err(|e| SweepError::io("starting", dept, e))?;
+    Ok((child, log_from))
+}
+
+/// In a trainer between fork and exec: keep the point's claim open across exec (so it is held as long as the
+/// trainer lives), and ask for SIGTERM when the runner dies, so that a runner killed with SIGKILL leaves no
+/// orphan training unattended: each saves a checkpoint and exits (status 75), and the next runner resumes it.
+/// (Linux sends it when the thread that forked ends: the runner starts trainers from its one driving thread.)
+fn prepare_trainer(runner: libc::pid_t, claim_fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl, prctl and getppid on this process's own descriptor and state.
+    unsafe {
+        if libc::fcntl(claim_fd, libc::F_SETFD, 0) == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        #[cfg(target_os = "linux")]
+        {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The runner died before prctl took effect: no signal would come, so do not start at all.
+            if libc::getppid() != runner {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn log_tail(path: &Path, lines: usize) -> String {

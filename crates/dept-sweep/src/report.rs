@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{ManifestProblem, Result, ResultsProblem, SweepError};
 use crate::spec::{Manifest, Sweep};
+use crate::state::{self, Failure};
 
 /// The grid key whose values repeat a configuration rather than define one.
 const SEED: &str = "seed";
@@ -38,13 +39,19 @@ pub fn folder_of(target: &Path, out: Option<&Path>) -> Result<PathBuf> {
 pub fn run(out: &Path) -> Result<Report> {
     let manifest = read_manifest(&out.join("sweep.json"))?;
     let mut finished = Vec::new();
+    let mut stopped = Vec::new();
     for (index, point) in manifest.points.iter().enumerate() {
         let path = out.join("runs").join(&point.id).join("results.csv");
         if path.is_file() {
             finished.push((index, read_results(&path)?));
+        } else if let Some(failure) = state::failure(out, &point.id) {
+            stopped.push((point.id.clone(), Stopped::Failed(failure)));
+        } else if let Some(how) = state::preemption(out, &point.id) {
+            stopped.push((point.id.clone(), Stopped::Preempted(how)));
         }
     }
-    let report = Report::build(&manifest, &finished);
+    let mut report = Report::build(&manifest, &finished);
+    report.stopped = stopped;
     for (name, text) in [(CSV_FILE, report.csv()), (MARKDOWN_FILE, report.markdown())] {
         crate::write::write_file(&out.join(name), &text)?;
     }
@@ -446,6 +453,17 @@ pub struct Report {
     /// Tasks in order of appearance, with the index of their best configuration.
     best: Vec<(String, Option<usize>)>,
     k_shot: Option<KShotTable>,
+    /// Points without results that failed or were preempted, in grid order, from the sweep folder's markers.
+    pub stopped: Vec<(String, Stopped)>,
+}
+
+/// How an unfinished point of the report ended its last attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// With an error (`dept sweep run --retry-failed` runs it again).
+    Failed(Failure),
+    /// Saved on a signal (the next run, or its requeued Slurm task, resumes it).
+    Preempted(String),
 }
 
 impl Report {
@@ -503,6 +521,7 @@ impl Report {
             configs,
             best,
             k_shot,
+            stopped: Vec::new(),
         }
     }
 
@@ -544,6 +563,7 @@ impl Report {
             self.finished,
             self.total
         );
+        md += &self.stopped_section();
         if self.configs.is_empty() {
             md += "No finished runs yet.\n";
             return md;
@@ -558,6 +578,34 @@ impl Report {
         }
         md += &self.all_section();
         md
+    }
+
+    /// `## Failed and preempted points`, where there are any: each with its error, or how it was preempted.
+    fn stopped_section(&self) -> String {
+        if self.stopped.is_empty() {
+            return String::new();
+        }
+        let count = |failed: bool| {
+            self.stopped
+                .iter()
+                .filter(|(_, s)| matches!(s, Stopped::Failed(_)) == failed)
+                .count()
+        };
+        let mut md = format!(
+            "## Failed and preempted points\n\n{} failed (`dept sweep run --retry-failed` runs them again), {} \
+             preempted (saved; the next run resumes them).\n\n",
+            count(true),
+            count(false)
+        );
+        md += &table_head(&["point", "state", "why"]);
+        for (id, stopped) in &self.stopped {
+            let (state, why) = match stopped {
+                Stopped::Failed(failure) => ("failed", failure.to_string()),
+                Stopped::Preempted(how) => ("preempted", how.clone()),
+            };
+            md += &format!("| {} | {state} | {} |\n", cell(id), cell(&why));
+        }
+        md + "\n"
     }
 
     /// `## Best per task`: one row per task, its best configuration's validation and test metrics.
@@ -1110,6 +1158,62 @@ mod tests {
         .unwrap();
         let err = format!("{:#}", run(dir.path()).unwrap_err());
         assert!(err.contains("not a plain folder name"), "{err}");
+    }
+
+    #[test]
+    fn failed_and_preempted_points_are_listed_apart_with_their_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let ids = write_manifest(
+            out,
+            "mixed",
+            &["task", "seed"],
+            &[
+                vec![("task", "rte"), ("seed", "1")],
+                vec![("task", "rte"), ("seed", "2")],
+                vec![("task", "rte"), ("seed", "3")],
+                vec![("task", "rte"), ("seed", "4")],
+            ],
+        );
+        write_results(
+            out,
+            &ids[0],
+            RTE,
+            "rte,dept,4,2,0.3,0.0001,1,30,15,0.5,0.5,x",
+        );
+        std::fs::create_dir_all(out.join("status")).unwrap();
+        std::fs::write(
+            state::marker(out, &ids[1], "failed"),
+            "exit status: 1; log l\nloss is NaN at step 3\n",
+        )
+        .unwrap();
+        std::fs::write(
+            state::marker(out, &ids[2], "preempted"),
+            "exit status 75 in slurm job 9_2 on SIGUSR1: saved, requeued to resume\n",
+        )
+        .unwrap();
+        let report = run(out).unwrap();
+        assert_eq!(report.stopped.len(), 2, "the pending point is neither");
+        let md = report.markdown();
+        assert!(
+            md.starts_with("# Sweep mixed: 1 of 4 points finished\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("1 failed (`dept sweep run --retry-failed` runs them again), 1 preempted"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| task-rte__seed-2 | failed | loss is NaN at step 3 (exit status: 1; log l) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| task-rte__seed-3 | preempted | exit status 75 in slurm job 9_2"),
+            "{md}"
+        );
+        assert!(!md.contains("task-rte__seed-4"), "{md}");
     }
 
     #[test]

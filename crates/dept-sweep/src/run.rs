@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Result, SweepError};
 use crate::local::{self, LocalEnd, Slots};
 use crate::spec::Sweep;
-use crate::state::{self, LiveTable};
+use crate::state::{self, Failure, LiveTable};
 use crate::{overrides, slurm};
 
 /// What `dept sweep run` was asked.
@@ -23,6 +23,8 @@ pub struct RunOptions {
     pub backend: Backend,
     /// Check every point and list them, writing and running nothing.
     pub dry_run: bool,
+    /// Run (or submit) the failed points again; a plain run leaves them failed.
+    pub retry_failed: bool,
 }
 
 /// Where the points run.
@@ -34,8 +36,12 @@ pub enum Backend {
         gpus: Option<String>,
         cpu_slots: usize,
     },
-    /// One Slurm job array; `wait` until no task is queued or running.
-    Slurm { wait: bool },
+    /// One Slurm job array; `wait` until no task is queued or running. `signal_seconds`: the warning before a
+    /// task's time limit, over the sweep file's `slurm.signal_seconds`.
+    Slurm {
+        wait: bool,
+        signal_seconds: Option<u32>,
+    },
 }
 
 /// How a [`run`] ended. Points that failed (local) or did not finish (Slurm, waited for) are errors instead:
@@ -48,6 +54,9 @@ pub enum RunOutcome {
     Done { out: PathBuf },
     /// Local: SIGINT/SIGTERM stopped the sweep with this many points unfinished (the next run resumes them).
     Interrupted { unfinished: usize },
+    /// Local: every other point is done, and this many were preempted (their trainers saved on a signal and
+    /// exited with status 75): the next run resumes them.
+    Preempted { preempted: usize },
     /// Slurm: the unfinished points are submitted (or were all queued already); not waited for.
     Submitted,
 }
@@ -74,30 +83,56 @@ pub fn run(options: &RunOptions, dept: &Path) -> Result<RunOutcome> {
     match &options.backend {
         Backend::Local { gpus, cpu_slots } => {
             let slots = Slots::from_flags(gpus.as_deref(), *cpu_slots)?;
-            run_local(&sweep, dept, &slots, done)
+            run_local(&sweep, dept, &slots, options.retry_failed, done)
         }
-        Backend::Slurm { wait } => {
-            slurm::submit(&sweep, dept)?;
+        Backend::Slurm {
+            wait,
+            signal_seconds,
+        } => {
+            let how = slurm::Submission {
+                retry_failed: options.retry_failed,
+                signal_seconds: *signal_seconds,
+            };
+            slurm::submit(&sweep, dept, how)?;
             if !wait {
                 return Ok(RunOutcome::Submitted);
             }
-            match slurm::wait(&sweep)? {
-                0 => Ok(done),
-                left => Err(SweepError::PointsUnfinished { left }),
+            let states = slurm::wait(&sweep)?;
+            let failed = state::failures(&sweep, &states);
+            let left = states.iter().filter(|s| !s.is_done()).count();
+            if !failed.is_empty() {
+                Err(points_failed(&sweep, failed))
+            } else if left > 0 {
+                Err(SweepError::PointsUnfinished { left })
+            } else {
+                Ok(done)
             }
         }
     }
 }
 
 /// The local backend's run, and how it ended.
-fn run_local(sweep: &Sweep, dept: &Path, slots: &Slots, done: RunOutcome) -> Result<RunOutcome> {
-    match local::run(sweep, dept, slots)? {
-        LocalEnd::Finished { failed: 0 } => Ok(done),
-        LocalEnd::Finished { failed } => Err(SweepError::PointsFailed {
-            failed,
-            logs: sweep.out.join("logs"),
-        }),
+fn run_local(
+    sweep: &Sweep,
+    dept: &Path,
+    slots: &Slots,
+    retry_failed: bool,
+    done: RunOutcome,
+) -> Result<RunOutcome> {
+    match local::run(sweep, dept, slots, retry_failed)? {
+        LocalEnd::Finished { failed, .. } if !failed.is_empty() => {
+            Err(points_failed(sweep, failed))
+        }
+        LocalEnd::Finished { preempted: 0, .. } => Ok(done),
+        LocalEnd::Finished { preempted, .. } => Ok(RunOutcome::Preempted { preempted }),
         LocalEnd::Interrupted { unfinished } => Ok(RunOutcome::Interrupted { unfinished }),
+    }
+}
+
+fn points_failed(sweep: &Sweep, points: Vec<(String, Failure)>) -> SweepError {
+    SweepError::PointsFailed {
+        points,
+        logs: sweep.out.join("logs"),
     }
 }
 

@@ -1,7 +1,12 @@
 //! The Slurm backend: the unfinished points become one job array (`sbatch --array`), each task a `dept train` of
 //! one point with the sweep file's resources. Submissions are recorded in `slurm/submissions.txt`, so that a later
-//! call sees which points are queued or running (`squeue`) and submits only the others: a cancelled, failed or
-//! timed-out task is submitted again and resumes from its checkpoint.
+//! call sees which points are queued or running (`squeue`) and submits only the others: a cancelled, preempted or
+//! timed-out task is submitted again and resumes from its checkpoint; a failed one only with `--retry-failed`.
+//!
+//! Preemption: the tasks are requeueable (`--requeue`) and ask for SIGUSR1 some seconds before their time limit
+//! (`--signal=B:USR1@N`). The array script passes the signal on to `dept train`, which saves a checkpoint and
+//! exits with status 75; the script then requeues its own task (`scontrol requeue JOBID_INDEX`), which starts again
+//! later and resumes the run folder, bit for bit.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, SweepError};
-use crate::spec::Sweep;
+use crate::spec::{Sweep, DEFAULT_SIGNAL_SECONDS, MAX_SIGNAL_SECONDS};
 use crate::state::{self, LiveTable, State};
 
 fn slurm_dir(sweep: &Sweep) -> PathBuf {
@@ -31,7 +36,8 @@ fn submissions(sweep: &Sweep) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// Point id → (array task, Slurm state `PENDING`, `RUNNING`, …) of every array task `squeue` still lists.
+/// Point id → (array task, Slurm state `PENDING`, `RUNNING`, …) of every array task `squeue` still lists (a
+/// requeued task is listed again, `PENDING` until it restarts).
 fn queued(sweep: &Sweep) -> Result<HashMap<String, (String, String)>> {
     let subs = submissions(sweep);
     if subs.is_empty() {
@@ -102,22 +108,60 @@ pub fn states(sweep: &Sweep) -> Result<Vec<State>> {
             Some((task, s)) if s == "RUNNING" || s == "COMPLETING" => {
                 State::Running(format!("slurm {task}"))
             }
-            Some((task, s)) => State::Queued(format!("slurm {task} {}", s.to_lowercase())),
+            Some((task, s)) => {
+                // The marker of a task that saved and requeued itself stays until it starts again.
+                let requeued = match state::preemption(&sweep.out, &p.id) {
+                    Some(_) => ", requeued after preemption",
+                    None => "",
+                };
+                State::Queued(format!("slurm {task} {}{requeued}", s.to_lowercase()))
+            }
             None => state::on_disk(sweep, p),
         })
         .collect())
 }
 
-/// Submits every point that is neither finished nor queued; `Ok(job id)` or `None` when nothing was left.
-pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
+/// How the array's tasks are submitted, beside the sweep file's resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Submission {
+    /// Submit the failed points too (`--retry-failed`); otherwise they are left failed.
+    pub retry_failed: bool,
+    /// `--signal-seconds`, over the sweep file's `slurm.signal_seconds`.
+    pub signal_seconds: Option<u32>,
+}
+
+/// Submits every point that is neither finished nor queued (nor failed, unless retried); `Ok(job id)` or `None`
+/// when nothing was left.
+pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Option<String>> {
+    let signal_seconds = how
+        .signal_seconds
+        .or(sweep.slurm.signal_seconds)
+        .unwrap_or(DEFAULT_SIGNAL_SECONDS);
+    if signal_seconds > MAX_SIGNAL_SECONDS {
+        return Err(SweepError::SignalSeconds {
+            seconds: signal_seconds,
+            max: MAX_SIGNAL_SECONDS,
+        });
+    }
     let states = states(sweep)?;
     let todo: Vec<&str> = sweep
         .points
         .iter()
         .zip(&states)
-        .filter(|(_, s)| matches!(s, State::Pending | State::Interrupted | State::Failed(_)))
+        .filter(|(_, s)| match s {
+            State::Pending | State::Interrupted | State::Preempted(_) => true,
+            State::Failed(_) => how.retry_failed,
+            State::Queued(_) | State::Running(_) | State::Done => false,
+        })
         .map(|(p, _)| p.id.as_str())
         .collect();
+    let failed = states.iter().filter(|s| s.is_failed()).count();
+    if failed > 0 && !how.retry_failed {
+        println!(
+            "{failed} point(s) failed before and are left failed (dept sweep status shows why; --retry-failed \
+             submits them again)"
+        );
+    }
     let (done, waiting) = (
         states.iter().filter(|s| s.is_done()).count(),
         states
@@ -143,9 +187,13 @@ pub fn submit(sweep: &Sweep, dept: &Path) -> Result<Option<String>> {
     let script = absolute(&dir.join("array.sh"));
     crate::write::write_file(&script, &array_script(sweep, &absolute(dept)))?;
 
-    let job = sbatch(sweep, &script, &points_file, todo.len())?;
-    for id in &todo {
-        let _ = std::fs::remove_file(state::status_dir(sweep).join(format!("{id}.failed")));
+    let job = sbatch(sweep, &script, &points_file, todo.len(), signal_seconds)?;
+    for point in sweep
+        .points
+        .iter()
+        .filter(|p| todo.contains(&p.id.as_str()))
+    {
+        state::clear_markers(sweep, point);
     }
     let record = dir.join("submissions.txt");
     let mut text = std::fs::read_to_string(&record).unwrap_or_default();
@@ -163,8 +211,15 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// Submits `script` as a job array of `tasks` tasks over `points_file`, with the sweep file's resources; `Ok(job id)`.
-fn sbatch(sweep: &Sweep, script: &Path, points_file: &Path, tasks: usize) -> Result<String> {
+/// Submits `script` as a job array of `tasks` tasks over `points_file`, with the sweep file's resources, requeueable
+/// and warned `signal_seconds` before the time limit (none when 0); `Ok(job id)`.
+fn sbatch(
+    sweep: &Sweep,
+    script: &Path,
+    points_file: &Path,
+    tasks: usize,
+    signal_seconds: u32,
+) -> Result<String> {
     let r = &sweep.slurm;
     let mut command = Command::new("sbatch");
     command
@@ -182,7 +237,14 @@ fn sbatch(sweep: &Sweep, script: &Path, points_file: &Path, tasks: usize) -> Res
                 .display()
         ))
         .arg(format!("--chdir={}", absolute(Path::new(".")).display()))
-        .arg("--export=ALL");
+        .arg("--export=ALL")
+        // A requeued task appends to its Slurm output file rather than replacing the first attempt's.
+        .arg("--requeue")
+        .arg("--open-mode=append");
+    if signal_seconds > 0 {
+        // `B:`: to the batch script only, which passes it on to `dept train` and requeues the task.
+        command.arg(format!("--signal=B:USR1@{signal_seconds}"));
+    }
     for (flag, value) in [
         ("partition", &r.partition),
         ("account", &r.account),
@@ -220,8 +282,11 @@ fn sbatch(sweep: &Sweep, script: &Path, points_file: &Path, tasks: usize) -> Res
     Ok(job)
 }
 
-/// The array task: the n-th line of the points file is its point; a failure leaves the `.failed` marker that
-/// `dept sweep status` shows.
+/// The array task: the n-th line of the points file is its point. It runs `dept train` in the background so that
+/// it can pass Slurm's signals on: on SIGUSR1 (the warning before the time limit, or `scancel --signal=USR1
+/// --batch`) the trainer saves and exits with 75, and the script requeues its own task, which resumes the folder
+/// when it starts again. A preempted or failed attempt leaves its marker (`status/<id>.preempted` or `.failed`, the
+/// latter with the trainer's last `error:` line) for `dept sweep status`.
 fn array_script(sweep: &Sweep, dept: &Path) -> String {
     let out = absolute(&sweep.out);
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
@@ -232,28 +297,59 @@ set -u
 ID=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$1")
 if [ -z "$ID" ]; then echo "no point for array index $SLURM_ARRAY_TASK_ID in $1" >&2; exit 2; fi
 OUT={out}
-echo "=== dept sweep: slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}} on $(hostname) starts $ID" >> "$OUT/logs/$ID.log"
+TASK="${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"
+LOG="$OUT/logs/$ID.log"
+rm -f "$OUT/status/$ID.preempted" "$OUT/status/$ID.failed"
+echo "=== dept sweep: slurm job $TASK on $(hostname) starts $ID (attempt $((${{SLURM_RESTART_COUNT:-0}} + 1)))" >> "$LOG"
+FROM=$(stat -c %s "$LOG")
 CONFIG="$OUT/configs/$ID.yaml"
 # libtorch's threads: the CPUs Slurm gave the task, unless the config says.
 THREADS=()
 if [ -n "${{SLURM_CPUS_PER_TASK:-}}" ] && ! grep -q '^threads:' "$CONFIG"; then
   THREADS=(--set "threads=$SLURM_CPUS_PER_TASK")
 fi
-{dept} train "$CONFIG" "${{THREADS[@]}}" >> "$OUT/logs/$ID.log" 2>&1
-STATUS=$?
-if [ $STATUS -ne 0 ]; then
-  echo "exit status $STATUS in slurm job ${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}; log $OUT/logs/$ID.log" > "$OUT/status/$ID.failed"
+# A signal to this script goes on to the trainer (which saves a checkpoint and exits with 75); `wait` returns
+# early when one arrives, so it is called again until the trainer has ended.
+SIGNAL=
+CAUGHT=0
+CHILD=
+forward() {{ SIGNAL=$1; CAUGHT=1; [ -z "$CHILD" ] || kill -"$1" "$CHILD" 2>/dev/null; }}
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+{dept} train "$CONFIG" "${{THREADS[@]}}" >> "$LOG" 2>&1 &
+CHILD=$!
+# A signal that came before the trainer was started is passed on now.
+[ -z "$SIGNAL" ] || kill -"$SIGNAL" "$CHILD" 2>/dev/null
+CAUGHT=1
+while [ "$CAUGHT" = 1 ]; do
+  CAUGHT=0
+  wait "$CHILD"
+  STATUS=$?
+done
+if [ "$STATUS" -eq {preempted} ]; then
+  if [ "$SIGNAL" = USR1 ]; then
+    echo "exit status {preempted} in slurm job $TASK on SIGUSR1: saved, requeued to resume" > "$OUT/status/$ID.preempted"
+    echo "=== dept sweep: slurm job $TASK saved on SIGUSR1; requeueing it" >> "$LOG"
+    scontrol requeue "$TASK" >> "$LOG" 2>&1 ||
+      echo "exit status {preempted} in slurm job $TASK on SIGUSR1: saved, but scontrol requeue failed (see its log); the next dept sweep run submits it again" > "$OUT/status/$ID.preempted"
+  else
+    echo "exit status {preempted} in slurm job $TASK on SIG${{SIGNAL:-TERM}}: saved; the next dept sweep run submits it again" > "$OUT/status/$ID.preempted"
+  fi
+elif [ "$STATUS" -ne 0 ] && [ -z "$SIGNAL" ]; then
+  ERROR=$(tail -c +"$((FROM + 1))" "$LOG" | sed -n 's/^error: //p' | tail -n 1)
+  printf '%s\n%s\n' "exit status $STATUS in slurm job $TASK; log $LOG" "$ERROR" > "$OUT/status/$ID.failed"
 fi
 exit $STATUS
 "#,
         name = sweep.name,
         out = quote(&out.display().to_string()),
         dept = quote(&dept.display().to_string()),
+        preempted = state::PREEMPTED,
     )
 }
 
-/// Waits until no point of the sweep is queued or running, showing the table; `Ok(points not done)`.
-pub fn wait(sweep: &Sweep) -> Result<usize> {
+/// Waits until no point of the sweep is queued or running, showing the table; `Ok(every point's state)` then.
+pub fn wait(sweep: &Sweep) -> Result<Vec<State>> {
     let mut table = LiveTable::new();
     let start = Instant::now();
     loop {
@@ -268,13 +364,14 @@ pub fn wait(sweep: &Sweep) -> Result<usize> {
                 "no task of the sweep left in Slurm after {:.0} s; {left} point(s) not done",
                 start.elapsed().as_secs_f64()
             );
-            return Ok(left);
+            return Ok(states);
         }
         std::thread::sleep(Duration::from_secs(2));
     }
 }
 
-/// `sacct`'s final state of each array task of the sweep, where accounting is enabled (`None` otherwise).
+/// `sacct`'s record of each attempt of each array task of the sweep (`-D`: a requeued task's earlier attempts show
+/// as `REQUEUED`), where accounting is enabled (`None` otherwise).
 pub fn accounting(sweep: &Sweep) -> Option<Vec<String>> {
     let jobs: Vec<String> = submissions(sweep).into_iter().map(|(j, _)| j).collect();
     if jobs.is_empty() {
@@ -285,6 +382,7 @@ pub fn accounting(sweep: &Sweep) -> Option<Vec<String>> {
             "-n",
             "-P",
             "-X",
+            "-D",
             "-o",
             "JobID,State,ExitCode,Elapsed",
             "-j",

@@ -49,10 +49,22 @@ pub struct SlurmResources {
     pub time: Option<String>,
     /// At most this many array tasks at once (`--array=…%N`).
     pub max_parallel: Option<u32>,
+    /// Seconds before the time limit at which Slurm sends the task's batch script SIGUSR1
+    /// (`sbatch --signal=B:USR1@N`): the script has `dept train` save and requeues the task, which resumes its
+    /// run folder. [`DEFAULT_SIGNAL_SECONDS`] when unset; 0 asks for no warning. `--signal-seconds` overrides it.
+    pub signal_seconds: Option<u32>,
     /// Further `sbatch` options, written as given (`--constraint=a100`).
     #[serde(default)]
     pub extra: Vec<String>,
 }
+
+/// The warning before a Slurm task's time limit when the sweep file does not say: enough to save a checkpoint
+/// (about a megabyte) on a slow shared file system, and more than Slurm's own resolution (it may send the signal
+/// up to a minute early).
+pub const DEFAULT_SIGNAL_SECONDS: u32 = 120;
+
+/// The most `--signal=…@N` accepts.
+pub const MAX_SIGNAL_SECONDS: u32 = 65535;
 
 /// One point: its name, its grid values (as written), and its full experiment config.
 #[derive(Debug, Clone)]
