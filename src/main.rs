@@ -30,6 +30,9 @@ struct Cli {
 enum Command {
     /// Train a DePT or PT adapter from a YAML experiment config (resumes an interrupted run).
     Train(commands::train::TrainArgs),
+    /// Check a run folder: each checkpoint against its manifest (SHA-256 of every file, config fingerprint),
+    /// and the logs for torn or broken lines; says which checkpoint a resume would use.
+    Verify(commands::verify::VerifyArgs),
     /// Score a saved adapter on a split of its task.
     Eval(commands::eval::EvalArgs),
     /// Predictions of a saved adapter for new inputs, as JSON lines.
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
     init_logging(cli.quiet);
     let result = match cli.command {
         Command::Train(args) => commands::train::run(&args, cli.quiet),
+        Command::Verify(args) => commands::verify::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
         Command::Env => commands::env::run(),

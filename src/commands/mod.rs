@@ -12,3 +12,4 @@ pub mod selftest;
 pub mod sweep;
 pub mod tiny;
 pub mod train;
+pub mod verify;

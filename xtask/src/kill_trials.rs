@@ -157,14 +157,14 @@ fn train_to_the_end(dept: &Path, config: &Path) -> Result<(), Failure> {
     run_quietly(dept, command, &format!("dept train {}", config.display()))
 }
 
-/// A checkpoint being replaced leaves `last.partial-<pid>` or `last.previous` (or `best.…`) beside the checkpoint.
+/// A checkpoint being written leaves `last.partial-<pid>` (or `best.…`) beside the checkpoint. (`last.previous` is
+/// always there after the second save: the two newest checkpoints are kept.)
 fn has_checkpoint_leftovers(run: &Path) -> bool {
     fs::read_dir(run)
         .map(|entries| {
             entries.flatten().any(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                (name.starts_with("last.") || name.starts_with("best."))
-                    && (name.contains(".partial-") || name.ends_with(".previous"))
+                (name.starts_with("last.") || name.starts_with("best.")) && name.contains(".partial-")
             })
         })
         .unwrap_or(false)

@@ -31,7 +31,10 @@ pub fn write_atomically(
 
 /// Writes named tensors as a safetensors file through [`write_atomically`], keeping the operating system's error
 /// (ENOSPC, EIO, ...) as an `io::Error` so that callers can tell a full disk from bad data.
-pub fn write_safetensors_atomically(path: &Path, named: &[(&str, Tensor)]) -> io::Result<()> {
+pub fn write_safetensors_atomically<S: AsRef<str>, T: AsRef<Tensor>>(
+    path: &Path,
+    named: &[(S, T)],
+) -> io::Result<()> {
     write_atomically(path, |tmp| {
         Tensor::write_safetensors(named, tmp).map_err(|error| match error {
             tch::TchError::SafeTensorError {

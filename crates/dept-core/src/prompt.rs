@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-use crate::atomic::write_atomically;
+use crate::atomic::{write_atomically, write_safetensors_atomically};
 use crate::{CoreError, DeptConfig, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE};
 
 /// Optimiser group of the soft prompt (learning rate α1).
@@ -317,10 +317,7 @@ impl DecomposedPrompt {
             named.push((LORA_B_KEY, b.detach().to_device(Device::Cpu).contiguous()));
         }
         let weights = dir.join(ADAPTER_WEIGHTS_FILE);
-        write_atomically(&weights, |tmp| {
-            Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
-        })
-        .map_err(|error| CoreError::Write {
+        write_safetensors_atomically(&weights, &named).map_err(|error| CoreError::Write {
             path: weights.clone(),
             error,
         })?;

@@ -117,6 +117,7 @@ pub fn generate_greedy<M: CausalLm + ?Sized>(
         let mut finished = Tensor::zeros([e[0]], (Kind::Bool, device));
         let mut generated = Vec::with_capacity(max_new_tokens as usize);
         for _ in 0..max_new_tokens {
+            crate::cancel::poll()?;
             let logits =
                 model.forward_embeds(&inputs, &mask, &positions, Some(&mut cache), false)?;
             let token = logits

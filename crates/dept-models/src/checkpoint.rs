@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use dept_core::atomic::write_atomically;
+use dept_core::atomic::{write_atomically, write_safetensors_atomically};
 use tch::{nn::VarStore, Tensor};
 
 use crate::{ConfigIssue, ModelError};
@@ -280,10 +280,7 @@ pub fn save_folder(
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let weights = dir.join(WEIGHTS_FILE);
-    write_atomically(&weights, |tmp| {
-        Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
-    })
-    .map_err(io_error(weights.clone()))?;
+    write_safetensors_atomically(&weights, &named).map_err(io_error(weights.clone()))?;
     write_json(&dir.join(CONFIG_FILE), config)
 }
 

@@ -40,6 +40,9 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{0}")]
     Input(String),
+    /// A decode was stopped between two tokens by the check registered in [`crate::cancel`].
+    #[error("decoding was cancelled (a stop was requested)")]
+    Cancelled,
     /// The adapter refused its input (too long for its `A`, wrong width).
     #[error(transparent)]
     Adapter(#[from] dept_core::CoreError),

@@ -512,10 +512,8 @@ impl Gpt2 {
             .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let weights = dir.join(checkpoint::WEIGHTS_FILE);
-        dept_core::atomic::write_atomically(&weights, |tmp| {
-            Tensor::write_safetensors(&named, tmp).map_err(std::io::Error::other)
-        })
-        .map_err(io_error(&weights))?;
+        dept_core::atomic::write_safetensors_atomically(&weights, &named)
+            .map_err(io_error(&weights))?;
 
         let to_json =
             |e: serde_json::Error| ModelError::Input(format!("GPT-2 config as JSON: {e}"));

@@ -56,6 +56,7 @@
 //! through the registry.
 
 pub mod backbone;
+pub mod cancel;
 pub mod causal;
 pub mod checkpoint;
 pub mod clip;

@@ -1,19 +1,30 @@
-//! Checkpoints: a folder holding the adapter (PEFT format), the optimiser moments and the trainer's position.
+//! Checkpoints: a folder holding the adapter (PEFT format), the optimiser moments, the trainer's position and a
+//! manifest of them all.
 //!
-//! A checkpoint folder is written under a temporary name and swapped in with renames, so a kill at any moment
-//! leaves either the previous checkpoint or the new one, never a mixture: `X.partial-*` folders are ignored and
-//! removed, and if a kill fell between the two renames, `X.previous` is still complete and is used.
+//! A checkpoint is written whole under a temporary name (`X.partial-<pid>`), every file synced, its manifest
+//! (each file's size and SHA-256, the step, the config's fingerprint) written last; then the previous checkpoint
+//! is renamed `X.previous`, the new one renamed `X`, and the parent folder synced. So the last two checkpoints are
+//! kept, and a kill, a power cut or a full disk at any moment leaves at least one complete one. Before a resume
+//! each candidate is checked against its manifest ([`resumable`]): a truncated file, a flipped byte, a missing file
+//! or a config that changed under the run is named, and the run falls back to `X.previous` (the damaged one is
+//! moved aside to `X.damaged`); when neither is valid the run stops with the reasons (it never silently starts
+//! again from step 0).
+
+pub mod manifest;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use dept_core::atomic::{sync_dir, sync_parent, write_atomically, write_safetensors_atomically};
 use dept_core::DecomposedPrompt;
 use dept_models::checkpoint::{copy_named, LoadPlan, Mismatches};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::optim::AdamW;
+use crate::retry::retrying;
 use crate::TrainError;
+use manifest::{Manifest, Problem};
 
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// The backbone's own trained parameters (CLIP-T5's visual embedding), next to the adapter they were trained with.
@@ -31,58 +42,205 @@ pub struct TrainState {
     pub best_metric: Option<f64>,
     pub best_step: Option<u64>,
     pub evals_without_improvement: u32,
+    /// A stop signal came during the evaluation due after `step` (the step itself is applied): the resumed run
+    /// evaluates first. Left out of the file when false, and false in files written before it existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub evaluation_owed: bool,
 }
 
-/// Writes adapter, the backbone's trained parameters (`trained`, if any), optimiser state and trainer state into
-/// `dir`, replacing any previous checkpoint atomically.
-pub fn save(
-    dir: &Path,
-    adapter: &DecomposedPrompt,
-    trained: &[(String, Tensor)],
-    optimizer: Option<&AdamW>,
-    state: &TrainState,
-) -> Result<(), TrainError> {
+/// What goes into one checkpoint.
+pub struct Contents<'a> {
+    pub adapter: &'a DecomposedPrompt,
+    /// The backbone's trained parameters (CLIP-T5's visual embedding); empty for text-only backbones.
+    pub trained: &'a [(String, Tensor)],
+    /// `None` for `best/`, which is for using the adapter, not for resuming.
+    pub optimizer: Option<&'a AdamW>,
+    pub state: &'a TrainState,
+    /// [`crate::config::ExperimentConfig::fingerprint`] of the run's config.
+    pub config_sha256: &'a str,
+}
+
+/// Writes a checkpoint into `dir` as the module header says, retrying a few times when the disk fails (see
+/// [`crate::retry`]); on failure the previous checkpoint is untouched.
+pub fn save(dir: &Path, contents: &Contents) -> Result<(), TrainError> {
+    retrying(dir, Some(estimated_bytes(contents)), || {
+        save_once(dir, contents)
+    })
+}
+
+fn save_once(dir: &Path, contents: &Contents) -> Result<(), TrainError> {
     let partial = sibling(dir, &format!("partial-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&partial);
-    let write_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| TrainError::Write { path, error }
-    };
-    std::fs::create_dir_all(&partial).map_err(write_err(&partial))?;
-    adapter.save(&partial)?;
-    if !trained.is_empty() {
-        let named: Vec<(String, Tensor)> = trained
-            .iter()
-            .map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu)))
-            .collect();
-        Tensor::write_safetensors(&named, partial.join(VISUAL_FILE))?;
+    let result = write_partial(&partial, contents).and_then(|()| swap_in(&partial, dir));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
     }
-    if let Some(optimizer) = optimizer {
+    result
+}
+
+fn write_partial(partial: &Path, contents: &Contents) -> Result<(), TrainError> {
+    let write_err = |path: PathBuf| move |error| TrainError::Write { path, error };
+    let _ = std::fs::remove_dir_all(partial);
+    std::fs::create_dir_all(partial).map_err(write_err(partial.to_path_buf()))?;
+    contents.adapter.save(partial)?;
+    if !contents.trained.is_empty() {
+        let named: Vec<(&str, Tensor)> = contents
+            .trained
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.detach().to_device(Device::Cpu)))
+            .collect();
+        let path = partial.join(VISUAL_FILE);
+        write_safetensors_atomically(&path, &named).map_err(write_err(path))?;
+    }
+    if let Some(optimizer) = contents.optimizer {
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (i, (m, v, step)) in optimizer.state().into_iter().enumerate() {
             named.push((format!("exp_avg.{i}"), m.to_device(Device::Cpu)));
             named.push((format!("exp_avg_sq.{i}"), v.to_device(Device::Cpu)));
             named.push((format!("step.{i}"), Tensor::from_slice(&[step])));
         }
-        Tensor::write_safetensors(&named, partial.join(OPTIMIZER_FILE))?;
+        let path = partial.join(OPTIMIZER_FILE);
+        write_safetensors_atomically(&path, &named).map_err(write_err(path))?;
     }
-    let state_json = serde_json::to_string_pretty(state).unwrap_or_default();
-    std::fs::write(partial.join(STATE_FILE), state_json).map_err(write_err(&partial))?;
-    sync_dir_files(&partial).map_err(write_err(&partial))?;
-
-    let previous = sibling(dir, "previous");
-    let _ = std::fs::remove_dir_all(&previous);
-    if dir.exists() {
-        std::fs::rename(dir, &previous).map_err(write_err(dir))?;
-    }
-    std::fs::rename(&partial, dir).map_err(write_err(dir))?;
-    let _ = std::fs::remove_dir_all(&previous);
-    Ok(())
+    let state_json = serde_json::to_string_pretty(contents.state)
+        .map_err(|e| TrainError::Run(format!("cannot serialise the trainer state: {e}")))?;
+    let path = partial.join(STATE_FILE);
+    write_atomically(&path, |tmp| std::fs::write(tmp, state_json.as_bytes()))
+        .map_err(write_err(path))?;
+    let path = partial.join(manifest::MANIFEST_FILE);
+    Manifest::write(partial, contents.state.step, contents.config_sha256)
+        .map_err(write_err(path))?;
+    sync_dir(partial).map_err(write_err(partial.to_path_buf()))
 }
 
-/// The complete checkpoint at `dir`, or the one a kill left at `dir.previous`; `None` when neither exists.
-/// Unfinished `dir.partial-*` folders are removed.
+/// `dir` → `dir.previous` (replacing the older one), `partial` → `dir`, then the parent synced: at every moment
+/// `dir` or `dir.previous` is a complete checkpoint.
+fn swap_in(partial: &Path, dir: &Path) -> Result<(), TrainError> {
+    let write_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| TrainError::Write { path, error }
+    };
+    let previous = sibling(dir, "previous");
+    if dir.exists() {
+        if previous.exists() {
+            std::fs::remove_dir_all(&previous).map_err(write_err(&previous))?;
+        }
+        std::fs::rename(dir, &previous).map_err(write_err(dir))?;
+    }
+    std::fs::rename(partial, dir).map_err(write_err(dir))?;
+    sync_parent(dir).map_err(write_err(dir))
+}
+
+/// About how many bytes one checkpoint takes: four bytes a value for the adapter and the trained parameters,
+/// three times over with the optimiser's two moments, plus a little for the small files.
+pub fn estimated_bytes(contents: &Contents) -> u64 {
+    let values = |tensors: &mut dyn Iterator<Item = &Tensor>| -> u64 {
+        tensors.map(|t| t.numel() as u64 * 4).sum()
+    };
+    let adapter = values(&mut contents.adapter.parameters().iter());
+    let trained = values(&mut contents.trained.iter().map(|(_, t)| t));
+    let copies = if contents.optimizer.is_some() { 3 } else { 1 };
+    (adapter + trained) * copies + 16 * 1024
+}
+
+/// The complete-looking checkpoint at `dir`, or at `dir.previous`; `None` when neither has a trainer state.
+/// Unfinished `dir.partial-*` folders are removed. [`resumable`] is the one that verifies.
 pub fn existing(dir: &Path) -> Option<PathBuf> {
+    remove_partials(dir);
+    let previous = sibling(dir, "previous");
+    if dir.join(STATE_FILE).is_file() {
+        Some(dir.to_path_buf())
+    } else if previous.join(STATE_FILE).is_file() {
+        Some(previous)
+    } else {
+        None
+    }
+}
+
+/// The checkpoint a run should resume from: `dir` if it matches its manifest and the run's config fingerprint,
+/// else `dir.previous` (with a warning naming what is wrong with `dir`, which is moved aside to `dir.damaged`);
+/// `None` when there is no checkpoint at all. An error, naming every problem, when checkpoints exist but none is
+/// valid (then nothing is moved).
+pub fn resumable(dir: &Path, config_sha256: &str) -> Result<Option<PathBuf>, TrainError> {
+    remove_partials(dir);
+    let candidates: Vec<PathBuf> = [dir.to_path_buf(), sibling(dir, "previous")]
+        .into_iter()
+        .filter(|c| c.is_dir())
+        .collect();
+    let mut rejected: Vec<(PathBuf, Vec<Problem>)> = Vec::new();
+    for candidate in candidates {
+        match check(&candidate, config_sha256) {
+            Ok(()) => {
+                for (path, problems) in &rejected {
+                    // Out of the rotation (the next save would otherwise make it the fallback), kept to look at.
+                    let aside = sibling(path, "damaged");
+                    let _ = std::fs::remove_dir_all(&aside);
+                    let moved = std::fs::rename(path, &aside).is_ok();
+                    tracing::warn!(
+                        "checkpoint {} is not usable ({}); falling back to {}{}",
+                        path.display(),
+                        listed(problems),
+                        candidate.display(),
+                        if moved {
+                            format!(" (the damaged one is kept as {})", aside.display())
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                return Ok(Some(candidate));
+            }
+            Err(problems) => rejected.push((candidate, problems)),
+        }
+    }
+    if rejected.is_empty() {
+        return Ok(None);
+    }
+    let reasons: Vec<String> = rejected
+        .iter()
+        .map(|(path, problems)| format!("{}: {}", path.display(), listed(problems)))
+        .collect();
+    Err(TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        message: format!(
+            "no valid checkpoint to resume from ({}). Not starting again from step 0 on my own: restore the \
+             files, or pass --overwrite to start the run again",
+            reasons.join("; ")
+        ),
+    })
+}
+
+/// A candidate is valid when it matches its manifest; one written before manifests existed is accepted (with a
+/// warning) when its trainer state is there, since it cannot be checked.
+fn check(candidate: &Path, config_sha256: &str) -> Result<(), Vec<Problem>> {
+    match manifest::verify(candidate, Some(config_sha256)) {
+        Ok(_) => Ok(()),
+        Err(problems) if problems == [Problem::NoManifest] => {
+            if candidate.join(STATE_FILE).is_file() {
+                tracing::warn!(
+                    "checkpoint {} has no manifest (an older dept wrote it): resuming without verifying it",
+                    candidate.display()
+                );
+                Ok(())
+            } else {
+                Err(vec![
+                    Problem::NoManifest,
+                    Problem::Missing(STATE_FILE.into()),
+                ])
+            }
+        }
+        Err(problems) => Err(problems),
+    }
+}
+
+fn listed(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn remove_partials(dir: &Path) {
     if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
         let prefix = format!("{}.partial-", name.to_string_lossy());
         if let Ok(entries) = std::fs::read_dir(parent) {
@@ -92,14 +250,6 @@ pub fn existing(dir: &Path) -> Option<PathBuf> {
                 }
             }
         }
-    }
-    let previous = sibling(dir, "previous");
-    if dir.join(STATE_FILE).is_file() {
-        Some(dir.to_path_buf())
-    } else if previous.join(STATE_FILE).is_file() {
-        Some(previous)
-    } else {
-        None
     }
 }
 
@@ -194,9 +344,138 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     dir.with_file_name(format!("{name}.{suffix}"))
 }
 
-fn sync_dir_files(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        std::fs::File::open(entry?.path())?.sync_all()?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::AdamWConfig;
+    use dept_core::DeptConfig;
+
+    fn adapter(fill: f64) -> DecomposedPrompt {
+        let config = DeptConfig::new(2, 1, 4, 3).unwrap();
+        let prompt = Tensor::full([2, 3], fill, (tch::Kind::Float, Device::Cpu));
+        let pair = (
+            Tensor::full([4, 1], fill, (tch::Kind::Float, Device::Cpu)),
+            Tensor::full([1, 3], fill, (tch::Kind::Float, Device::Cpu)),
+        );
+        DecomposedPrompt::from_tensors(config, &prompt, Some(&pair), Device::Cpu).unwrap()
     }
-    Ok(())
+
+    fn saved(dir: &Path, fill: f64, step: u64, config_sha256: &str) -> DecomposedPrompt {
+        let adapter = adapter(fill);
+        let optimizer = AdamW::new(
+            adapter.param_groups(),
+            AdamWConfig {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+            },
+        );
+        let state = TrainState {
+            step,
+            ..TrainState::default()
+        };
+        let contents = Contents {
+            adapter: &adapter,
+            trained: &[],
+            optimizer: Some(&optimizer),
+            state: &state,
+            config_sha256,
+        };
+        save(dir, &contents).unwrap();
+        adapter
+    }
+
+    fn step_of(dir: &Path) -> u64 {
+        manifest::Manifest::read(dir).unwrap().step
+    }
+
+    #[test]
+    fn the_last_two_checkpoints_are_kept_and_each_verifies() {
+        let root = tempfile::tempdir().unwrap();
+        let last = root.path().join("last");
+        saved(&last, 0.1, 1, "cfg");
+        assert!(!sibling(&last, "previous").exists());
+        saved(&last, 0.2, 2, "cfg");
+        saved(&last, 0.3, 3, "cfg");
+        let previous = sibling(&last, "previous");
+        assert_eq!((step_of(&last), step_of(&previous)), (3, 2));
+        for dir in [&last, &previous] {
+            let manifest = manifest::verify(dir, Some("cfg")).unwrap();
+            let names: Vec<&str> = manifest.files.keys().map(String::as_str).collect();
+            assert_eq!(
+                names,
+                [
+                    "adapter_config.json",
+                    "adapter_model.safetensors",
+                    OPTIMIZER_FILE,
+                    STATE_FILE
+                ]
+            );
+        }
+        assert_eq!(resumable(&last, "cfg").unwrap(), Some(last.clone()));
+        // No temporary folder or file is left behind.
+        let names: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_falls_back_and_two_stop_the_run() {
+        let root = tempfile::tempdir().unwrap();
+        let last = root.path().join("last");
+        saved(&last, 0.1, 1, "cfg");
+        saved(&last, 0.2, 2, "cfg");
+        let previous = sibling(&last, "previous");
+        // A flipped byte in the newest: the previous one is used.
+        let weights = last.join("adapter_model.safetensors");
+        let mut bytes = std::fs::read(&weights).unwrap();
+        let at = bytes.len() - 1;
+        bytes[at] ^= 0x01;
+        std::fs::write(&weights, &bytes).unwrap();
+        // A config that changed under the run disqualifies both.
+        let err = resumable(&last, "other").unwrap_err().to_string();
+        assert!(err.contains("another config"), "{err}");
+        assert_eq!(resumable(&last, "cfg").unwrap(), Some(previous.clone()));
+        // The damaged one is out of the rotation, kept aside; the previous one is still the fallback.
+        assert!(!last.exists() && sibling(&last, "damaged").join(STATE_FILE).is_file());
+        std::fs::rename(sibling(&last, "damaged"), &last).unwrap();
+        // The previous one truncated as well: no valid checkpoint, an error naming both, never a fresh start.
+        let optimizer = previous.join(OPTIMIZER_FILE);
+        let len = std::fs::metadata(&optimizer).unwrap().len();
+        std::fs::File::options()
+            .write(true)
+            .open(&optimizer)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let err = resumable(&last, "cfg").unwrap_err().to_string();
+        assert!(
+            err.contains("no valid checkpoint")
+                && err.contains("adapter_model.safetensors changed after it was written")
+                && err.contains(&format!("{OPTIMIZER_FILE} is truncated")),
+            "{err}"
+        );
+        // A missing file is named too.
+        std::fs::remove_file(last.join(STATE_FILE)).unwrap();
+        let err = resumable(&last, "cfg").unwrap_err().to_string();
+        assert!(err.contains("trainer_state.json is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_kill_between_the_renames_leaves_the_previous_checkpoint() {
+        let root = tempfile::tempdir().unwrap();
+        let last = root.path().join("last");
+        saved(&last, 0.1, 1, "cfg");
+        saved(&last, 0.2, 2, "cfg");
+        // As if killed after `last` → `last.previous` and before the new one was renamed in.
+        std::fs::remove_dir_all(&last).unwrap();
+        std::fs::create_dir_all(sibling(&last, "partial-99999")).unwrap();
+        let previous = sibling(&last, "previous");
+        assert_eq!(resumable(&last, "cfg").unwrap(), Some(previous));
+        assert!(!sibling(&last, "partial-99999").exists());
+        assert_eq!(resumable(&root.path().join("none"), "cfg").unwrap(), None);
+    }
 }

@@ -305,6 +305,19 @@ impl ExperimentConfig {
         serde_yaml::to_string(self).unwrap_or_default()
     }
 
+    /// SHA-256 of the resolved config without the keys in `ignored` (those a resumed run may change): what each
+    /// checkpoint's manifest records, so that a checkpoint is never resumed under another experiment.
+    pub fn fingerprint(&self, ignored: &[&str]) -> String {
+        let mut value = serde_yaml::to_value(self).unwrap_or_default();
+        if let serde_yaml::Value::Mapping(keys) = &mut value {
+            for key in ignored {
+                keys.remove(*key);
+            }
+        }
+        let text = serde_yaml::to_string(&value).unwrap_or_default();
+        crate::checkpoint::manifest::sha256_hex(text.as_bytes())
+    }
+
     /// Solves (m, r) from prompt_len / rank / budget. `d` is the backbone's hidden size.
     pub fn shape(&self, d: i64) -> Result<Shape, Invalid> {
         let shape = match (self.method, self.budget) {

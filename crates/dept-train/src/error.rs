@@ -35,6 +35,28 @@ pub enum TrainError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// A write kept failing for lack of space or an I/O error (after the retries of [`crate::retry`]).
+    #[error("{}", disk_full_message(path, error, *free, *needed))]
+    DiskFull {
+        path: PathBuf,
+        error: std::io::Error,
+        free: Option<u64>,
+        needed: Option<u64>,
+    },
+    /// SIGTERM, SIGINT or SIGUSR1 stopped the run and a complete checkpoint of a consistent state was saved.
+    #[error(
+        "stopped by {signal} at step {step}; checkpoint {} saved; run the same command to resume",
+        checkpoint.display()
+    )]
+    Preempted {
+        signal: &'static str,
+        step: u64,
+        checkpoint: PathBuf,
+    },
+    /// A check point saw a stop signal ([`crate::stop`]). It never leaves [`crate::train`]: the trainer saves a
+    /// checkpoint and returns [`TrainError::Preempted`] instead.
+    #[error("stopped by {signal} before a checkpoint was saved")]
+    StopRequested { signal: &'static str },
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
     #[error(transparent)]
@@ -45,4 +67,27 @@ pub enum TrainError {
     Core(#[from] dept_core::CoreError),
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+}
+
+fn disk_full_message(
+    path: &std::path::Path,
+    error: &std::io::Error,
+    free: Option<u64>,
+    needed: Option<u64>,
+) -> String {
+    use crate::retry::human_bytes;
+    let space = match (free, needed) {
+        (Some(free), Some(needed)) => format!(
+            "; {} free there, about {} needed",
+            human_bytes(free),
+            human_bytes(needed)
+        ),
+        (Some(free), None) => format!("; {} free there", human_bytes(free)),
+        _ => String::new(),
+    };
+    format!(
+        "cannot write {}: {error}{space}. The previous checkpoint is intact: free space (or choose another \
+         output_dir), then run the same command to resume",
+        path.display()
+    )
 }

@@ -27,9 +27,13 @@ pub struct Decoder<'a> {
 
 impl Decoder<'_> {
     /// Decoded predictions, in the order of `encoded` (batches are grouped by length internally).
+    ///
+    /// A stop signal ([`crate::stop`]) ends it with [`TrainError::StopRequested`] before the next batch, or
+    /// between two tokens of a batch being decoded.
     pub fn predict(&self, encoded: &[Encoded]) -> Result<Vec<String>, TrainError> {
         let mut predictions = vec![String::new(); encoded.len()];
         for group in length_grouped(encoded, self.batch_size) {
+            crate::stop::check()?;
             let items: Vec<&Encoded> = group.iter().map(|&i| &encoded[i]).collect();
             let batch = Batch::for_generation(
                 &items,
@@ -44,7 +48,8 @@ impl Decoder<'_> {
                 PromptedModel::new(self.backbone, self.adapter).with_visual(batch.visual.as_ref());
             let generated = guarded(|| {
                 Ok(model.generate(&batch.input_ids, &batch.attention_mask, self.max_new_tokens)?)
-            })?;
+            })
+            .map_err(crate::stop::cancelled_by_signal)?;
             let rows = Vec::<Vec<i64>>::try_from(&generated.to_device(tch::Device::Cpu))?;
             for (&i, ids) in group.iter().zip(rows) {
                 predictions[i] = self

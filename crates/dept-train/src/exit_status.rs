@@ -21,7 +21,9 @@ impl TrainError {
     /// The exit status this error should end the process with.
     pub fn exit_status(&self) -> u8 {
         match self {
+            TrainError::DiskFull { .. } => WRITE_FAILED,
             TrainError::Write { error, .. } if is_out_of_space_or_io(error) => WRITE_FAILED,
+            TrainError::Preempted { .. } => PREEMPTED,
             _ => FAILED,
         }
     }

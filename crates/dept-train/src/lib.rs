@@ -40,9 +40,11 @@
 //! ## Modules
 //!
 //! - [`optim`]: AdamW over parameter groups with the official code's update rule, gradient-norm clipping;
-//!   [`schedule`]: linear warm-up then linear decay; [`step`]: one optimiser step, shared with the benchmarks.
+//!   [`schedule`]: linear warm-up then linear decay; [`step`]: one optimiser step, shared with the benchmarks;
+//!   [`stop`]: SIGTERM/SIGINT/SIGUSR1 end a run with a saved checkpoint.
 //! - [`batch`]: tokenised examples and padded batches; [`order`]: the order examples are drawn in (resumable).
-//! - [`evaluate`]: greedy decoding and scoring; [`checkpoint`] and [`run_dir`]: a run's files.
+//! - [`evaluate`]: greedy decoding and scoring; [`checkpoint`] (durable, verified by a manifest) and [`run_dir`]:
+//!   a run's files; [`retry`]: writes retried when the disk fails; [`verify`]: a run folder checked by hand.
 //! - [`device`]: `cpu | cuda[:N] | auto`; [`memory`]: peak memory (CUDA allocator or process);
 //!   [`guard`]: libtorch failures (out of memory above all) as errors with advice; [`environment`]: the libtorch
 //!   and devices this process sees.
@@ -62,11 +64,14 @@ pub mod inference;
 pub mod memory;
 pub mod optim;
 pub mod order;
+pub mod retry;
 mod plot;
 pub mod run_dir;
 pub mod schedule;
 pub mod step;
+pub mod stop;
 mod trainer;
+pub mod verify;
 pub mod vision;
 
 pub use config::ExperimentConfig;

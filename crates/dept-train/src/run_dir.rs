@@ -1,13 +1,13 @@
 //! The run folder: `config.yaml`, `metrics.jsonl`, `best/`, `last/`, `results.csv`, `curves.svg`.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use dept_core::atomic::write_atomically;
+use dept_core::atomic::{append_durably, write_atomically};
 use serde_json::Value;
 
+use crate::retry::{free_bytes, human_bytes, retrying};
 use crate::TrainError;
 
 /// A file in every folder this project creates for a run (or the quickstart), so that `--overwrite` and the
@@ -16,7 +16,8 @@ pub const RUN_MARKER: &str = ".dept-run";
 
 pub struct RunDir {
     pub root: PathBuf,
-    _lock: RunLock,
+    /// `None` for a folder opened only to be read ([`RunDir::open_unlocked`]).
+    _lock: Option<RunLock>,
 }
 
 impl RunDir {
@@ -26,8 +27,16 @@ impl RunDir {
         create_marked(root)?;
         Ok(RunDir {
             root: root.to_path_buf(),
-            _lock: RunLock::acquire(root)?,
+            _lock: Some(RunLock::acquire(root)?),
         })
+    }
+
+    /// The folder's paths, for reading it (`dept verify`) without taking its lock: a run may be writing there.
+    pub fn open_unlocked(root: &Path) -> Self {
+        RunDir {
+            root: root.to_path_buf(),
+            _lock: None,
+        }
     }
 
     pub fn config(&self) -> PathBuf {
@@ -53,6 +62,27 @@ impl RunDir {
     pub fn write_text(&self, path: &Path, text: &str) -> Result<(), TrainError> {
         write_text(path, text)
     }
+}
+
+/// Checks, before training, that the run folder takes writes (a probe file is written and removed) and has room
+/// for two checkpoints of `checkpoint_bytes` (the new one is written before the previous one goes); less room
+/// is a warning, since checkpoints may still fit. Returns the warning, if any, for the caller to show.
+pub fn preflight(root: &Path, checkpoint_bytes: u64) -> Result<Option<String>, TrainError> {
+    let probe = root.join(".dept-write-probe");
+    write_text(&probe, "dept checks that this folder takes writes\n")?;
+    std::fs::remove_file(&probe).map_err(|error| TrainError::Write {
+        path: probe.clone(),
+        error,
+    })?;
+    let needed = 2 * checkpoint_bytes;
+    Ok(free_bytes(root).filter(|&free| free < needed).map(|free| {
+        format!(
+            "only {} free in {}; two checkpoints need about {}: the run may stop for lack of space",
+            human_bytes(free),
+            root.display(),
+            human_bytes(needed)
+        )
+    }))
 }
 
 /// An exclusive `flock` on a run folder's marker file, held by the `dept train` that writes there: a second run
@@ -157,12 +187,15 @@ fn is_ours(dir: &Path) -> Result<bool, TrainError> {
     Ok(true)
 }
 
+/// Writes a small file atomically, retrying when the disk fails (see [`crate::retry`]).
 fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
-    write_atomically(path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(|error| {
-        TrainError::Write {
-            path: path.to_path_buf(),
-            error,
-        }
+    retrying(path, Some(text.len() as u64), || {
+        write_atomically(path, |tmp| std::fs::write(tmp, text.as_bytes())).map_err(|error| {
+            TrainError::Write {
+                path: path.to_path_buf(),
+                error,
+            }
+        })
     })
 }
 
@@ -206,15 +239,17 @@ impl MetricsLog {
         })
     }
 
+    /// Appends one line, synced; a failed write is cut back and retried (see [`crate::retry`]), so the log never
+    /// holds a torn line in front of a whole one.
     pub fn append(&mut self, record: &Value) -> Result<(), TrainError> {
         let line = format!("{record}\n");
-        self.file
-            .write_all(line.as_bytes())
-            .and_then(|()| self.file.flush())
-            .map_err(|error| TrainError::Write {
-                path: self.path.clone(),
+        let (file, path) = (&mut self.file, &self.path);
+        retrying(path, Some(line.len() as u64), || {
+            append_durably(file, path, line.as_bytes()).map_err(|error| TrainError::Write {
+                path: path.clone(),
                 error,
             })
+        })
     }
 
     /// Every record written so far (for the plot).

@@ -13,6 +13,9 @@ use crate::TrainError;
 
 /// Forward and backward of `batches` (each loss divided by their number, so the gradients are those of the mean
 /// loss); returns the summed loss. Gradients accumulate on top of whatever the parameters hold.
+///
+/// Before each batch (each micro-step) it looks for a stop signal ([`crate::stop`]) and returns
+/// [`TrainError::StopRequested`]: the gradients accumulated so far are then incomplete and must not be applied.
 pub fn forward_backward(
     model: PromptedModel<'_>,
     batches: &[Batch],
@@ -20,6 +23,7 @@ pub fn forward_backward(
 ) -> Result<f64, TrainError> {
     let mut loss_sum = 0.0;
     for batch in batches {
+        crate::stop::check()?;
         let loss = guarded(|| {
             let out = model.with_visual(batch.visual.as_ref()).forward_t(
                 &batch.input_ids,

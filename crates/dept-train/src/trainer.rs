@@ -1,7 +1,7 @@
 //! The training run: data, adapter, optimiser, evaluation on schedule, best and last checkpoints, resume.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
@@ -51,7 +51,7 @@ pub struct TrainOutcome {
 pub const VISUAL_GROUP: usize = 2;
 
 /// Keys that may differ between a checkpoint's config and a resumed run's without changing what is trained.
-const RESUMABLE_CHANGES: &[&str] = &["log_every", "device", "threads", "eval_batch_size"];
+pub(crate) const RESUMABLE_CHANGES: &[&str] = &["log_every", "device", "threads", "eval_batch_size"];
 
 /// A task's data, formatted and tokenised.
 struct SplitData {
@@ -61,16 +61,20 @@ struct SplitData {
 
 /// Runs a whole experiment: set-up (or resume), optimiser steps with evaluation and checkpoints on schedule, then
 /// the test split on the best adapter.
+///
+/// A stop signal ([`crate::stop`]) ends it with [`TrainError::Preempted`] after saving `last/`: in the middle
+/// of an optimiser step the partial step is dropped and the state from before it saved; during an evaluation the
+/// applied step is saved with the evaluation owed, which the resumed run runs first. Either way the resumed run
+/// ends bit for bit where an uninterrupted one does.
 pub fn train(
     config: &ExperimentConfig,
     options: &TrainOptions,
 ) -> Result<TrainOutcome, TrainError> {
     let mut trainer = Trainer::new(config, options)?;
-    while !trainer.done() {
+    let mut next = trainer.owed_evaluation()?;
+    while next == Continue::Go && !trainer.done() {
         let step = trainer.step()?;
-        if trainer.after_step(&step)? == Continue::Stop {
-            break;
-        }
+        next = trainer.after_step(&step)?;
     }
     trainer.finish()
 }
@@ -127,11 +131,15 @@ impl Cadence {
         }
         Verdict {
             improved,
-            stop_early: !improved
-                && self
-                    .early_stopping_patience
-                    .is_some_and(|p| state.evals_without_improvement >= p),
+            stop_early: self.stopped_early(state),
         }
+    }
+
+    /// `early_stopping_patience` evaluations in a row without improvement (at least one): the run stopped, or
+    /// stops now. A run resumed from such a state (stopped while testing) trains no further.
+    pub fn stopped_early(&self, state: &TrainState) -> bool {
+        let misses = state.evals_without_improvement;
+        misses > 0 && self.early_stopping_patience.is_some_and(|p| misses >= p)
     }
 }
 
@@ -180,6 +188,8 @@ pub struct Trainer<'a> {
     order: DataOrder,
     state: TrainState,
     resumed_from: Option<u64>,
+    /// The config's fingerprint, recorded in every checkpoint's manifest and checked on resume.
+    config_sha256: String,
     log: MetricsLog,
     progress: Progress,
     window: (Instant, usize),
@@ -200,7 +210,25 @@ impl<'a> Trainer<'a> {
         let mut adapter = new_adapter(config, shape, backbone.as_ref(), &tokenizer)?;
         let trained = backbone.trainable_parameters();
         let mut optimizer = new_optimizer(config, &adapter, &trained);
-        let restored = resume(options, &run, &mut adapter, &trained, &mut optimizer)?;
+        let checkpoint_bytes = checkpoint::estimated_bytes(&checkpoint::Contents {
+            adapter: &adapter,
+            trained: &trained,
+            optimizer: Some(&optimizer),
+            state: &TrainState::default(),
+            config_sha256: "",
+        });
+        if let Some(warning) = crate::run_dir::preflight(&run.root, checkpoint_bytes)? {
+            tracing::warn!("{warning}");
+        }
+        let config_sha256 = config.fingerprint(RESUMABLE_CHANGES);
+        let restored = resume(
+            options,
+            &run,
+            &mut adapter,
+            &trained,
+            &mut optimizer,
+            &config_sha256,
+        )?;
         let resumed_from = restored.as_ref().map(|state| state.step);
         let state = restored.unwrap_or_default();
         let log = MetricsLog::open(&run.metrics(), state.step)?;
@@ -231,25 +259,36 @@ impl<'a> Trainer<'a> {
             params,
             state,
             resumed_from,
+            config_sha256,
             log,
             window: (Instant::now(), 0),
         })
     }
 
     pub fn done(&self) -> bool {
-        self.state.step >= self.config.max_steps
+        self.state.step >= self.config.max_steps || self.cadence.stopped_early(&self.state)
     }
 
     /// One optimiser step: `grad_accum` batches forward and backward, then clipping and the two-rate AdamW step.
     /// A non-finite loss stops the run before the step is applied, so `last/` keeps finite values.
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let config = self.config;
+        // Drawing the batches moves the data cursor; a stop before the step is applied saves this instead.
+        let before = self.state.clone();
         // Dropout masks depend only on (seed, step): a resumed run draws exactly what the uninterrupted one did.
         tch::manual_seed(step_seed(config.seed, self.state.step));
         self.optimizer.zero_grad();
         let (batches, examples) = self.next_batches()?;
         let model = PromptedModel::new(self.backbone.as_ref(), &self.adapter);
-        let loss_sum = step::forward_backward(model, &batches, config.backbone_dropout)?;
+        let loss_sum = match step::forward_backward(model, &batches, config.backbone_dropout) {
+            Err(TrainError::StopRequested { signal }) => {
+                // The micro-steps done so far only filled gradients, which are dropped: the saved state is the
+                // last completed step, and the resumed run draws these batches (and dropout masks) again.
+                let _ = before;
+                return Err(self.preempt(signal));
+            }
+            result => result?,
+        };
         if !loss_sum.is_finite() {
             return Err(TrainError::NonFiniteLoss {
                 loss: loss_sum,
@@ -313,30 +352,44 @@ impl<'a> Trainer<'a> {
     /// Logs the step, then evaluates and checkpoints when the cadence says so.
     pub fn after_step(&mut self, report: &StepReport) -> Result<Continue, TrainError> {
         self.log_step(report)?;
+        self.evaluate_and_save()
+    }
+
+    /// A resumed run whose checkpoint a stop signal saved in the middle of an evaluation runs that evaluation
+    /// (and the checkpoints and early stopping after it) before any step, as the uninterrupted run did.
+    pub fn owed_evaluation(&mut self) -> Result<Continue, TrainError> {
+        if !self.state.evaluation_owed {
+            return Ok(Continue::Go);
+        }
+        self.state.evaluation_owed = false;
+        self.progress.message(&format!(
+            "step {}: running the evaluation that a stop signal interrupted",
+            self.state.step
+        ));
+        self.evaluate_and_save()
+    }
+
+    /// The evaluation, checkpoints and early stopping the cadence asks for after the step in `state`. A stop
+    /// signal during the evaluation saves `last/` with the evaluation owed (nothing of it was recorded yet).
+    fn evaluate_and_save(&mut self) -> Result<Continue, TrainError> {
         let step = self.state.step;
         let verdict = if self.cadence.evaluates_at(step) {
-            Some(self.evaluate()?)
+            match self.evaluate() {
+                Err(TrainError::StopRequested { signal }) => {
+                    self.state.evaluation_owed = true;
+                    return Err(self.preempt(signal));
+                }
+                verdict => Some(verdict?),
+            }
         } else {
             None
         };
         let stop_early = verdict.is_some_and(|v| v.stop_early);
         if verdict.is_some_and(|v| v.improved) {
-            checkpoint::save(
-                &self.run.best(),
-                &self.adapter,
-                &self.trained,
-                None,
-                &self.state,
-            )?;
+            self.save_checkpoint(&self.run.best(), false)?;
         }
         if self.cadence.saves_at(step, stop_early) {
-            checkpoint::save(
-                &self.run.last(),
-                &self.adapter,
-                &self.trained,
-                Some(&self.optimizer),
-                &self.state,
-            )?;
+            self.save_checkpoint(&self.run.last(), true)?;
         }
         if stop_early {
             self.progress.message(&format!(
@@ -347,6 +400,38 @@ impl<'a> Trainer<'a> {
             return Ok(Continue::Stop);
         }
         Ok(Continue::Go)
+    }
+
+    /// After a stop signal: saves `last/` from the current state, which the caller has made consistent, and
+    /// returns the error that ends the run (or the save's own error).
+    fn preempt(&mut self, signal: &'static str) -> TrainError {
+        let step = self.state.step;
+        self.progress.message(&format!(
+            "{signal}: saving a checkpoint of step {step}, then stopping (a second SIGINT aborts at once)"
+        ));
+        if let Err(error) = self.save_checkpoint(&self.run.last(), true) {
+            return error;
+        }
+        TrainError::Preempted {
+            signal,
+            step,
+            checkpoint: self.run.last(),
+        }
+    }
+
+    /// Writes the adapter, the trained backbone parameters and the trainer state (and, for `last/`, the
+    /// optimiser) into `dir`: see [`checkpoint::save`].
+    fn save_checkpoint(&self, dir: &Path, with_optimizer: bool) -> Result<(), TrainError> {
+        checkpoint::save(
+            dir,
+            &checkpoint::Contents {
+                adapter: &self.adapter,
+                trained: &self.trained,
+                optimizer: with_optimizer.then_some(&self.optimizer),
+                state: &self.state,
+                config_sha256: &self.config_sha256,
+            },
+        )
     }
 
     fn log_step(&mut self, report: &StepReport) -> Result<(), TrainError> {
@@ -477,7 +562,18 @@ impl<'a> Trainer<'a> {
             .unwrap_or_else(|| self.run.last());
         let best = DecomposedPrompt::load(&best_dir, self.device)?;
         checkpoint::load_trained(&best_dir, &self.trained)?;
-        let test_scores = self.score_split(&best, &self.test)?;
+        let test_scores = match self.score_split(&best, &self.test) {
+            Err(TrainError::StopRequested { signal }) => {
+                // `last/` already holds this state: every run saves it at its last step and when it stops early.
+                // It is not written again, since the backbone now holds the best checkpoint's trained parameters.
+                return Err(TrainError::Preempted {
+                    signal,
+                    step: state.step,
+                    checkpoint: self.run.last(),
+                });
+            }
+            result => result?,
+        };
         self.log.append(&json!({"step": state.best_step.unwrap_or(state.step), "split": "test", "metrics": to_map(&test_scores)}))?;
         tracing::info!(
             "test (best step {:?}): {}",
@@ -658,8 +754,9 @@ fn resume(
     adapter: &mut DecomposedPrompt,
     trained: &[(String, Tensor)],
     optimizer: &mut AdamW,
+    config_sha256: &str,
 ) -> Result<Option<TrainState>, TrainError> {
-    let checkpoint_dir = checkpoint::existing(&run.last());
+    let checkpoint_dir = checkpoint::resumable(&run.last(), config_sha256)?;
     if options.require_checkpoint && checkpoint_dir.is_none() {
         return Err(TrainError::Run(format!(
             "--resume: no checkpoint in {}; drop --resume to start a new run",
@@ -1021,5 +1118,45 @@ mod tests {
         let c = cadence(None);
         let mut state = TrainState::default();
         assert!((0..10).all(|i| !c.record(&mut state, -(i as f64)).stop_early));
+    }
+
+    /// A run stopped by a signal while it tested its best adapter after stopping early resumes into testing, not
+    /// into more steps: the state it saved says it stopped.
+    #[test]
+    fn a_state_that_stopped_early_says_so_and_a_patience_of_zero_waits_for_a_miss() {
+        let c = cadence(Some(2));
+        let mut state = TrainState::default();
+        let stopped: Vec<bool> = [60.0, 50.0, 40.0]
+            .into_iter()
+            .map(|v| {
+                c.record(&mut state, v);
+                c.stopped_early(&state)
+            })
+            .collect();
+        assert_eq!(stopped, [false, false, true]);
+        let c = cadence(Some(0));
+        let mut state = TrainState::default();
+        assert!(!c.record(&mut state, 60.0).stop_early);
+        assert!(!c.stopped_early(&state));
+        assert!(c.record(&mut state, 50.0).stop_early);
+        assert!(c.stopped_early(&state));
+    }
+
+    #[test]
+    fn an_owed_evaluation_is_marked_only_when_owed_and_older_states_owe_none() {
+        let older = r#"{"step": 12, "epoch": 0, "cursor": 192, "best_metric": 50.0, "best_step": 10,
+                        "evals_without_improvement": 0}"#;
+        let state: TrainState = serde_json::from_str(older).unwrap();
+        assert!(!state.evaluation_owed);
+        assert!(!serde_json::to_string(&state)
+            .unwrap()
+            .contains("evaluation_owed"));
+        let owed = TrainState {
+            evaluation_owed: true,
+            ..state
+        };
+        let text = serde_json::to_string(&owed).unwrap();
+        assert!(text.contains("\"evaluation_owed\":true"), "{text}");
+        assert_eq!(serde_json::from_str::<TrainState>(&text).unwrap(), owed);
     }
 }

@@ -266,6 +266,7 @@ impl T5 {
             let mut finished = Tensor::zeros([batch], (Kind::Bool, device));
             let mut generated = Vec::with_capacity(max_new_tokens as usize);
             for step in 0..max_new_tokens {
+                crate::cancel::poll()?;
                 let hidden =
                     self.decoder
                         .step(&self.embed(&next), step, &encoder_mask, &mut caches);
