@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use dept_train::{train, ExperimentConfig, TrainOptions};
 
@@ -44,6 +44,9 @@ pub fn run(args: &TrainArgs, quiet: bool) -> Result<()> {
             ));
         }
     }
+    // From here on SIGTERM, SIGINT and SIGUSR1 end the run with a saved checkpoint and status 75
+    // (`dept_train::stop`); a second SIGINT aborts with 130.
+    dept_train::stop::install().context("cannot install the SIGTERM/SIGINT/SIGUSR1 handlers")?;
     let config = ExperimentConfig::load(&args.config, &overrides)?;
     if config.model.as_os_str().is_empty() {
         bail!(

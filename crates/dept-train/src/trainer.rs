@@ -284,7 +284,7 @@ impl<'a> Trainer<'a> {
             Err(TrainError::StopRequested { signal }) => {
                 // The micro-steps done so far only filled gradients, which are dropped: the saved state is the
                 // last completed step, and the resumed run draws these batches (and dropout masks) again.
-                let _ = before;
+                self.state = before;
                 return Err(self.preempt(signal));
             }
             result => result?,
