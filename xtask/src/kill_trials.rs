@@ -1,7 +1,8 @@
-//! `cargo xtask kill-trials [N]`: SIGKILL a tiny training run at N pseudo-random moments (during start-up, steps
-//! and evaluations; every third trial waits for a checkpoint write in progress), resume each, and check that every resumed run ends with files
-//! byte-identical to an uninterrupted run's. A half-written file that was read back would make a resume fail or
-//! differ, so this also checks that none ever is.
+//! `cargo xtask kill-trials [N]`: SIGKILL a tiny training run at N pseudo-random moments, resume each, and check
+//! that every resumed run ends with files byte-identical to an uninterrupted run's. Trials rotate through three
+//! kinds of moment: anywhere (start-up, steps, evaluations), during an evaluation (waited for), and during a
+//! checkpoint write (waited for: while `last.partial-<pid>` exists). A half-written file that was read back would
+//! make a resume fail or differ, so this also checks that none ever is.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use crate::gpu_bundle::target_dir;
 use crate::process::{cargo, Failure};
 
 /// Files a finished run must hold identically to the uninterrupted run.
-const COMPARED: [&str; 4] = [
+pub(crate) const COMPARED: [&str; 4] = [
     "last/adapter_model.safetensors",
     "last/optimizer.safetensors",
     "last/trainer_state.json",
@@ -39,15 +40,21 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
     );
 
     let mut rng = SplitMix(0x5EED);
-    let (mut identical, mut mid_checkpoint, mut landed) = (0, 0, 0);
+    let (mut identical, mut mid_checkpoint, mut mid_evaluation, mut landed) = (0, 0, 0, 0);
     for trial in 0..trials {
         let run = scratch.join(format!("trial-{trial}"));
         let config = write_config(&scratch, &fixture, &run)?;
         // A moment between 2% and 98% of the uninterrupted run (start-up, loading and tokenising included).
         let at = duration.mul_f64(0.02 + 0.96 * rng.unit());
-        let kill = kill_once(&dept, &config, &run, at, trial % 3 == 2)?;
+        let wait_for = match trial % 3 {
+            1 => Some(Moment::Evaluation),
+            2 => Some(Moment::CheckpointWrite),
+            _ => None,
+        };
+        let kill = kill_once(&dept, &config, &run, at, wait_for)?;
         landed += usize::from(kill.landed);
-        mid_checkpoint += usize::from(kill.mid_checkpoint);
+        mid_checkpoint += usize::from(kill.during == Some(Moment::CheckpointWrite));
+        mid_evaluation += usize::from(kill.during == Some(Moment::Evaluation));
         train_to_the_end(&dept, &config)?;
         let differing = differing_files(&run, &reference);
         if differing.is_empty() {
@@ -61,7 +68,8 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
     }
     println!(
         "kill/resume trials: {identical}/{trials} ended byte-identical to the uninterrupted run ({landed} kills \
-         landed before the run ended, {mid_checkpoint} of them in the middle of a checkpoint write)"
+         landed before the run ended, {mid_checkpoint} of them in the middle of a checkpoint write, \
+         {mid_evaluation} during an evaluation)"
     );
     if identical == trials {
         Ok(())
@@ -74,7 +82,7 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
 }
 
 /// The quickstart's tiny T5 and synthetic RTE-format data in `fixture` (its own short run is not used).
-fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
+pub(crate) fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
     let mut command = Command::new(dept);
     command
         .args(["-q", "quickstart", "--steps", "40", "--dir"])
@@ -83,7 +91,7 @@ fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
 }
 
 /// Runs a `dept` command with its stdout dropped; a failure quotes its stderr.
-fn run_quietly(dept: &Path, mut command: Command, what: &str) -> Result<(), Failure> {
+pub(crate) fn run_quietly(dept: &Path, mut command: Command, what: &str) -> Result<(), Failure> {
     let out = command
         .stdout(Stdio::null())
         .output()
@@ -98,51 +106,93 @@ fn run_quietly(dept: &Path, mut command: Command, what: &str) -> Result<(), Fail
     }
 }
 
+/// A moment a kill (or a signal) waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moment {
+    /// A checkpoint is being written: `last.partial-<pid>` (or `best.…`) exists.
+    CheckpointWrite,
+    /// The validation set is being decoded: the last line of `metrics.jsonl` is the training record of a step the
+    /// config evaluates at, and the validation record of that step is not there yet.
+    Evaluation,
+}
+
+impl Moment {
+    pub(crate) fn is_now(self, run: &Path) -> bool {
+        match self {
+            Moment::CheckpointWrite => has_checkpoint_leftovers(run),
+            Moment::Evaluation => evaluating(run),
+        }
+    }
+}
+
 /// What one SIGKILL did.
 struct Kill {
     /// The run was still going when the kill came (else it had already finished).
     landed: bool,
-    /// It landed while a checkpoint was being replaced.
-    mid_checkpoint: bool,
+    /// The moment it was waiting for, when the kill landed in it.
+    during: Option<Moment>,
 }
 
-/// Starts `dept train config` and SIGKILLs it `at` after its start; with `wait_for_checkpoint`, from there on
-/// only once a checkpoint write is in progress (a write takes a few milliseconds, so such kills are made certain
-/// to be among the trials rather than left to chance).
+/// Starts `dept train config` and SIGKILLs it `at` after its start; with `wait_for`, from there on only once that
+/// moment comes (a checkpoint write or an evaluation takes milliseconds, so such kills are made certain to be among
+/// the trials rather than left to chance).
 fn kill_once(
     dept: &Path,
     config: &Path,
     run: &Path,
     at: Duration,
-    wait_for_checkpoint: bool,
+    wait_for: Option<Moment>,
 ) -> Result<Kill, Failure> {
-    let mut child = Command::new(dept)
+    let mut child = start_training(dept, config)?;
+    std::thread::sleep(at);
+    if let Some(moment) = wait_for {
+        while child.try_wait().ok().flatten().is_none() && !moment.is_now(run) {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    let landed = child.try_wait().ok().flatten().is_none();
+    let during = wait_for.filter(|m| landed && m.is_now(run));
+    if landed {
+        let _ = child.kill(); // SIGKILL
+    }
+    let _ = child.wait();
+    Ok(Kill { landed, during })
+}
+
+/// `dept -q train config` in the background, its output dropped (stderr kept in `<run>.stderr` by callers that
+/// need it: see `fault_trials`).
+pub(crate) fn start_training(dept: &Path, config: &Path) -> Result<std::process::Child, Failure> {
+    Command::new(dept)
         .args(["-q", "train"])
         .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| Failure::new(format!("cannot start {}: {e}", dept.display())))?;
-    std::thread::sleep(at);
-    if wait_for_checkpoint {
-        while child.try_wait().ok().flatten().is_none() && !has_checkpoint_leftovers(run) {
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
-    let landed = child.try_wait().ok().flatten().is_none();
-    if landed {
-        let _ = child.kill(); // SIGKILL
-    }
-    let _ = child.wait();
-    Ok(Kill {
-        landed,
-        mid_checkpoint: landed && has_checkpoint_leftovers(run),
-    })
+        .map_err(|e| Failure::new(format!("cannot start {}: {e}", dept.display())))
+}
+
+/// Whether the run is decoding its validation set now (see [`Moment::Evaluation`]); `EVAL_EVERY` matches the
+/// trials' config.
+fn evaluating(run: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(run.join("metrics.jsonl")) else {
+        return false;
+    };
+    let Some(last) = text.lines().last() else {
+        return false;
+    };
+    // A training record: {...,"loss":...,"step":N}; a validation record carries "split".
+    let step = last
+        .find("\"step\":")
+        .and_then(|at| last[at + 7..].split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<u64>().ok());
+    text.ends_with('\n')
+        && !last.contains("\"split\"")
+        && step.is_some_and(|s| s > 0 && s % EVAL_EVERY == 0)
 }
 
 /// The compared files whose bytes differ between a resumed run and the uninterrupted one (a file that only one
 /// side has differs).
-fn differing_files(run: &Path, reference: &Path) -> Vec<&'static str> {
+pub(crate) fn differing_files(run: &Path, reference: &Path) -> Vec<&'static str> {
     COMPARED
         .iter()
         .copied()
@@ -151,7 +201,7 @@ fn differing_files(run: &Path, reference: &Path) -> Vec<&'static str> {
 }
 
 /// Trains (resuming whatever the run folder holds) until the run finishes.
-fn train_to_the_end(dept: &Path, config: &Path) -> Result<(), Failure> {
+pub(crate) fn train_to_the_end(dept: &Path, config: &Path) -> Result<(), Failure> {
     let mut command = Command::new(dept);
     command.args(["-q", "train"]).arg(config);
     run_quietly(dept, command, &format!("dept train {}", config.display()))
@@ -159,23 +209,29 @@ fn train_to_the_end(dept: &Path, config: &Path) -> Result<(), Failure> {
 
 /// A checkpoint being written leaves `last.partial-<pid>` (or `best.…`) beside the checkpoint. (`last.previous` is
 /// always there after the second save: the two newest checkpoints are kept.)
-fn has_checkpoint_leftovers(run: &Path) -> bool {
+pub(crate) fn has_checkpoint_leftovers(run: &Path) -> bool {
     fs::read_dir(run)
         .map(|entries| {
             entries.flatten().any(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                (name.starts_with("last.") || name.starts_with("best.")) && name.contains(".partial-")
+                (name.starts_with("last.") || name.starts_with("best."))
+                    && name.contains(".partial-")
             })
         })
         .unwrap_or(false)
 }
 
-/// Evaluation every 5 steps and a checkpoint after every step, so that kills often land in both.
-fn write_config(scratch: &Path, fixture: &Path, run: &Path) -> Result<PathBuf, Failure> {
+/// The trials' evaluation cadence (in [`write_config`]).
+const EVAL_EVERY: u64 = 5;
+
+/// Evaluation every 5 steps, a checkpoint after every step and a log line after every step, so that kills often
+/// land in evaluations and checkpoint writes, and an evaluation in progress can be seen from the log.
+pub(crate) fn write_config(scratch: &Path, fixture: &Path, run: &Path) -> Result<PathBuf, Failure> {
     let yaml = format!(
         "task: rte\nmodel: {:?}\ndata_dir: {:?}\noutput_dir: {:?}\nprompt_len: 8\nrank: 4\nmax_len: 32\n\
          lr_prompt: 0.3\nlr_pair: 0.05\nwarmup_steps: 5\nmax_steps: 40\nbatch_size: 16\neval_every: 5\n\
-         save_every: 1\neval_batch_size: 32\ndecode_max_tokens: 3\ndevice: cpu\nthreads: 1\nprompt_init: random\n",
+         save_every: 1\nlog_every: 1\neval_batch_size: 32\ndecode_max_tokens: 3\ndevice: cpu\nthreads: 1\n\
+         prompt_init: random\n",
         fixture.join("tiny-t5").display().to_string(),
         fixture.join("data").display().to_string(),
         run.display().to_string(),
@@ -190,10 +246,10 @@ fn write_config(scratch: &Path, fixture: &Path, run: &Path) -> Result<PathBuf, F
 }
 
 /// SplitMix64: reproducible kill moments without a dependency.
-struct SplitMix(u64);
+pub(crate) struct SplitMix(pub(crate) u64);
 
 impl SplitMix {
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -202,6 +258,6 @@ impl SplitMix {
     }
 }
 
-fn io(path: &Path, e: std::io::Error) -> Failure {
+pub(crate) fn io(path: &Path, e: std::io::Error) -> Failure {
     Failure::new(format!("{}: {e}", path.display()))
 }

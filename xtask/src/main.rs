@@ -6,6 +6,7 @@
 
 mod bench_venv;
 mod elf;
+mod fault_trials;
 mod gpu_bundle;
 mod kill_trials;
 mod libtorch;
@@ -24,7 +25,7 @@ Commands:
                Honours LIBTORCH if you set it yourself (a PyTorch 2.11 `torch` folder: nothing is installed);
                DEPT_HOME moves the per-user install folder.
   test [ARGS]  setup, then `cargo fmt --check`, clippy with warnings denied, every workspace test, 3 kill/resume
-               trials, dept's training step against transformers' (bench-venv), a check that `dept` links
+               trials, 1 fault trial of each kind, dept's training step against transformers' (bench-venv), a check that `dept` links
                libtorch's CUDA libraries, and the GPU bundle built and its script tested (no GPU needed).
                ARGS go to `cargo test` (e.g. `cargo xtask test -- budget`).
   quickstart   setup, then `dept env`, a tiny offline DePT training demo (no downloads, no GPU needed), and a short
@@ -40,8 +41,13 @@ Commands:
                eager PyTorch (transformers' T5), interleaved (e.g. `-- --shape t5-base --task rte --data-dir D
                --tokenizer T`).
   kill-trials [N]
-               SIGKILL a tiny training run at N (default 20) pseudo-random moments, resume each, and check that
-               every run ends byte-identical to an uninterrupted one (`test` runs 3).
+               SIGKILL a tiny training run at N (default 20) pseudo-random moments (a third of them waited into an
+               evaluation, a third into a checkpoint write), resume each, and check that every run ends
+               byte-identical to an uninterrupted one (`test` runs 3). Prints the counts.
+  fault-trials [N]
+               N (default 5) trials each of SIGTERM/SIGINT/SIGUSR1 at pseudo-random moments, a damaged last
+               checkpoint, both checkpoints damaged, and a disk that fills up (DEPT_FAULT_WRITE); every resumed run
+               must end byte-identical to an uninterrupted one (`test` runs 1 of each). Prints the counts.
   sweep SWEEP.yaml [ARGS]
                A release build, then `dept sweep run SWEEP.yaml ARGS`: every point of a grid as its own `dept train`
                run, on GPUs (--gpus 0,1), CPU slots (--slots N) or Slurm (--backend slurm [--wait]); resumable.
@@ -66,6 +72,14 @@ fn main() -> ExitCode {
             Some(Ok(n)) if n > 0 => kill_trials::run(&repo_root(), n),
             Some(_) => Err(Failure::new(format!(
                 "kill-trials takes a positive number of trials, got {:?}",
+                args[1]
+            ))),
+        },
+        Some("fault-trials") => match args.get(1).map(|n| n.parse::<usize>()) {
+            None => fault_trials::run(&repo_root(), 5),
+            Some(Ok(n)) if n > 0 => fault_trials::run(&repo_root(), n),
+            Some(_) => Err(Failure::new(format!(
+                "fault-trials takes a positive number of trials, got {:?}",
                 args[1]
             ))),
         },
@@ -105,6 +119,7 @@ fn test(extra: &[String]) -> Result<(), Failure> {
     let torch_dir = libtorch::ensure(&root)?;
     lint_and_test_workspace(&root, extra)?;
     kill_trials::run(&root, 3)?;
+    fault_trials::run(&root, 1)?;
     // dept's T5 + DePT step against transformers' on a small random model: the reference bench's own check. It
     // needs the venv beside xtask's libtorch install; a libtorch of the user's own has none.
     let python = match bench_venv::ensure(&torch_dir) {

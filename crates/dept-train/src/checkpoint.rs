@@ -119,6 +119,16 @@ fn swap_in(partial: &Path, dir: &Path) -> Result<(), TrainError> {
         let path = path.to_path_buf();
         move |error| TrainError::Write { path, error }
     };
+    let era = manifests_marker(dir);
+    if !era.exists() {
+        write_atomically(&era, |tmp| {
+            std::fs::write(
+                tmp,
+                "Checkpoints in this folder carry a manifest.json: one without it is damaged, not old.\n",
+            )
+        })
+        .map_err(write_err(&era))?;
+    }
     let previous = sibling(dir, "previous");
     if dir.exists() {
         if previous.exists() {
@@ -209,12 +219,21 @@ pub fn resumable(dir: &Path, config_sha256: &str) -> Result<Option<PathBuf>, Tra
     })
 }
 
-/// A candidate is valid when it matches its manifest; one written before manifests existed is accepted (with a
-/// warning) when its trainer state is there, since it cannot be checked.
+/// `.dept-manifests` beside the checkpoints: written with the first checkpoint that has a manifest, so that from
+/// then on a checkpoint without one (its manifest deleted) counts as damaged rather than as an older dept's.
+fn manifests_marker(dir: &Path) -> PathBuf {
+    dir.with_file_name(".dept-manifests")
+}
+
+/// A candidate is valid when it matches its manifest; one written before manifests existed (no manifest, in a
+/// folder where no checkpoint ever had one) is accepted with a warning when its trainer state is there, since it
+/// cannot be checked.
 fn check(candidate: &Path, config_sha256: &str) -> Result<(), Vec<Problem>> {
     match manifest::verify(candidate, Some(config_sha256)) {
         Ok(_) => Ok(()),
-        Err(problems) if problems == [Problem::NoManifest] => {
+        Err(problems)
+            if problems == [Problem::NoManifest] && !manifests_marker(candidate).exists() =>
+        {
             if candidate.join(STATE_FILE).is_file() {
                 tracing::warn!(
                     "checkpoint {} has no manifest (an older dept wrote it): resuming without verifying it",
@@ -419,7 +438,8 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names.contains(&".dept-manifests".to_string()), "{names:?}");
     }
 
     #[test]
@@ -458,6 +478,12 @@ mod tests {
                 && err.contains(&format!("{OPTIMIZER_FILE} is truncated")),
             "{err}"
         );
+        // A deleted manifest is damage too (the folder's checkpoints have had manifests), not an old checkpoint.
+        let kept = std::fs::read(last.join(manifest::MANIFEST_FILE)).unwrap();
+        std::fs::remove_file(last.join(manifest::MANIFEST_FILE)).unwrap();
+        let err = resumable(&last, "cfg").unwrap_err().to_string();
+        assert!(err.contains("no manifest.json"), "{err}");
+        std::fs::write(last.join(manifest::MANIFEST_FILE), kept).unwrap();
         // A missing file is named too.
         std::fs::remove_file(last.join(STATE_FILE)).unwrap();
         let err = resumable(&last, "cfg").unwrap_err().to_string();

@@ -9,6 +9,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::STATE_FILE;
+
 pub const MANIFEST_FILE: &str = "manifest.json";
 const FORMAT: u32 = 1;
 
@@ -46,14 +48,15 @@ pub enum Problem {
         saved: String,
         now: String,
     },
+    /// The manifest's own fields disagree with the folder (its step with `trainer_state.json`'s, an unknown
+    /// format): the manifest itself was damaged.
+    Inconsistent(String),
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Problem::NoManifest => {
-                write!(f, "no {MANIFEST_FILE} (written before checkpoints had one)")
-            }
+            Problem::NoManifest => write!(f, "no {MANIFEST_FILE}"),
             Problem::ManifestUnreadable(e) => write!(f, "{MANIFEST_FILE} is unreadable: {e}"),
             Problem::Missing(file) => write!(f, "{file} is missing"),
             Problem::Truncated {
@@ -65,6 +68,7 @@ impl fmt::Display for Problem {
                 f,
                 "{file} changed after it was written (its SHA-256 differs from the manifest's)"
             ),
+            Problem::Inconsistent(what) => write!(f, "{MANIFEST_FILE} is inconsistent: {what}"),
             Problem::ConfigChanged { saved, now } => write!(
                 f,
                 "it was trained under another config (fingerprint {} there, {} now)",
@@ -120,6 +124,12 @@ impl Manifest {
 pub fn verify(dir: &Path, config_sha256: Option<&str>) -> Result<Manifest, Vec<Problem>> {
     let manifest = Manifest::read(dir).map_err(|p| vec![p])?;
     let mut problems = Vec::new();
+    if manifest.format != FORMAT {
+        problems.push(Problem::Inconsistent(format!(
+            "format {}, expected {FORMAT}",
+            manifest.format
+        )));
+    }
     for (name, expected) in &manifest.files {
         let path = dir.join(name);
         match std::fs::metadata(&path) {
@@ -136,6 +146,16 @@ pub fn verify(dir: &Path, config_sha256: Option<&str>) -> Result<Manifest, Vec<P
             },
         }
     }
+    if problems.is_empty() {
+        if let Some(step) = state_step(dir) {
+            if step != manifest.step {
+                problems.push(Problem::Inconsistent(format!(
+                    "step {}, while {STATE_FILE} says {step}",
+                    manifest.step
+                )));
+            }
+        }
+    }
     if let Some(now) = config_sha256 {
         if now != manifest.config_sha256 {
             problems.push(Problem::ConfigChanged {
@@ -149,6 +169,13 @@ pub fn verify(dir: &Path, config_sha256: Option<&str>) -> Result<Manifest, Vec<P
     } else {
         Err(problems)
     }
+}
+
+/// The step in the folder's trainer state (a checkpoint without one, such as a bare adapter, has none to check).
+fn state_step(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join(STATE_FILE)).ok()?;
+    let state: serde_json::Value = serde_json::from_str(&text).ok()?;
+    state.get("step")?.as_u64()
 }
 
 fn digest(path: &Path) -> std::io::Result<FileDigest> {
@@ -224,6 +251,22 @@ mod tests {
             problems[1].to_string().contains("another config"),
             "{}",
             problems[1]
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_disagrees_with_the_trainer_state_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STATE_FILE), b"{\"step\": 7}").unwrap();
+        Manifest::write(dir.path(), 7, "abc").unwrap();
+        verify(dir.path(), None).unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"step\": 7", "\"step\": 8")).unwrap();
+        let problems = verify(dir.path(), None).unwrap_err();
+        assert_eq!(
+            problems[0].to_string(),
+            "manifest.json is inconsistent: step 8, while trainer_state.json says 7"
         );
     }
 
