@@ -252,9 +252,39 @@ impl LocalSlurm {
         }
     }
 
+    /// The cluster, or `None` with a message where it cannot start here; a panic instead where
+    /// `DEPT_REQUIRE_SLURM=1` (CI), so that the Slurm tests cannot pass by skipping.
+    fn start_or_skip(state: &Path) -> Option<Self> {
+        match LocalSlurm::start(state) {
+            Ok(slurm) => Some(slurm),
+            Err(why) if std::env::var_os("DEPT_REQUIRE_SLURM").is_some_and(|v| v == "1") => {
+                panic!("DEPT_REQUIRE_SLURM=1 but Slurm could not be started: {why}")
+            }
+            Err(why) => {
+                println!("skipped: no local Slurm ({why})");
+                None
+            }
+        }
+    }
+
     fn conf(&self) -> PathBuf {
         self.state.join("slurm.conf")
     }
+
+    /// A Slurm client command for this cluster.
+    fn client(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.env("SLURM_CONF", self.conf());
+        command
+    }
+}
+
+/// The Slurm tests start their own clusters, one at a time (two starting at once could pick the same ports).
+fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CLUSTER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for LocalSlurm {
@@ -272,16 +302,10 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
+    let _one_cluster_at_a_time = one_cluster_at_a_time();
     let dir = tempfile::tempdir().unwrap();
-    let slurm = match LocalSlurm::start(&dir.path().join("slurm")) {
-        Ok(slurm) => slurm,
-        Err(why) if std::env::var_os("DEPT_REQUIRE_SLURM").is_some_and(|v| v == "1") => {
-            panic!("DEPT_REQUIRE_SLURM=1 but Slurm could not be started: {why}")
-        }
-        Err(why) => {
-            println!("skipped: no local Slurm ({why})");
-            return;
-        }
+    let Some(slurm) = LocalSlurm::start_or_skip(&dir.path().join("slurm")) else {
+        return;
     };
     let model = tiny_model(&shared, dir.path());
     let out = dir.path().join("out");
@@ -364,6 +388,233 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
     // The report over the Slurm-run points.
     let report = run_ok(dept().args(["sweep", "report"]).arg(&out));
     assert!(String::from_utf8_lossy(&report.stdout).contains("8 of 8 points finished"));
+}
+
+/// `squeue`'s `STATE|REASON` of an array task, or `None` once Slurm no longer lists it.
+fn task_state(slurm: &LocalSlurm, task: &str) -> Option<String> {
+    let output = run_ok(
+        slurm
+            .client("squeue")
+            .args(["-h", "-r", "-o", "%T|%r", "-j", task]),
+    );
+    let state = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (!state.is_empty()).then_some(state)
+}
+
+/// Polls `until` every 100 ms for at most `seconds`, panicking with `what` and `context()` past that.
+fn wait_for(
+    seconds: u64,
+    what: &str,
+    mut until: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let start = Instant::now();
+    while !until() {
+        assert!(
+            start.elapsed() < Duration::from_secs(seconds),
+            "{what} within {seconds} s:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 21, item 2. Relies on `dept train`'s documented contract: on SIGUSR1 it saves a complete checkpoint and
+/// exits with status 75 (`dept_train::exit_status::PREEMPTED`); the array script requeues the task only then.
+#[test]
+fn a_signalled_slurm_task_saves_requeues_itself_and_resumes_bit_identical() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let _one_cluster_at_a_time = one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(slurm) = LocalSlurm::start_or_skip(&dir.path().join("slurm")) else {
+        return;
+    };
+    let model = tiny_model(&shared, dir.path());
+    let out = dir.path().join("out");
+    // One point of the tiny CPU sweep's kind, long enough (a few seconds) to be signalled while it trains.
+    let sweep_file = dir.path().join("one.yaml");
+    std::fs::write(
+        &sweep_file,
+        "name: one
+set:
+  task: rte
+  method: dept
+  prompt_len: 4
+  rank: 2
+  max_len: 64
+  lr_prompt: 0.3
+  lr_pair: 1.0e-4
+  max_steps: 400
+  warmup_steps: 3
+  batch_size: 8
+  eval_batch_size: 32
+  eval_every: 200
+  save_every: 50
+  max_train_examples: 64
+  max_eval_examples: 32
+  decode_max_tokens: 3
+  prompt_init: random
+  device: cpu
+  threads: 1
+grid:
+  seed: [42]
+slurm:
+  cpus_per_task: 1
+  time: \"00:10:00\"
+",
+    )
+    .unwrap();
+    let sweep = |extra: &[&str]| {
+        let mut command = dept();
+        command
+            .env("SLURM_CONF", slurm.conf())
+            .args(["sweep", "run"])
+            .arg(&sweep_file)
+            .arg("--out")
+            .arg(&out)
+            .args(["--backend", "slurm"])
+            .arg("--set")
+            .arg(format!("model={:?}", model.display().to_string()))
+            .arg("--set")
+            .arg(format!(
+                "data_dir={:?}",
+                shared.join("data").display().to_string()
+            ))
+            .args(extra);
+        command
+    };
+    let submitted = run_ok(&mut sweep(&["--signal-seconds", "90"]));
+    let stdout = String::from_utf8_lossy(&submitted.stdout).to_string();
+    let job = stdout
+        .split("submitted job array ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no job id in:\n{stdout}"))
+        .to_string();
+    // The array asks Slurm for the warning before its time limit and to be requeueable.
+    let job_info = run_ok(slurm.client("scontrol").args(["show", "job", &job]));
+    let job_info = String::from_utf8_lossy(&job_info.stdout).to_string();
+    assert!(job_info.contains("Requeue=1"), "{job_info}");
+    let (task, id) = (format!("{job}_0"), "seed-42");
+    let run_dir = out.join("runs").join(id);
+    let log =
+        || std::fs::read_to_string(out.join("logs").join(format!("{id}.log"))).unwrap_or_default();
+
+    // Once it trains (a metrics line past step 0), it gets what Slurm sends before the time limit.
+    wait_for(
+        120,
+        "the task did not start training",
+        || last_step(&run_dir).is_some_and(|step| step >= 10),
+        log,
+    );
+    run_ok(
+        slurm
+            .client("scancel")
+            .args(["--signal=USR1", "--batch", &task]),
+    );
+
+    // It saves (exit 75), requeues itself, and waits in the queue as its own task again.
+    wait_for(
+        60,
+        "the task did not requeue itself after SIGUSR1",
+        || {
+            log().contains("saved on SIGUSR1; requeueing it")
+                && task_state(&slurm, &task).is_some_and(|s| s.starts_with("PENDING"))
+        },
+        || format!("{}\nsqueue: {:?}", log(), task_state(&slurm, &task)),
+    );
+    assert!(!run_dir.join("results.csv").exists(), "{}", log());
+    let status = run_ok(
+        dept()
+            .env("SLURM_CONF", slurm.conf())
+            .args(["sweep", "status"])
+            .arg(&sweep_file)
+            .arg("--out")
+            .arg(&out),
+    );
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(
+        status.lines().any(|l| l.contains(id)
+            && l.contains(&format!(
+                "queued (slurm {task} pending, requeued after preemption"
+            ))),
+        "{status}"
+    );
+    // Slurm holds a requeued job back for about two minutes before it may start again; the test does not wait.
+    run_ok(
+        slurm
+            .client("scontrol")
+            .args(["update", &format!("JobId={task}"), "StartTime=now"]),
+    );
+
+    // Waiting submits nothing new (the requeued task is queued) and ends with the point done.
+    let waited = run_ok(&mut sweep(&["--wait"]));
+    let waited = String::from_utf8_lossy(&waited.stdout).to_string();
+    assert!(waited.contains("every point is done"), "{waited}");
+    let submissions = std::fs::read_to_string(out.join("slurm/submissions.txt")).unwrap();
+    assert_eq!(submissions.lines().count(), 1, "{submissions}");
+    let log = log();
+    assert!(
+        log.contains(&format!("slurm job {task} on")) && log.contains("(attempt 2)"),
+        "{log}"
+    );
+    assert!(log.contains("resumed from step"), "{log}");
+    assert!(!out.join("status").join(format!("{id}.preempted")).exists());
+
+    // Bit for bit what one uninterrupted `dept train` of the same config gives.
+    let reference = dir.path().join("reference");
+    run_ok(
+        dept()
+            .arg("train")
+            .arg(out.join("configs").join(format!("{id}.yaml")))
+            .arg("--output-dir")
+            .arg(&reference),
+    );
+    for file in [
+        "best/adapter_model.safetensors",
+        "last/adapter_model.safetensors",
+        "last/optimizer.safetensors",
+    ] {
+        let ours = std::fs::read(run_dir.join(file)).unwrap();
+        let theirs = std::fs::read(reference.join(file)).unwrap();
+        assert!(ours == theirs, "{file} differs from the uninterrupted run");
+    }
+    let results = |dir: &Path| {
+        let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+        csv.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(results(&run_dir), results(&reference));
+
+    // sacct (CI keeps accounting) records both attempts of the task.
+    if std::env::var_os("DEPT_REQUIRE_SLURM").is_some_and(|v| v == "1") {
+        let status = run_ok(
+            dept()
+                .env("SLURM_CONF", slurm.conf())
+                .args(["sweep", "status"])
+                .arg(&sweep_file)
+                .arg("--out")
+                .arg(&out),
+        );
+        let status = String::from_utf8_lossy(&status.stdout).to_string();
+        assert!(
+            status.contains(&format!("{task}|REQUEUED|"))
+                && status.contains(&format!("{task}|COMPLETED|")),
+            "{status}"
+        );
+    }
+}
+
+/// The last step `metrics.jsonl` of a run folder records.
+fn last_step(run_dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl")).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v.get("step").and_then(|s| s.as_u64()))
 }
 
 #[test]

@@ -373,6 +373,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
 ReturnToService=2
+# Slurm's default, said here because the sweep tests rely on it: batch jobs may be requeued (sweep tasks are
+# submitted --requeue and requeue themselves with scontrol requeue after saving on SIGUSR1)
+JobRequeue=1
 MinJobAge=${LOCAL_SLURM_MIN_JOB_AGE:-300}
 KillWait=5
 InactiveLimit=0

@@ -346,9 +346,7 @@ impl<'a> Pool<'a> {
         for mut run in std::mem::take(&mut self.running) {
             let index = run.index;
             self.states[index] = match run.child.wait() {
-                Ok(status) => self
-                    .ended(run, status, true)
-                    .unwrap_or_else(|_| State::Interrupted),
+                Ok(status) => self.ended(run, status, true).unwrap_or(State::Interrupted),
                 Err(_) => {
                     drop(run);
                     state::on_disk(self.sweep, &self.sweep.points[index])

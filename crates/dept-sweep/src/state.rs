@@ -176,8 +176,8 @@ pub fn last_error(log: &Path, from: u64) -> Option<String> {
     file.read_to_end(&mut bytes).ok()?;
     String::from_utf8_lossy(&bytes)
         .lines()
-        .filter_map(|line| line.strip_prefix("error: "))
-        .last()
+        .rev()
+        .find_map(|line| line.strip_prefix("error: "))
         .map(|error| error.trim().to_string())
 }
 
