@@ -42,8 +42,13 @@ pub fn run(out: &Path) -> Result<Report> {
     let mut stopped = Vec::new();
     for (index, point) in manifest.points.iter().enumerate() {
         let path = out.join("runs").join(&point.id).join("results.csv");
-        if path.is_file() {
-            finished.push((index, read_results(&path)?));
+        let results = if path.is_file() {
+            read_results(&path)?
+        } else {
+            None
+        };
+        if let Some(results) = results {
+            finished.push((index, results));
         } else if let Some(failure) = state::failure(out, &point.id) {
             stopped.push((point.id.clone(), Stopped::Failed(failure)));
         } else if let Some(how) = state::preemption(out, &point.id) {
@@ -112,12 +117,25 @@ struct RunResults {
     metrics: Vec<(String, Option<f64>)>,
 }
 
-fn read_results(path: &Path) -> Result<RunResults> {
+/// The results of a finished run; `None` for a file whose last line was torn (cut short without its newline, as a
+/// kill or a full disk mid-write leaves it): that point is reported as not finished, with a warning, rather than
+/// failing the report. A complete file that does not parse is an error naming it.
+fn read_results(path: &Path) -> Result<Option<RunResults>> {
     let text = std::fs::read_to_string(path).map_err(|e| SweepError::io("reading", path, e))?;
-    parse_results(&text).map_err(|problem| SweepError::MalformedResults {
-        path: path.to_path_buf(),
-        problem,
-    })
+    match parse_results(&text) {
+        Ok(results) => Ok(Some(results)),
+        Err(problem) if !text.ends_with('\n') => {
+            tracing::warn!(
+                "{}: its last line is torn ({problem}); the point counts as not finished",
+                path.display()
+            );
+            Ok(None)
+        }
+        Err(problem) => Err(SweepError::MalformedResults {
+            path: path.to_path_buf(),
+            problem,
+        }),
+    }
 }
 
 fn parse_results(text: &str) -> Result<RunResults, ResultsProblem> {
@@ -1128,6 +1146,12 @@ mod tests {
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(err.contains("3 columns but the row has 2"), "{err}");
         assert!(!dir.path().join("report.csv").exists());
+        // The same row cut short without its newline is a torn write: that point is left out, the report made.
+        std::fs::write(&path, "task,steps,validation_accuracy\nrte,10").unwrap();
+        let report = run(dir.path()).unwrap();
+        assert!(dir.path().join("report.csv").exists());
+        assert_eq!((report.finished, report.total), (1, ids.len()));
+        std::fs::remove_file(dir.path().join("report.csv")).unwrap();
 
         write_results(
             dir.path(),
