@@ -338,7 +338,14 @@ fn sweep(args: &[String]) -> Result<(), Failure> {
     // In the caller's folder (cargo keeps it), where the sweep file's relative paths point.
     let here = std::env::current_dir()
         .map_err(|e| Failure::new(format!("cannot read the current folder: {e}")))?;
-    process::run(&here, &dept.to_string_lossy(), &forwarded)
+    // xtask becomes `dept sweep` (same process): a signal or a SIGKILL sent to it reaches the sweep runner itself,
+    // whose trainers stop with it, instead of leaving the runner going on as an orphan.
+    use std::os::unix::process::CommandExt;
+    let error = std::process::Command::new(&dept)
+        .args(&forwarded)
+        .current_dir(&here)
+        .exec();
+    Err(Failure::new(format!("cannot run {}: {error}", dept.display())))
 }
 
 fn quickstart() -> Result<(), Failure> {
