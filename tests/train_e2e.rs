@@ -228,7 +228,10 @@ fn a_run_killed_and_resumed_ends_bit_for_bit_like_an_uninterrupted_one() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // The two newest checkpoints are kept (`last.previous` is the fallback), the same in both runs.
     assert_eq!(
-        bytes(fx.run_dir("whole").join("last.previous/adapter_model.safetensors")),
+        bytes(
+            fx.run_dir("whole")
+                .join("last.previous/adapter_model.safetensors")
+        ),
         bytes(run.join("last.previous/adapter_model.safetensors")),
     );
 }

@@ -345,7 +345,10 @@ fn sweep(args: &[String]) -> Result<(), Failure> {
         .args(&forwarded)
         .current_dir(&here)
         .exec();
-    Err(Failure::new(format!("cannot run {}: {error}", dept.display())))
+    Err(Failure::new(format!(
+        "cannot run {}: {error}",
+        dept.display()
+    )))
 }
 
 fn quickstart() -> Result<(), Failure> {

@@ -51,7 +51,8 @@ pub struct TrainOutcome {
 pub const VISUAL_GROUP: usize = 2;
 
 /// Keys that may differ between a checkpoint's config and a resumed run's without changing what is trained.
-pub(crate) const RESUMABLE_CHANGES: &[&str] = &["log_every", "device", "threads", "eval_batch_size"];
+pub(crate) const RESUMABLE_CHANGES: &[&str] =
+    &["log_every", "device", "threads", "eval_batch_size"];
 
 /// A task's data, formatted and tokenised.
 struct SplitData {
