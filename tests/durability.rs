@@ -299,7 +299,11 @@ fn a_real_full_file_system_stops_the_run_cleanly_and_it_resumes() {
     let out = disk.0.join("run");
     let config = fx.config("capped", &out, "0.3");
     let stderr = train(&config, None).assert_status(74);
-    assert!(stderr.contains("No space left on device"), "{stderr}");
+    // The pre-flight check saw it coming (less room than two checkpoints) and said so before training.
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("two checkpoints need about"),
+        "{stderr}"
+    );
     // Whatever was written is sound, and once there is space the run ends like the uninterrupted one.
     verify(&out).assert_stdout_ok();
     std::fs::remove_file(&filler).unwrap();
