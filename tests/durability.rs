@@ -193,6 +193,28 @@ fn with_no_valid_checkpoint_the_run_stops_instead_of_starting_over() {
 }
 
 #[test]
+fn a_damaged_best_checkpoint_is_not_scored_on_the_test_split() {
+    let fx = Fixture::new();
+    let out = fx.root.join("best-damaged");
+    let config = fx.config("best-damaged", &out, "0.3");
+    train(&config, None).assert_status(0);
+    let results = bytes(out.join("results.csv"));
+    flip_last_byte(&out.join("best/adapter_model.safetensors"));
+    // The finished run, run again, goes straight to the test split: on a damaged best/ it refuses rather than
+    // scoring another adapter under the best step's name.
+    let stderr = train(&config, None).assert_status(1);
+    assert!(
+        stderr.contains("cannot score the test split on it")
+            && stderr.contains("adapter_model.safetensors changed after it was written")
+            && stderr.contains(path(&out.join("best"))),
+        "{stderr}"
+    );
+    assert_eq!(bytes(out.join("results.csv")), results);
+    let report = String::from_utf8_lossy(&verify(&out).stdout).to_string();
+    assert!(report.contains("BAD  best/"), "{report}");
+}
+
+#[test]
 fn a_checkpoint_is_never_resumed_under_another_config() {
     let fx = Fixture::new();
     let out = fx.root.join("edited");
@@ -222,7 +244,7 @@ fn a_full_disk_during_a_checkpoint_exits_74_and_keeps_the_previous_one() {
         stderr.contains("No space left on device")
             && stderr.contains("trying again")
             && stderr.contains("free there")
-            && stderr.contains("The previous checkpoint is intact")
+            && stderr.contains("Checkpoints written before are intact: free space")
             && stderr.contains(path(&out.join("last"))),
         "{stderr}"
     );
@@ -299,9 +321,11 @@ fn a_real_full_file_system_stops_the_run_cleanly_and_it_resumes() {
     let out = disk.0.join("run");
     let config = fx.config("capped", &out, "0.3");
     let stderr = train(&config, None).assert_status(74);
-    // The pre-flight check saw it coming (less room than two checkpoints) and said so before training.
+    // The pre-flight check saw it coming (less room than three checkpoints) and said so before training.
     assert!(
-        stderr.contains("No space left on device") && stderr.contains("two checkpoints need about"),
+        stderr.contains("No space left on device")
+            && stderr
+                .contains("three checkpoints (the last two and the one being written) need about"),
         "{stderr}"
     );
     // Whatever was written is sound, and once there is space the run ends like the uninterrupted one.
@@ -317,7 +341,9 @@ fn a_real_full_file_system_stops_the_run_cleanly_and_it_resumes() {
     let out = read_only.0.join("run");
     let stderr = train(&fx.config("ro", &out, "0.3"), None).assert_status(74);
     assert!(
-        stderr.contains("Read-only file system") && stderr.contains(path(&read_only.0)),
+        stderr.contains("Read-only file system")
+            && stderr.contains(path(&read_only.0))
+            && stderr.contains("remount it read-write"),
         "{stderr}"
     );
 }

@@ -219,16 +219,37 @@ pub fn resumable(dir: &Path, config_sha256: &str) -> Result<Option<PathBuf>, Tra
     })
 }
 
-/// `.dept-manifests` beside the checkpoints: written with the first checkpoint that has a manifest, so that from
-/// then on a checkpoint without one (its manifest deleted) counts as damaged rather than as an older dept's.
+/// `.dept-manifests-<family>` beside the checkpoints (`last` for `last` and `last.previous`, `best` for `best`
+/// and `best.previous`): written with the family's first checkpoint that has a manifest, so that from then on one
+/// without it (its manifest deleted) counts as damaged rather than as an older dept's.
 fn manifests_marker(dir: &Path) -> PathBuf {
-    dir.with_file_name(".dept-manifests")
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let family = name.split('.').next().unwrap_or_default();
+    dir.with_file_name(format!(".dept-manifests-{family}"))
+}
+
+/// The checkpoint the test split is scored on: `best` (or `last`, for a run that never evaluated), checked against
+/// its manifest first. A damaged one is an error naming what is wrong: scoring another adapter instead would
+/// write test scores that are not the best step's.
+pub fn for_testing(best: &Path, last: &Path, config_sha256: &str) -> Result<PathBuf, TrainError> {
+    let dir = if best.is_dir() { best } else { last };
+    check(dir, config_sha256).map_err(|problems| TrainError::Checkpoint {
+        path: dir.to_path_buf(),
+        message: format!(
+            "cannot score the test split on it: {}. Restore the files, or pass --overwrite to train again",
+            listed(&problems)
+        ),
+    })?;
+    Ok(dir.to_path_buf())
 }
 
 /// A candidate is valid when it matches its manifest; one written before manifests existed (no manifest, in a
 /// folder where no checkpoint ever had one) is accepted with a warning when its trainer state is there, since it
 /// cannot be checked.
-fn check(candidate: &Path, config_sha256: &str) -> Result<(), Vec<Problem>> {
+pub(crate) fn check(candidate: &Path, config_sha256: &str) -> Result<(), Vec<Problem>> {
     match manifest::verify(candidate, Some(config_sha256)) {
         Ok(_) => Ok(()),
         Err(problems)
@@ -439,7 +460,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
-        assert!(names.contains(&".dept-manifests".to_string()), "{names:?}");
+        assert!(
+            names.contains(&".dept-manifests-last".to_string()),
+            "{names:?}"
+        );
     }
 
     #[test]

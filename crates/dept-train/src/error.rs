@@ -76,18 +76,29 @@ fn disk_full_message(
     needed: Option<u64>,
 ) -> String {
     use crate::retry::human_bytes;
-    let space = match (free, needed) {
-        (Some(free), Some(needed)) => format!(
+    let what_to_do = match error.raw_os_error() {
+        Some(libc::EROFS) => {
+            "the file system is read-only: remount it read-write or choose another output_dir"
+        }
+        Some(libc::EIO) => {
+            "the device reported an I/O error: check the disk (dmesg) or choose another output_dir"
+        }
+        _ => "free space (or choose another output_dir)",
+    };
+    let space = match (error.raw_os_error(), free, needed) {
+        (Some(libc::ENOSPC | libc::EDQUOT), Some(free), Some(needed)) => format!(
             "; {} free there, about {} needed",
             human_bytes(free),
             human_bytes(needed)
         ),
-        (Some(free), None) => format!("; {} free there", human_bytes(free)),
+        (Some(libc::ENOSPC | libc::EDQUOT), Some(free), None) => {
+            format!("; {} free there", human_bytes(free))
+        }
         _ => String::new(),
     };
     format!(
-        "cannot write {}: {error}{space}. The previous checkpoint is intact: free space (or choose another \
-         output_dir), then run the same command to resume",
+        "cannot write {}: {error}{space}. Checkpoints written before are intact: {what_to_do}, then run the same \
+         command to resume",
         path.display()
     )
 }

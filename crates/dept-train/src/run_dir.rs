@@ -65,8 +65,9 @@ impl RunDir {
 }
 
 /// Checks, before training, that the run folder takes writes (a probe file is written and removed) and has room
-/// for two checkpoints of `checkpoint_bytes` (the new one is written before the previous one goes); less room
-/// is a warning, since checkpoints may still fit. Returns the warning, if any, for the caller to show.
+/// for three checkpoints of `checkpoint_bytes`: `last`, `last.previous` and the new one being written beside
+/// them (the issue's floor is two). Less room is a warning, since checkpoints may still fit. Returns the warning,
+/// if any, for the caller to show.
 pub fn preflight(root: &Path, checkpoint_bytes: u64) -> Result<Option<String>, TrainError> {
     let probe = root.join(".dept-write-probe");
     write_text(&probe, "dept checks that this folder takes writes\n")?;
@@ -74,10 +75,11 @@ pub fn preflight(root: &Path, checkpoint_bytes: u64) -> Result<Option<String>, T
         path: probe.clone(),
         error,
     })?;
-    let needed = 2 * checkpoint_bytes;
+    let needed = 3 * checkpoint_bytes;
     Ok(free_bytes(root).filter(|&free| free < needed).map(|free| {
         format!(
-            "only {} free in {}; two checkpoints need about {}: the run may stop for lack of space",
+            "only {} free in {}; three checkpoints (the last two and the one being written) need about {}: the \
+             run may stop for lack of space",
             human_bytes(free),
             root.display(),
             human_bytes(needed)
@@ -93,7 +95,21 @@ pub struct RunLock {
 }
 
 impl RunLock {
+    /// Takes the lock for a run. [`RunLock::is_held`] probes by taking it for an instant, so a lock found taken
+    /// is tried again for up to half a second before the folder counts as in use: a sweep runner's probe must not
+    /// make the trainer it is waiting for fail.
     pub fn acquire(dir: &Path) -> Result<Self, TrainError> {
+        for _ in 0..10 {
+            match Self::try_acquire(dir) {
+                Err(TrainError::Run(_)) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                taken => return taken,
+            }
+        }
+        Self::try_acquire(dir)
+    }
+
+    /// One attempt at the lock.
+    fn try_acquire(dir: &Path) -> Result<Self, TrainError> {
         let path = dir.join(RUN_MARKER);
         let file = File::open(&path).map_err(|error| TrainError::Write {
             path: path.clone(),
@@ -112,7 +128,7 @@ impl RunLock {
 
     /// Whether some process holds the lock of `dir` now (false for a folder without a marker).
     pub fn is_held(dir: &Path) -> bool {
-        dir.join(RUN_MARKER).is_file() && matches!(Self::acquire(dir), Err(TrainError::Run(_)))
+        dir.join(RUN_MARKER).is_file() && matches!(Self::try_acquire(dir), Err(TrainError::Run(_)))
     }
 }
 
@@ -125,9 +141,11 @@ pub fn create_marked(dir: &Path) -> Result<(), TrainError> {
             dir.display()
         )));
     }
-    std::fs::create_dir_all(dir).map_err(|error| TrainError::Write {
-        path: dir.to_path_buf(),
-        error,
+    retrying(dir, None, || {
+        std::fs::create_dir_all(dir).map_err(|error| TrainError::Write {
+            path: dir.to_path_buf(),
+            error,
+        })
     })?;
     let marker = dir.join(RUN_MARKER);
     if !marker.exists() {

@@ -558,9 +558,8 @@ impl<'a> Trainer<'a> {
     pub fn finish(mut self) -> Result<TrainOutcome, TrainError> {
         self.progress.finish();
         let (task, state) = (self.task, self.state.clone());
-        let best_dir = checkpoint::existing(&self.run.best())
-            .or_else(|| checkpoint::existing(&self.run.last()))
-            .unwrap_or_else(|| self.run.last());
+        let best_dir =
+            checkpoint::for_testing(&self.run.best(), &self.run.last(), &self.config_sha256)?;
         let best = DecomposedPrompt::load(&best_dir, self.device)?;
         checkpoint::load_trained(&best_dir, &self.trained)?;
         let test_scores = match self.score_split(&best, &self.test) {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint;
 use crate::checkpoint::manifest::{self, Problem};
 use crate::config::ExperimentConfig;
 use crate::run_dir::{RunDir, RUN_MARKER};
@@ -24,8 +25,9 @@ pub struct RunReport {
 #[derive(Debug)]
 pub struct CheckpointReport {
     pub name: String,
-    /// The step and file count of a valid checkpoint, or what is wrong with it.
-    pub result: Result<(u64, usize), Vec<Problem>>,
+    /// The step and file count of a valid checkpoint (`None` for one an older dept wrote without a manifest,
+    /// which a resume accepts unverified), or what is wrong with it.
+    pub result: Result<Option<(u64, usize)>, Vec<Problem>>,
 }
 
 #[derive(Debug)]
@@ -72,7 +74,13 @@ pub fn verify_run(root: &Path) -> Result<RunReport, TrainError> {
         .filter(|(_, dir)| dir.is_dir())
         .map(|(name, dir)| CheckpointReport {
             name: name.to_string(),
-            result: manifest::verify(&dir, Some(&fingerprint)).map(|m| (m.step, m.files.len())),
+            result: match manifest::verify(&dir, Some(&fingerprint)) {
+                Ok(m) => Ok(Some((m.step, m.files.len()))),
+                // The same rule as a resume's: no manifest is fine only where none was ever written.
+                Err(problems) => checkpoint::check(&dir, &fingerprint)
+                    .map(|()| None)
+                    .map_err(|_| problems),
+            },
         })
         .collect();
     let logs = [run.metrics(), run.results()]
@@ -148,9 +156,14 @@ impl fmt::Display for RunReport {
         }
         for c in &self.checkpoints {
             match &c.result {
-                Ok((step, files)) => writeln!(
+                Ok(Some((step, files))) => writeln!(
                     f,
                     "  ok   {}/: step {step}, {files} files match the manifest",
+                    c.name
+                )?,
+                Ok(None) => writeln!(
+                    f,
+                    "  ok   {}/: written by an older dept without a manifest, not verified",
                     c.name
                 )?,
                 Err(problems) => {
