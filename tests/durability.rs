@@ -10,42 +10,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::cli::*;
+use common::fixture::Fixture;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+fn fixture() -> Fixture {
+    Fixture::new(128, 32)
 }
 
 impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        dept_models::tiny::write_tiny_t5(
-            &root.join("model"),
-            &dept_data::synthetic::vocabulary(),
-            32,
-            "gated-gelu",
-            1,
-        )
-        .unwrap();
-        dept_data::synthetic::write_rte_like(&root.join("data"), 128, 32, 7).unwrap();
-        Fixture { _dir: dir, root }
-    }
-
     /// A 20-step run into `out` saving `last/` every 5 steps and evaluating every 10 (so `best/` is written too).
     fn config(&self, name: &str, out: &Path, lr_prompt: &str) -> PathBuf {
-        let yaml = format!(
-            "task: rte\nmodel: {:?}\ndata_dir: {:?}\noutput_dir: {:?}\nprompt_len: 8\nrank: 4\nmax_len: 32\n\
-             lr_prompt: {lr_prompt}\nlr_pair: 0.05\nwarmup_steps: 2\nmax_steps: 20\nbatch_size: 8\neval_every: 10\n\
-             save_every: 5\neval_batch_size: 32\ndecode_max_tokens: 3\ndevice: cpu\nthreads: 1\n\
-             prompt_init: random\nbackbone_dropout: true\n",
-            path(&self.root.join("model")),
-            path(&self.root.join("data")),
-            path(out),
+        let lines = format!(
+            "prompt_len: 8\nrank: 4\nmax_len: 32\nlr_prompt: {lr_prompt}\nlr_pair: 0.05\nwarmup_steps: 2\n\
+             max_steps: 20\nbatch_size: 8\neval_every: 10\nsave_every: 5\neval_batch_size: 32\n\
+             decode_max_tokens: 3\ndevice: cpu\nthreads: 1\nprompt_init: random\nbackbone_dropout: true\n"
         );
-        let file = self.root.join(format!("{name}.yaml"));
-        std::fs::write(&file, yaml).unwrap();
-        file
+        self.write_config(name, out, &lines)
     }
 
     /// The uninterrupted run every other run is compared with.
@@ -118,7 +97,7 @@ fn verify(run: &Path) -> Output {
 
 #[test]
 fn a_damaged_checkpoint_is_named_and_the_run_falls_back_to_the_previous_one() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let whole = fx.reference();
     let out = fx.root.join("damaged");
     let config = fx.config("damaged", &out, "0.3");
@@ -155,7 +134,7 @@ fn a_damaged_checkpoint_is_named_and_the_run_falls_back_to_the_previous_one() {
 
 #[test]
 fn with_no_valid_checkpoint_the_run_stops_instead_of_starting_over() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let out = fx.root.join("ruined");
     let config = fx.config("ruined", &out, "0.3");
     train(&config, None).assert_status(0);
@@ -194,7 +173,7 @@ fn with_no_valid_checkpoint_the_run_stops_instead_of_starting_over() {
 
 #[test]
 fn a_damaged_best_checkpoint_is_not_scored_on_the_test_split() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let out = fx.root.join("best-damaged");
     let config = fx.config("best-damaged", &out, "0.3");
     train(&config, None).assert_status(0);
@@ -216,7 +195,7 @@ fn a_damaged_best_checkpoint_is_not_scored_on_the_test_split() {
 
 #[test]
 fn a_checkpoint_is_never_resumed_under_another_config() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let out = fx.root.join("edited");
     train(&fx.config("edited", &out, "0.3"), None).assert_status(0);
     // The run's saved config edited by hand to match a changed experiment: the folder check passes, the manifests
@@ -234,7 +213,7 @@ fn a_checkpoint_is_never_resumed_under_another_config() {
 
 #[test]
 fn a_full_disk_during_a_checkpoint_exits_74_and_keeps_the_previous_one() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let whole = fx.reference();
     let out = fx.root.join("full");
     let config = fx.config("full", &out, "0.3");
@@ -260,7 +239,7 @@ fn a_full_disk_during_a_checkpoint_exits_74_and_keeps_the_previous_one() {
 
 #[test]
 fn transient_write_errors_are_retried_and_change_nothing() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let whole = fx.reference();
     for (name, plan) in [
         ("checkpoint", "eio:2@last.partial"),
@@ -305,7 +284,7 @@ impl Drop for Mount {
 
 #[test]
 fn a_real_full_file_system_stops_the_run_cleanly_and_it_resumes() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let whole = fx.reference();
     let Some(disk) = Mount::tmpfs(&fx.root.join("disk"), "size=1m") else {
         return;

@@ -11,6 +11,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cli::*;
+use common::fixture::Fixture;
 use serde_json::Value;
 
 /// `dept_train::exit_status::PREEMPTED` and `ABORTED`.
@@ -25,57 +26,14 @@ const COMPARED: [&str; 4] = [
     "best/adapter_model.safetensors",
 ];
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
 impl Fixture {
-    /// A tiny T5 and `n_train` / `n_dev` synthetic RTE rows (the dev rows are halved into validation and test).
-    fn new(n_train: usize, n_dev: usize) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        dept_models::tiny::write_tiny_t5(
-            &root.join("model"),
-            &dept_data::synthetic::vocabulary(),
-            32,
-            "gated-gelu",
-            1,
-        )
-        .unwrap();
-        dept_data::synthetic::write_rte_like(&root.join("data"), n_train, n_dev, 7).unwrap();
-        Fixture { _dir: dir, root }
-    }
-
     /// A CPU run into `<root>/<run>` with dropout on (so that a resume must also redraw the same masks); `extra`
     /// holds `key: value` lines that replace or add to the base.
     fn config(&self, run: &str, extra: &str) -> PathBuf {
-        let quoted = |p: PathBuf| format!("{:?}", p.display().to_string());
-        let base = format!(
-            "task: rte\nmodel: {}\ndata_dir: {}\noutput_dir: {}\nprompt_len: 8\nrank: 4\nmax_len: 32\n\
-             lr_prompt: 0.3\nlr_pair: 0.05\nwarmup_steps: 3\nbatch_size: 16\neval_batch_size: 32\n\
-             decode_max_tokens: 3\ndevice: cpu\nthreads: 1\nprompt_init: random\nbackbone_dropout: true\n",
-            quoted(self.root.join("model")),
-            quoted(self.root.join("data")),
-            quoted(self.run_dir(run)),
-        );
-        let mut lines: Vec<(String, String)> = Vec::new();
-        for line in base.lines().chain(extra.lines()) {
-            let (key, value) = line.split_once(':').unwrap();
-            let (key, value) = (key.trim().to_string(), value.trim().to_string());
-            match lines.iter_mut().find(|(k, _)| *k == key) {
-                Some(entry) => entry.1 = value,
-                None => lines.push((key, value)),
-            }
-        }
-        let yaml: String = lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
-        let path = self.root.join(format!("{run}.yaml"));
-        std::fs::write(&path, yaml).unwrap();
-        path
-    }
-
-    fn run_dir(&self, run: &str) -> PathBuf {
-        self.root.join(run)
+        let base = "prompt_len: 8\nrank: 4\nmax_len: 32\nlr_prompt: 0.3\nlr_pair: 0.05\nwarmup_steps: 3\n\
+                    batch_size: 16\neval_batch_size: 32\ndecode_max_tokens: 3\ndevice: cpu\nthreads: 1\n\
+                    prompt_init: random\nbackbone_dropout: true\n";
+        self.write_config(run, &self.run_dir(run), &format!("{base}{extra}"))
     }
 }
 

@@ -271,6 +271,35 @@ impl LocalSlurm {
         self.state.join("slurm.conf")
     }
 
+    /// `dept sweep run SWEEP --out OUT --backend slurm` on this cluster, on `model` and the shared data, then
+    /// `extra`.
+    fn sweep_run(
+        &self,
+        sweep: &Path,
+        out: &Path,
+        model: &Path,
+        shared: &Path,
+        extra: &[&str],
+    ) -> Command {
+        let mut command = dept();
+        command
+            .env("SLURM_CONF", self.conf())
+            .args(["sweep", "run"])
+            .arg(sweep)
+            .arg("--out")
+            .arg(out)
+            .args(["--backend", "slurm"])
+            .arg("--set")
+            .arg(format!("model={:?}", model.display().to_string()))
+            .arg("--set")
+            .arg(format!(
+                "data_dir={:?}",
+                shared.join("data").display().to_string()
+            ))
+            .args(extra);
+        command
+    }
+
     /// A Slurm client command for this cluster.
     fn client(&self, program: &str) -> Command {
         let mut command = Command::new(program);
@@ -311,25 +340,7 @@ fn a_sweep_runs_through_a_one_node_slurm_and_resumes_a_cancelled_task() {
     let out = dir.path().join("out");
     // The tiny CPU sweep itself (2 tasks × 2 α2 × 2 seeds), with its `slurm:` resources.
     let sweep_file = repo().join("configs/sweeps/tiny-cpu.yaml");
-    let sweep = |extra: &[&str]| {
-        let mut command = dept();
-        command
-            .env("SLURM_CONF", slurm.conf())
-            .args(["sweep", "run"])
-            .arg(&sweep_file)
-            .arg("--out")
-            .arg(&out)
-            .args(["--backend", "slurm"])
-            .arg("--set")
-            .arg(format!("model={:?}", model.display().to_string()))
-            .arg("--set")
-            .arg(format!(
-                "data_dir={:?}",
-                shared.join("data").display().to_string()
-            ))
-            .args(extra);
-        command
-    };
+    let sweep = |extra: &[&str]| slurm.sweep_run(&sweep_file, &out, &model, &shared, extra);
 
     // Submit the 8 points as one array, then cancel its task 1 straight away (pending or just started).
     let submitted = run_ok(&mut sweep(&[]));
@@ -466,25 +477,7 @@ slurm:
 ",
     )
     .unwrap();
-    let sweep = |extra: &[&str]| {
-        let mut command = dept();
-        command
-            .env("SLURM_CONF", slurm.conf())
-            .args(["sweep", "run"])
-            .arg(&sweep_file)
-            .arg("--out")
-            .arg(&out)
-            .args(["--backend", "slurm"])
-            .arg("--set")
-            .arg(format!("model={:?}", model.display().to_string()))
-            .arg("--set")
-            .arg(format!(
-                "data_dir={:?}",
-                shared.join("data").display().to_string()
-            ))
-            .args(extra);
-        command
-    };
+    let sweep = |extra: &[&str]| slurm.sweep_run(&sweep_file, &out, &model, &shared, extra);
     let submitted = run_ok(&mut sweep(&["--signal-seconds", "90"]));
     let stdout = String::from_utf8_lossy(&submitted.stdout).to_string();
     let job = stdout

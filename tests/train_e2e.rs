@@ -6,78 +6,28 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::cli::*;
+use common::fixture::Fixture;
 use serde_json::Value;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
+/// The base every test's run starts from; `extra` lines replace its keys.
+const BASE: &str = "prompt_len: 8\nrank: 4\nmax_len: 32\nlr_prompt: 0.3\nlr_pair: 0.05\nwarmup_steps: 5\n\
+                    max_steps: 60\nbatch_size: 16\neval_every: 20\nsave_every: 10\neval_batch_size: 32\n\
+                    decode_max_tokens: 3\ndevice: cpu\nthreads: 1\nprompt_init: random\nbackbone_dropout: true\n";
+
+fn fixture() -> Fixture {
+    Fixture::new(256, 64)
 }
 
 impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
-        dept_models::tiny::write_tiny_t5(
-            &root.join("model"),
-            &dept_data::synthetic::vocabulary(),
-            32,
-            "gated-gelu",
-            1,
-        )
-        .unwrap();
-        dept_data::synthetic::write_rte_like(&root.join("data"), 256, 64, 7).unwrap();
-        Fixture { _dir: dir, root }
-    }
-
     /// A config for a small CPU run into `<root>/<run>`; `extra` holds `key: value` lines that replace the base.
     fn config(&self, run: &str, extra: &str) -> PathBuf {
-        let quoted = |p: PathBuf| format!("{:?}", p.display().to_string());
-        let mut lines: Vec<(String, String)> = [
-            ("task", "rte".to_string()),
-            ("model", quoted(self.root.join("model"))),
-            ("data_dir", quoted(self.root.join("data"))),
-            ("output_dir", quoted(self.root.join(run))),
-            ("prompt_len", "8".into()),
-            ("rank", "4".into()),
-            ("max_len", "32".into()),
-            ("lr_prompt", "0.3".into()),
-            ("lr_pair", "0.05".into()),
-            ("warmup_steps", "5".into()),
-            ("max_steps", "60".into()),
-            ("batch_size", "16".into()),
-            ("eval_every", "20".into()),
-            ("save_every", "10".into()),
-            ("eval_batch_size", "32".into()),
-            ("decode_max_tokens", "3".into()),
-            ("device", "cpu".into()),
-            ("threads", "1".into()),
-            ("prompt_init", "random".into()),
-            ("backbone_dropout", "true".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
-            let (key, value) = line.split_once(':').unwrap();
-            match lines.iter_mut().find(|(k, _)| k == key.trim()) {
-                Some(entry) => entry.1 = value.trim().to_string(),
-                None => lines.push((key.trim().to_string(), value.trim().to_string())),
-            }
-        }
-        let yaml: String = lines.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
-        let path = self.root.join(format!("{run}.yaml"));
-        std::fs::write(&path, yaml).unwrap();
-        path
-    }
-
-    fn run_dir(&self, run: &str) -> PathBuf {
-        self.root.join(run)
+        self.write_config(run, &self.run_dir(run), &format!("{BASE}{extra}"))
     }
 }
 
 #[test]
 fn training_learns_and_writes_the_run_folder() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let config = fx.config("learn", "backbone_dropout: false\nmax_steps: 100\n");
     let stdout = ok(&["-q", "train", config.to_str().unwrap()]);
     assert!(stdout.contains("test (best adapter): accuracy"), "{stdout}");
@@ -130,7 +80,7 @@ fn training_learns_and_writes_the_run_folder() {
 /// CUDA; libtorch runs bf16 on the CPU too, which lets this path be tested on machines without a GPU.
 #[test]
 fn bf16_trains_the_backbone_in_bf16_and_keeps_the_adapter_and_optimiser_in_fp32() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let fp32 = fx.config("fp32", "backbone_dropout: false\nmax_steps: 40\n");
     let bf16 = fx.config(
         "bf16",
@@ -169,7 +119,7 @@ fn bf16_trains_the_backbone_in_bf16_and_keeps_the_adapter_and_optimiser_in_fp32(
 
 #[test]
 fn same_config_and_seed_give_the_same_metrics() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let a = fx.config("a", "max_steps: 30\n");
     let b = fx.config("b", "max_steps: 30\n");
     ok(&["-q", "train", a.to_str().unwrap()]);
@@ -186,7 +136,7 @@ fn same_config_and_seed_give_the_same_metrics() {
 
 #[test]
 fn a_run_killed_and_resumed_ends_bit_for_bit_like_an_uninterrupted_one() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let extra = "max_steps: 50\nsave_every: 7\neval_every: 10\n";
     let whole = fx.config("whole", extra);
     ok(&["-q", "train", whole.to_str().unwrap()]);
@@ -238,7 +188,7 @@ fn a_run_killed_and_resumed_ends_bit_for_bit_like_an_uninterrupted_one() {
 
 #[test]
 fn the_best_adapter_is_the_best_validation_step_and_eval_reproduces_it() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let config = fx.config("best", "max_steps: 80\neval_every: 10\n");
     ok(&["-q", "train", config.to_str().unwrap()]);
     let run = fx.run_dir("best");
@@ -295,7 +245,7 @@ fn the_best_adapter_is_the_best_validation_step_and_eval_reproduces_it() {
 
 #[test]
 fn predict_round_trips_a_saved_adapter() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let config = fx.config("predict", "max_steps: 20\n");
     ok(&["-q", "train", config.to_str().unwrap()]);
     let best = fx.run_dir("predict").join("best");
@@ -356,7 +306,7 @@ fn predict_round_trips_a_saved_adapter() {
 
 #[test]
 fn bad_configs_and_mismatched_adapters_are_refused_with_reasons() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let typo = fx.config("typo", "max_step: 10\n");
     let err = fails(&["train", typo.to_str().unwrap()]);
     assert!(
@@ -444,7 +394,7 @@ fn bad_configs_and_mismatched_adapters_are_refused_with_reasons() {
 /// into someone else's non-empty folder.
 #[test]
 fn only_dept_folders_are_ever_deleted() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let home = fx.root.join("home");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::write(home.join("notes.txt"), "keep me").unwrap();
@@ -487,7 +437,7 @@ fn only_dept_folders_are_ever_deleted() {
 
 #[test]
 fn a_pretrained_adapter_initialises_a_new_run() {
-    let fx = Fixture::new();
+    let fx = fixture();
     let source = fx.config("source", "max_steps: 20\n");
     ok(&["-q", "train", source.to_str().unwrap()]);
     let best = fx.run_dir("source").join("best");
@@ -525,7 +475,7 @@ fn a_pretrained_adapter_initialises_a_new_run() {
 
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
-    let fx = Fixture::new();
+    let fx = fixture();
     // A checkpoint after every step, so that one certainly exists when the loss stops being finite.
     let config = fx.config(
         "nan",

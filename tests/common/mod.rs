@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fixture;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
