@@ -9,16 +9,14 @@
 //!   finished before write K) and its remaining checkpoints must verify.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::gpu_bundle::target_dir;
 use crate::kill_trials::{
-    differing_files, io, make_fixture, start_training, train_to_the_end, write_config, Moment,
-    SplitMix,
+    differing_files, io, start_training, train_to_the_end, Moment, Setup, SplitMix,
 };
-use crate::process::{cargo, Failure};
+use crate::process::Failure;
 
 /// Counts of one kind of trial.
 #[derive(Default)]
@@ -30,24 +28,7 @@ struct Tally {
 }
 
 pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
-    cargo(root, &["build", "--package", "dept"])?;
-    let dept = target_dir(root).join("debug").join("dept");
-    let scratch = target_dir(root).join("fault-trials");
-    let _ = fs::remove_dir_all(&scratch);
-    fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
-    let fixture = scratch.join("fixture");
-    make_fixture(&dept, &fixture)?;
-    let reference = scratch.join("reference");
-    let start = Instant::now();
-    train_to_the_end(&dept, &write_config(&scratch, &fixture, &reference)?)?;
-    let duration = start.elapsed();
-    let trial = Trial {
-        dept: &dept,
-        scratch: &scratch,
-        fixture: &fixture,
-        reference: &reference,
-        duration,
-    };
+    let trial = Setup::new(root, "fault-trials")?;
     let mut rng = SplitMix(0xFA17);
     let (mut signals, mut corruptions, mut full) =
         (Tally::default(), Tally::default(), Tally::default());
@@ -82,25 +63,17 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
     }
 }
 
-struct Trial<'a> {
-    dept: &'a Path,
-    scratch: &'a Path,
-    fixture: &'a Path,
-    reference: &'a Path,
-    duration: Duration,
-}
-
-impl Trial<'_> {
+/// The trials themselves, on the kill trials' set-up.
+impl Setup {
     fn signal(&self, i: usize, rng: &mut SplitMix, tally: &mut Tally) -> Result<(), Failure> {
-        let run = self.scratch.join(format!("signal-{i}"));
-        let config = write_config(self.scratch, self.fixture, &run)?;
+        let (run, config) = self.run(&format!("signal-{i}"))?;
         let signal = ["TERM", "INT", "USR1"][i % 3];
         let wait_for = [
             None,
             Some(Moment::Evaluation),
             Some(Moment::CheckpointWrite),
         ][(i / 3) % 3];
-        let mut child = start_training(self.dept, &config)?;
+        let mut child = start_training(&self.dept, &config)?;
         // `dept train` installs its handlers before it creates the run folder; a signal before that (while
         // libtorch loads) ends it by the default action, with nothing written yet, which is not what is tried here.
         while child.try_wait().ok().flatten().is_none() && !run.exists() {
@@ -135,15 +108,15 @@ impl Trial<'_> {
             );
             return Ok(());
         }
-        train_to_the_end(self.dept, &config)?;
+        train_to_the_end(&self.dept, &config)?;
         self.compare(&run, &format!("signal trial {i} (SIG{signal})"), tally);
         Ok(())
     }
 
     fn corruption(&self, i: usize, rng: &mut SplitMix, tally: &mut Tally) -> Result<(), Failure> {
-        let run = self.finished(&format!("corrupt-{i}"))?;
+        let (run, config) = self.finished(&format!("corrupt-{i}"))?;
         let file = damage(&run.join("last"), rng)?;
-        let out = self.train_output(&run)?;
+        let out = self.train_output(&config)?;
         tally.trials += 1;
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() && stderr.contains("falling back to") {
@@ -161,12 +134,12 @@ impl Trial<'_> {
 
     /// Both checkpoints damaged: the run must refuse to resume and leave its log as it was.
     fn both_damaged(&self, i: usize) -> Result<bool, Failure> {
-        let run = self.finished(&format!("ruined-{i}"))?;
+        let (run, config) = self.finished(&format!("ruined-{i}"))?;
         let mut rng = SplitMix(i as u64);
         damage(&run.join("last"), &mut rng)?;
         damage(&run.join("last.previous"), &mut rng)?;
         let log = fs::read(run.join("metrics.jsonl")).map_err(|e| io(&run, e))?;
-        let out = self.train_output(&run)?;
+        let out = self.train_output(&config)?;
         let refused = out.status.code() == Some(1)
             && String::from_utf8_lossy(&out.stderr).contains("no valid checkpoint")
             && fs::read(run.join("metrics.jsonl")).ok() == Some(log);
@@ -180,11 +153,10 @@ impl Trial<'_> {
     }
 
     fn disk_full(&self, i: usize, rng: &mut SplitMix, tally: &mut Tally) -> Result<(), Failure> {
-        let run = self.scratch.join(format!("full-{i}"));
-        let config = write_config(self.scratch, self.fixture, &run)?;
+        let (run, config) = self.run(&format!("full-{i}"))?;
         // 40 checkpoints of five files: the disk fills up somewhere in the run.
         let skip = (rng.unit() * 200.0) as u64;
-        let out = Command::new(self.dept)
+        let out = Command::new(&self.dept)
             .args(["-q", "train"])
             .arg(&config)
             .env("DEPT_FAULT_WRITE", format!("enospc+{skip}@last.partial"))
@@ -204,7 +176,7 @@ impl Trial<'_> {
                 return Ok(());
             }
         }
-        let verified = Command::new(self.dept)
+        let verified = Command::new(&self.dept)
             .arg("verify")
             .arg(&run)
             .stdout(Stdio::null())
@@ -214,7 +186,7 @@ impl Trial<'_> {
             eprintln!("xtask: disk-full trial {i}: `dept verify` found damage after the stop");
             return Ok(());
         }
-        train_to_the_end(self.dept, &config)?;
+        train_to_the_end(&self.dept, &config)?;
         self.compare(
             &run,
             &format!("disk-full trial {i} (after {skip} writes)"),
@@ -223,25 +195,25 @@ impl Trial<'_> {
         Ok(())
     }
 
-    /// A run of the trials' config trained to its end in `scratch/name`.
-    fn finished(&self, name: &str) -> Result<std::path::PathBuf, Failure> {
-        let run = self.scratch.join(name);
-        train_to_the_end(self.dept, &write_config(self.scratch, self.fixture, &run)?)?;
-        Ok(run)
+    /// A run of the trials' config trained to its end in `scratch/name`: its folder and its config.
+    fn finished(&self, name: &str) -> Result<(PathBuf, PathBuf), Failure> {
+        let (run, config) = self.run(name)?;
+        train_to_the_end(&self.dept, &config)?;
+        Ok((run, config))
     }
 
-    fn train_output(&self, run: &Path) -> Result<std::process::Output, Failure> {
-        let config = write_config(self.scratch, self.fixture, run)?;
-        Command::new(self.dept)
+    /// `dept -q train config` once more, its stderr kept for the checks.
+    fn train_output(&self, config: &Path) -> Result<std::process::Output, Failure> {
+        Command::new(&self.dept)
             .args(["-q", "train"])
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .output()
-            .map_err(|e| io(run, e))
+            .map_err(|e| io(config, e))
     }
 
     fn compare(&self, run: &Path, what: &str, tally: &mut Tally) {
-        let differing = differing_files(run, self.reference);
+        let differing = differing_files(run, &self.reference);
         if differing.is_empty() {
             tally.identical += 1;
         } else {

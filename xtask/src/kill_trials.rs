@@ -13,27 +13,57 @@ use crate::gpu_bundle::target_dir;
 use crate::process::{cargo, Failure};
 
 /// Files a finished run must hold identically to the uninterrupted run.
-pub(crate) const COMPARED: [&str; 4] = [
+const COMPARED: [&str; 4] = [
     "last/adapter_model.safetensors",
     "last/optimizer.safetensors",
     "last/trainer_state.json",
     "best/adapter_model.safetensors",
 ];
 
-pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
-    cargo(root, &["build", "--package", "dept"])?;
-    let dept = target_dir(root).join("debug").join("dept");
-    let scratch = target_dir(root).join("kill-trials");
-    let _ = fs::remove_dir_all(&scratch);
-    fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
-    let fixture = scratch.join("fixture");
-    make_fixture(&dept, &fixture)?;
+/// What every kind of trial starts from: the built `dept`, a fresh scratch folder, the tiny fixture in it, and an
+/// uninterrupted run of the trials' config (the reference every trial is compared with) with its duration.
+pub(crate) struct Setup {
+    pub dept: PathBuf,
+    pub scratch: PathBuf,
+    pub fixture: PathBuf,
+    pub reference: PathBuf,
+    pub duration: Duration,
+}
 
-    let reference = scratch.join("reference");
-    let config = write_config(&scratch, &fixture, &reference)?;
-    let start = Instant::now();
-    train_to_the_end(&dept, &config)?;
-    let duration = start.elapsed();
+impl Setup {
+    /// Builds `dept` and makes `target/<name>` from scratch.
+    pub(crate) fn new(root: &Path, name: &str) -> Result<Setup, Failure> {
+        cargo(root, &["build", "--package", "dept"])?;
+        let dept = target_dir(root).join("debug").join("dept");
+        let scratch = target_dir(root).join(name);
+        let _ = fs::remove_dir_all(&scratch);
+        fs::create_dir_all(&scratch).map_err(|e| io(&scratch, e))?;
+        let fixture = scratch.join("fixture");
+        make_fixture(&dept, &fixture)?;
+        let reference = scratch.join("reference");
+        let config = write_config(&scratch, &fixture, &reference)?;
+        let start = Instant::now();
+        train_to_the_end(&dept, &config)?;
+        Ok(Setup {
+            duration: start.elapsed(),
+            dept,
+            scratch,
+            fixture,
+            reference,
+        })
+    }
+
+    /// The trials' config for a run into `scratch/<name>`, and that folder.
+    pub(crate) fn run(&self, name: &str) -> Result<(PathBuf, PathBuf), Failure> {
+        let run = self.scratch.join(name);
+        let config = write_config(&self.scratch, &self.fixture, &run)?;
+        Ok((run, config))
+    }
+}
+
+pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
+    let setup = Setup::new(root, "kill-trials")?;
+    let (dept, duration) = (&setup.dept, setup.duration);
     eprintln!(
         "xtask: uninterrupted run: {:.1} s; now {trials} kill/resume trials",
         duration.as_secs_f64()
@@ -42,8 +72,7 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
     let mut rng = SplitMix(0x5EED);
     let (mut identical, mut mid_checkpoint, mut mid_evaluation, mut landed) = (0, 0, 0, 0);
     for trial in 0..trials {
-        let run = scratch.join(format!("trial-{trial}"));
-        let config = write_config(&scratch, &fixture, &run)?;
+        let (run, config) = setup.run(&format!("trial-{trial}"))?;
         // A moment between 2% and 98% of the uninterrupted run (start-up, loading and tokenising included).
         let at = duration.mul_f64(0.02 + 0.96 * rng.unit());
         let wait_for = match trial % 3 {
@@ -51,12 +80,12 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
             2 => Some(Moment::CheckpointWrite),
             _ => None,
         };
-        let kill = kill_once(&dept, &config, &run, at, wait_for)?;
+        let kill = kill_once(dept, &config, &run, at, wait_for)?;
         landed += usize::from(kill.landed);
         mid_checkpoint += usize::from(kill.during == Some(Moment::CheckpointWrite));
         mid_evaluation += usize::from(kill.during == Some(Moment::Evaluation));
-        train_to_the_end(&dept, &config)?;
-        let differing = differing_files(&run, &reference);
+        train_to_the_end(dept, &config)?;
+        let differing = differing_files(&run, &setup.reference);
         if differing.is_empty() {
             identical += 1;
         } else {
@@ -82,7 +111,7 @@ pub fn run(root: &Path, trials: usize) -> Result<(), Failure> {
 }
 
 /// The quickstart's tiny T5 and synthetic RTE-format data in `fixture` (its own short run is not used).
-pub(crate) fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
+fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
     let mut command = Command::new(dept);
     command
         .args(["-q", "quickstart", "--steps", "40", "--dir"])
@@ -91,7 +120,7 @@ pub(crate) fn make_fixture(dept: &Path, fixture: &Path) -> Result<(), Failure> {
 }
 
 /// Runs a `dept` command with its stdout dropped; a failure quotes its stderr.
-pub(crate) fn run_quietly(dept: &Path, mut command: Command, what: &str) -> Result<(), Failure> {
+fn run_quietly(dept: &Path, mut command: Command, what: &str) -> Result<(), Failure> {
     let out = command
         .stdout(Stdio::null())
         .output()
@@ -209,7 +238,7 @@ pub(crate) fn train_to_the_end(dept: &Path, config: &Path) -> Result<(), Failure
 
 /// A checkpoint being written leaves `last.partial-<pid>` (or `best.…`) beside the checkpoint. (`last.previous` is
 /// always there after the second save: the two newest checkpoints are kept.)
-pub(crate) fn has_checkpoint_leftovers(run: &Path) -> bool {
+fn has_checkpoint_leftovers(run: &Path) -> bool {
     fs::read_dir(run)
         .map(|entries| {
             entries.flatten().any(|e| {
@@ -226,7 +255,7 @@ const EVAL_EVERY: u64 = 5;
 
 /// Evaluation every 5 steps, a checkpoint after every step and a log line after every step, so that kills often
 /// land in evaluations and checkpoint writes, and an evaluation in progress can be seen from the log.
-pub(crate) fn write_config(scratch: &Path, fixture: &Path, run: &Path) -> Result<PathBuf, Failure> {
+fn write_config(scratch: &Path, fixture: &Path, run: &Path) -> Result<PathBuf, Failure> {
     let yaml = format!(
         "task: rte\nmodel: {:?}\ndata_dir: {:?}\noutput_dir: {:?}\nprompt_len: 8\nrank: 4\nmax_len: 32\n\
          lr_prompt: 0.3\nlr_pair: 0.05\nwarmup_steps: 5\nmax_steps: 40\nbatch_size: 16\neval_every: 5\n\
