@@ -2,6 +2,7 @@
 
 use tch::{Device, Tensor};
 
+use crate::rows::DecodingRows;
 use crate::{Architecture, ModelError};
 
 /// What one forward pass returns.
@@ -67,6 +68,26 @@ pub trait Backbone {
         attention_mask: &Tensor,
         max_new_tokens: i64,
     ) -> Result<Tensor, ModelError>;
+    /// Starts iteration-level decoding ([`crate::rows`]): runs the inputs once (`embeds` `[batch, len, d]` and
+    /// their mask, laid out as for [`Backbone::generate_greedy`]: an encoder's right-padded, a decoder-only model's
+    /// left-padded) and returns their decoding state with the fp32 logits of each row's first new token
+    /// `[batch, vocab]`. Rows of two states [`DecodingRows::join`]; each row decodes what it would alone.
+    fn start_rows(
+        &self,
+        _embeds: &Tensor,
+        _attention_mask: &Tensor,
+    ) -> Result<(DecodingRows, Tensor), ModelError> {
+        Err(ModelError::Input(
+            "this backbone does not decode row by row (T5, GPT-2 and Llama do)".into(),
+        ))
+    }
+    /// Feeds each row of `rows` its next token (`tokens` `[batch]`) and returns the fp32 logits of the token after
+    /// it, `[batch, vocab]`.
+    fn step_rows(&self, _rows: &mut DecodingRows, _tokens: &Tensor) -> Result<Tensor, ModelError> {
+        Err(ModelError::Input(
+            "this backbone does not decode row by row (T5, GPT-2 and Llama do)".into(),
+        ))
+    }
     /// Casts the frozen weights (fp32 by default; bf16 for CUDA runs).
     fn set_float_kind(&mut self, kind: tch::Kind) -> Result<(), ModelError>;
     /// Id used to pad generated sequences (and targets before they are masked to `-100`).

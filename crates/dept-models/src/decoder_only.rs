@@ -9,8 +9,17 @@
 use tch::{Kind, Tensor};
 
 use crate::backbone::token_loss;
-use crate::causal::{generate_greedy, positions_from_mask, CausalLm};
+use crate::causal::{generate_greedy, positions_from_mask, CausalLm, KvCache};
+use crate::rows::{DecodingRows, Side, Slot};
 use crate::{Architecture, Backbone, BackboneOutput, ModelError};
+
+/// Row-by-row decoding ([`crate::rows`]). The state's slots: the 0/1 mask over every position so far `[b, k]`, each
+/// row's next position id `[b]`, then per layer the keys and values `[b, kv_heads, k, head_dim]`; positions are
+/// front-padded, as a left-padded batch is.
+const ROWS_OWNER: &str = "decoder-only";
+const MASK: usize = 0;
+const NEXT_POSITION: usize = 1;
+const LAYER_SLOTS: usize = 2;
 
 pub struct DecoderOnly {
     model: Box<dyn CausalLm>,
@@ -103,6 +112,85 @@ impl Backbone for DecoderOnly {
     ) -> Result<Tensor, ModelError> {
         self.check_inputs(embeds, attention_mask)?;
         generate_greedy(self.model.as_ref(), embeds, attention_mask, max_new_tokens)
+    }
+
+    /// `embeds` are left-padded sources (prompt in front), as for [`Backbone::generate_greedy`].
+    fn start_rows(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<(DecodingRows, Tensor), ModelError> {
+        self.check_inputs(embeds, attention_mask)?;
+        tch::no_grad(|| {
+            let mask = attention_mask.to_kind(Kind::Int64);
+            let positions = positions_from_mask(&mask);
+            let mut cache = KvCache::new(self.model.num_layers());
+            let logits =
+                self.model
+                    .forward_embeds(embeds, &mask, &positions, Some(&mut cache), false)?;
+            let next_position = mask.sum_dim_intlist(1, false, Kind::Int64);
+            let mut slots = vec![
+                Slot::new(mask, 1, Side::Front),
+                Slot::per_row(next_position),
+            ];
+            for layer in cache.layers {
+                let (k, v) = layer.ok_or_else(|| {
+                    ModelError::Input("the model left a layer's key/value cache empty".into())
+                })?;
+                slots.push(Slot::new(k, 2, Side::Front));
+                slots.push(Slot::new(v, 2, Side::Front));
+            }
+            let rows = DecodingRows::new(ROWS_OWNER, slots, Some(MASK), None);
+            Ok((rows, logits.select(1, -1)))
+        })
+    }
+
+    /// A new token is real in every row and takes the row's next position (the count of its real positions).
+    fn step_rows(&self, rows: &mut DecodingRows, tokens: &Tensor) -> Result<Tensor, ModelError> {
+        rows.check_owner(ROWS_OWNER)?;
+        let batch = rows.len();
+        if tokens.size() != [batch] {
+            return Err(ModelError::Input(format!(
+                "one token per row expected ([{batch}]), got {:?}",
+                tokens.size()
+            )));
+        }
+        tch::no_grad(|| {
+            let layers = self.model.num_layers();
+            let mut cache = KvCache {
+                layers: (0..layers)
+                    .map(|i| {
+                        let at = LAYER_SLOTS + 2 * i;
+                        Some((
+                            rows.slot(at).shallow_clone(),
+                            rows.slot(at + 1).shallow_clone(),
+                        ))
+                    })
+                    .collect(),
+            };
+            let mask = Tensor::cat(
+                &[
+                    rows.slot(MASK),
+                    &rows.slot(MASK).ones_like().narrow(1, 0, 1),
+                ],
+                1,
+            );
+            let positions = rows.slot(NEXT_POSITION).view([batch, 1]);
+            let inputs = self.model.embed(&tokens.view([batch, 1]));
+            let logits =
+                self.model
+                    .forward_embeds(&inputs, &mask, &positions, Some(&mut cache), false)?;
+            for (i, layer) in cache.layers.into_iter().enumerate() {
+                let (k, v) = layer.ok_or_else(|| {
+                    ModelError::Input("the model left a layer's key/value cache empty".into())
+                })?;
+                rows.set_slot(LAYER_SLOTS + 2 * i, k);
+                rows.set_slot(LAYER_SLOTS + 2 * i + 1, v);
+            }
+            rows.set_slot(MASK, mask);
+            rows.set_slot(NEXT_POSITION, rows.slot(NEXT_POSITION) + 1);
+            Ok(logits.select(1, -1))
+        })
     }
 
     fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {

@@ -12,7 +12,10 @@
 //! - [`Architecture`] ([`layout`]): the one place that knows what an encoder-decoder and a decoder-only model each
 //!   expect (source budget, target encoding, padded rows for training and decoding, the adapter's positions, the
 //!   prompt's labels, PEFT's task type). Callers ask it instead of matching on it.
-//! - [`PromptedModel`]: a backbone with a DePT adapter in front, the one path every caller runs.
+//! - [`PromptedModel`]: a backbone with a DePT adapter in front, the one path every caller runs;
+//!   [`prompted::embed_mixed`] the same for a batch whose rows each have their own adapter (serving).
+//! - [`DecodingRows`] ([`rows`]): iteration-level decoding, rows that join and leave a running batch between two
+//!   steps ([`Backbone::start_rows`], [`Backbone::step_rows`]).
 //! - [`BackboneKind`] and [`BACKBONES`] ([`registry`]): each kind of backbone declared once, in its own file, with
 //!   its `model_type`s, loader, architecture, config key of its width, tiny random model and benchmark shapes;
 //!   [`load_backbone`] and [`registry::hidden_size_of`] choose from it. [`VisionLanguageKind`] and
@@ -71,6 +74,7 @@ pub mod layout;
 pub mod llama;
 pub mod prompted;
 pub mod registry;
+pub mod rows;
 pub mod t5;
 pub mod tiny;
 pub mod tokenizer;
@@ -80,6 +84,7 @@ pub use error::{ConfigIssue, ModelError};
 pub use layout::{Architecture, PaddedRows};
 pub use prompted::PromptedModel;
 pub use registry::{load_backbone, BackboneKind, VisionLanguageKind};
+pub use rows::DecodingRows;
 pub use tokenizer::{clean_up_tokenization_spaces, TextTokenizer};
 
 /// Every kind of backbone, one line each: what [`load_backbone`], the tiny models and the benchmark shapes choose

@@ -3,9 +3,10 @@
 //! benchmarks, `dept selftest` and the tests all go through it, so every one of them runs the same computation.
 
 use dept_core::DecomposedPrompt;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-use crate::{Backbone, BackboneOutput, ModelError};
+use crate::rows::{DecodingRows, Side};
+use crate::{Architecture, Backbone, BackboneOutput, ModelError};
 
 /// Borrowed, because the trainer owns the adapter (the optimiser steps its tensors in place, a resume overwrites
 /// them) and the backbone outlives many adapters (evaluation of `best/`, serving).
@@ -103,4 +104,100 @@ impl<'a> PromptedModel<'a> {
                 .generate_greedy(&embeds, &mask, max_new_tokens)
         })
     }
+}
+
+/// One row of a mixed batch: a source's token ids (with the tokenizer's special tokens, at most the adapter's `s`)
+/// and the adapter it is for.
+#[derive(Clone, Copy)]
+pub struct MixedRow<'a> {
+    pub input_ids: &'a [i64],
+    pub adapter: &'a DecomposedPrompt,
+}
+
+/// The backbone's input for rows that each have their own adapter (a server mixes requests for many adapters in
+/// one forward pass): every row gets its adapter's soft prompt and `A·B` exactly as [`PromptedModel::embed`] gives
+/// them to a batch of that adapter alone, then rows of different prompt lengths are padded to one width on the
+/// side the architecture pads (an encoder's at the back, a decoder-only model's in front) and masked. Returns
+/// `[rows, width, d]` embeddings and their mask, rows in the order given.
+///
+/// Rows of one adapter are embedded together, so the cost beyond the backbone's is one small update per distinct
+/// adapter of the batch.
+pub fn embed_mixed(
+    backbone: &dyn Backbone,
+    rows: &[MixedRow],
+) -> Result<(Tensor, Tensor), ModelError> {
+    if rows.is_empty() {
+        return Err(ModelError::Input(
+            "a mixed batch needs at least one row".into(),
+        ));
+    }
+    let architecture = backbone.architecture();
+    let device = backbone.device();
+    // Groups of rows sharing an adapter, in order of first appearance.
+    let mut groups: Vec<(&DecomposedPrompt, Vec<usize>)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(a, _)| std::ptr::eq(*a, row.adapter))
+        {
+            Some((_, members)) => members.push(i),
+            None => groups.push((row.adapter, vec![i])),
+        }
+    }
+    let mut embedded = Vec::with_capacity(groups.len());
+    let mut order = Vec::with_capacity(rows.len());
+    for (adapter, members) in &groups {
+        let pairs: Vec<crate::layout::Pair> = members
+            .iter()
+            .map(|&i| (rows[i].input_ids, &[][..]))
+            .collect();
+        let padded = architecture.generation_rows(&pairs, None, backbone.pad_token_id());
+        let shape = [padded.rows as i64, padded.width as i64];
+        let ids = Tensor::from_slice(&padded.input_ids)
+            .view(shape)
+            .to_device(device);
+        let mask = Tensor::from_slice(&padded.attention_mask)
+            .view(shape)
+            .to_device(device);
+        embedded.push(PromptedModel::new(backbone, adapter).embed(&ids, &mask)?);
+        order.extend(members.iter().map(|&i| i as i64));
+    }
+    let width = embedded.iter().map(|(e, _)| e.size()[1]).max().unwrap_or(0);
+    let side = match architecture {
+        Architecture::EncoderDecoder => Side::Back,
+        Architecture::DecoderOnly => Side::Front,
+    };
+    let pad = |t: &Tensor| {
+        let missing = width - t.size()[1];
+        let pads = match (side, t.dim()) {
+            (Side::Back, 3) => [0, 0, 0, missing],
+            (Side::Front, 3) => [0, 0, missing, 0],
+            (Side::Back, _) => [0, missing, 0, 0],
+            (Side::Front, _) => [missing, 0, 0, 0],
+        };
+        let pads = if t.dim() == 3 { &pads[..] } else { &pads[..2] };
+        t.constant_pad_nd(pads)
+    };
+    let embeds = Tensor::cat(&embedded.iter().map(|(e, _)| pad(e)).collect::<Vec<_>>(), 0);
+    let mask = Tensor::cat(&embedded.iter().map(|(_, m)| pad(m)).collect::<Vec<_>>(), 0);
+    // Back to the order the rows were given: position `i` of `order` holds row `order[i]`.
+    let inverse = Tensor::from_slice(&order)
+        .to_device(device)
+        .argsort(0, false);
+    Ok((
+        embeds.index_select(0, &inverse),
+        mask.to_kind(Kind::Int64).index_select(0, &inverse),
+    ))
+}
+
+/// [`embed_mixed`], then [`Backbone::start_rows`]: the decoding state of the rows and the logits of each row's
+/// first new token.
+pub fn start_mixed_rows(
+    backbone: &dyn Backbone,
+    rows: &[MixedRow],
+) -> Result<(DecodingRows, Tensor), ModelError> {
+    tch::no_grad(|| {
+        let (embeds, mask) = embed_mixed(backbone, rows)?;
+        backbone.start_rows(&embeds, &mask)
+    })
 }

@@ -18,6 +18,7 @@ use crate::checkpoint::{self, LoadPlan};
 use crate::layers::{
     additive_causal_mask, additive_padding_mask, at_least_fp32, upcast_16_bit, NormCast, RmsNorm,
 };
+use crate::rows::{DecodingRows, Side, Slot};
 use crate::t5::{FeedForward, T5Config};
 use crate::{Architecture, ModelError};
 
@@ -287,6 +288,67 @@ impl T5 {
     }
 }
 
+/// Row-by-row decoding ([`crate::rows`]). The state's slots: the encoder's 0/1 mask `[b, n]` (back-padded), the
+/// decoder's 0/1 mask over its positions so far `[b, k]` (front-padded), then per decoder layer the
+/// cross-attention keys and values `[b, heads, n, d_kv]` (back-padded) and the self-attention ones
+/// `[b, heads, k, d_kv]` (front-padded).
+const ROWS_OWNER: &str = "T5";
+const ENCODER_MASK: usize = 0;
+const DECODER_MASK: usize = 1;
+const LAYER_SLOTS: usize = 2;
+const SLOTS_PER_LAYER: usize = 4;
+
+impl T5 {
+    /// [`Backbone::start_rows`] with the encoder's position bias limited to the first `span` positions.
+    pub fn start_rows_with_bias_span(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+        span: Option<i64>,
+    ) -> Result<(DecodingRows, Tensor), ModelError> {
+        self.check_inputs(embeds, attention_mask)?;
+        tch::no_grad(|| {
+            let (encoded, _) = self.encode_with_bias_span(embeds, attention_mask, false, span);
+            let batch = embeds.size()[0];
+            let device = embeds.device();
+            let mut slots = vec![
+                Slot::new(attention_mask.to_kind(Kind::Int64), 1, Side::Back),
+                Slot::new(
+                    Tensor::zeros([batch, 0], (Kind::Int64, device)),
+                    1,
+                    Side::Front,
+                ),
+            ];
+            for block in &self.decoder.blocks {
+                let (k, v) = block.cross_keys_values(&encoded);
+                let attention = &block.self_attention;
+                let empty = [batch, attention.heads, 0, attention.d_kv];
+                slots.push(Slot::new(k, 2, Side::Back));
+                slots.push(Slot::new(v, 2, Side::Back));
+                slots.push(Slot::new(
+                    Tensor::zeros(empty, (encoded.kind(), device)),
+                    2,
+                    Side::Front,
+                ));
+                slots.push(Slot::new(
+                    Tensor::zeros(empty, (encoded.kind(), device)),
+                    2,
+                    Side::Front,
+                ));
+            }
+            let mut rows =
+                DecodingRows::new(ROWS_OWNER, slots, Some(DECODER_MASK), Some(ENCODER_MASK));
+            let start = Tensor::full(
+                [batch],
+                self.config.decoder_start_token_id,
+                (Kind::Int64, device),
+            );
+            let logits = self.step_rows(&mut rows, &start)?;
+            Ok((rows, logits))
+        })
+    }
+}
+
 impl Backbone for T5 {
     fn architecture(&self) -> Architecture {
         Architecture::EncoderDecoder
@@ -325,6 +387,70 @@ impl Backbone for T5 {
         max_new_tokens: i64,
     ) -> Result<Tensor, ModelError> {
         self.generate_with_bias_span(embeds, attention_mask, max_new_tokens, None)
+    }
+
+    fn start_rows(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<(DecodingRows, Tensor), ModelError> {
+        self.start_rows_with_bias_span(embeds, attention_mask, None)
+    }
+
+    /// The decoder's keys are front-padded, so every row's newest position is the last column: one position bias
+    /// (that of the widest row) gives each row the distances it would have alone.
+    fn step_rows(&self, rows: &mut DecodingRows, tokens: &Tensor) -> Result<Tensor, ModelError> {
+        rows.check_owner(ROWS_OWNER)?;
+        let batch = rows.len();
+        if tokens.size() != [batch] {
+            return Err(ModelError::Input(format!(
+                "one token per row expected ([{batch}]), got {:?}",
+                tokens.size()
+            )));
+        }
+        tch::no_grad(|| {
+            let hidden = self.embed(&tokens.view([batch, 1]));
+            let kind = hidden.kind();
+            let decoder_mask = Tensor::cat(
+                &[
+                    rows.slot(DECODER_MASK),
+                    &Tensor::ones([batch, 1], (Kind::Int64, hidden.device())),
+                ],
+                1,
+            );
+            let width = decoder_mask.size()[1];
+            let bias = self.decoder.position_bias(1, width, width - 1)
+                + additive_padding_mask(&decoder_mask, kind);
+            let encoder_mask = additive_padding_mask(rows.slot(ENCODER_MASK), kind);
+            let mut hidden = hidden;
+            for (i, block) in self.decoder.blocks.iter().enumerate() {
+                let at = LAYER_SLOTS + i * SLOTS_PER_LAYER;
+                let cross_kv = (
+                    rows.slot(at).shallow_clone(),
+                    rows.slot(at + 1).shallow_clone(),
+                );
+                let past = (
+                    rows.slot(at + 2).shallow_clone(),
+                    rows.slot(at + 3).shallow_clone(),
+                );
+                let mut stored = None;
+                hidden = block.step_with(&hidden, &bias, &encoder_mask, &cross_kv, |k, v| {
+                    let all = (
+                        Tensor::cat(&[&past.0, &k], 2),
+                        Tensor::cat(&[&past.1, &v], 2),
+                    );
+                    stored = Some((all.0.shallow_clone(), all.1.shallow_clone()));
+                    all
+                });
+                if let Some((k, v)) = stored {
+                    rows.set_slot(at + 2, k);
+                    rows.set_slot(at + 3, v);
+                }
+            }
+            rows.set_slot(DECODER_MASK, decoder_mask);
+            let hidden = self.decoder.final_layer_norm.forward(&hidden);
+            Ok(upcast_16_bit(self.logits(&hidden)).select(1, 0))
+        })
     }
 
     /// Casts the backbone's weights to a floating-point kind (e.g. `Kind::BFloat16` on CUDA, `Kind::Double` for
@@ -542,10 +668,7 @@ impl Block {
     }
 
     fn new_cache(&self, encoded: &Tensor, steps: i64) -> LayerCache {
-        let cross_kv = match &self.cross_attention {
-            Some((attention, _)) => attention.keys_values(encoded),
-            None => (Tensor::new(), Tensor::new()),
-        };
+        let cross_kv = self.cross_keys_values(encoded);
         let shape = [
             encoded.size()[0],
             self.self_attention.heads,
@@ -568,23 +691,51 @@ impl Block {
         encoder_mask: &Tensor,
         cache: &mut LayerCache,
     ) -> Tensor {
+        let LayerCache {
+            self_k,
+            self_v,
+            cross_kv,
+        } = cache;
+        self.step_with(hidden, bias, encoder_mask, cross_kv, |k, v| {
+            self_k.narrow(2, position, 1).copy_(&k);
+            self_v.narrow(2, position, 1).copy_(&v);
+            (
+                self_k.narrow(2, 0, position + 1),
+                self_v.narrow(2, 0, position + 1),
+            )
+        })
+    }
+
+    /// One decoding step of this block for the newest position `hidden` `[b, 1, d]`: `remember` stores the
+    /// position's self-attention keys and values and returns every position's (greedy decoding fills buffers in
+    /// place, row-by-row decoding grows tensors); `bias` is the self-attention's position bias plus mask.
+    fn step_with(
+        &self,
+        hidden: &Tensor,
+        bias: &Tensor,
+        encoder_mask: &Tensor,
+        cross_kv: &(Tensor, Tensor),
+        remember: impl FnOnce(Tensor, Tensor) -> (Tensor, Tensor),
+    ) -> Tensor {
         let normed = self.self_norm.forward(hidden);
         let (q, k, v) = self.self_attention.project(&normed, &normed);
-        cache.self_k.narrow(2, position, 1).copy_(&k);
-        cache.self_v.narrow(2, position, 1).copy_(&v);
-        let (k, v) = (
-            cache.self_k.narrow(2, 0, position + 1),
-            cache.self_v.narrow(2, 0, position + 1),
-        );
+        let (k, v) = remember(k, v);
         let mut hidden = hidden + self.self_attention.attend(&q, &k, &v, bias, 0.0);
         if let Some((attention, norm)) = &self.cross_attention {
             let normed = norm.forward(&hidden);
             let q = attention.queries(&normed);
-            let (k, v) = &cache.cross_kv;
+            let (k, v) = cross_kv;
             hidden = &hidden + attention.attend(&q, k, v, encoder_mask, 0.0);
         }
         let normed = self.ff_norm.forward(&hidden);
         &hidden + self.feed_forward.forward(&normed, 0.0)
+    }
+
+    fn cross_keys_values(&self, encoded: &Tensor) -> (Tensor, Tensor) {
+        match &self.cross_attention {
+            Some((attention, _)) => attention.keys_values(encoded),
+            None => (Tensor::new(), Tensor::new()),
+        }
     }
 }
 
