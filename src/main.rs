@@ -37,6 +37,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Predictions of a saved adapter for new inputs, as JSON lines.
     Predict(commands::predict::PredictArgs),
+    /// Serve many adapters on one backbone over HTTP: mixed, continuous batching, OpenAI routes, metrics.
+    Serve(commands::serve::ServeArgs),
     /// Show the libtorch in use, CUDA devices (name, memory) and CPU threads.
     Env,
     /// Check a device against the CPU on a tiny random T5: loss, adapter gradients, greedy decodes.
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
+        Command::Serve(args) => commands::serve::run(&args),
         Command::Env => commands::env::run(),
         Command::Selftest(args) => commands::selftest::run(&args),
         Command::Bench { command } => commands::bench::run(&command),

@@ -9,6 +9,7 @@ pub mod features;
 pub mod predict;
 pub mod quickstart;
 pub mod selftest;
+pub mod serve;
 pub mod sweep;
 pub mod tiny;
 pub mod train;

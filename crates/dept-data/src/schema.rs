@@ -15,6 +15,33 @@ impl Task {
     pub fn format(&self, record: &Record, row_index: usize) -> Result<Vec<TextExample>> {
         self.format.apply(self, record, row_index)
     }
+
+    /// The input text of a row whose target is not known (a new input to predict, as `dept serve`'s
+    /// `/v1/predict` gets): a template reads only its input fields; a format written in code reads what it reads
+    /// (the error names a missing field).
+    pub fn format_input(&self, record: &Record) -> Result<String> {
+        match self.format {
+            Format::Fields { input, .. } => fields_input(input, record),
+            Format::Code(format) => {
+                let examples = format(record, 0)?;
+                Ok(examples
+                    .into_iter()
+                    .next()
+                    .map(|e| e.input)
+                    .unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// `prefix value` for each `(prefix, field)` of a template, joined by spaces (the official `seq2seq_format`).
+fn fields_input(input: &[(&str, &str)], r: &Record) -> Result<String> {
+    let mut parts = Vec::with_capacity(2 * input.len());
+    for (prefix, field) in input {
+        parts.push(*prefix);
+        parts.push(r.str(field)?);
+    }
+    Ok(parts.join(" "))
 }
 
 impl RowId {
@@ -69,18 +96,14 @@ impl Format {
             _ => None,
         };
         let id = id.of(r, row);
-        let mut parts = Vec::with_capacity(2 * input.len());
-        for (prefix, field) in input {
-            parts.push(*prefix);
-            parts.push(r.str(field)?);
-        }
+        let input = fields_input(input, r)?;
         let target = match early {
             Some(text) => text,
             None => target_text()?,
         };
         Ok(vec![TextExample {
             id,
-            input: parts.join(" "),
+            input,
             target,
             extra: Default::default(),
         }])

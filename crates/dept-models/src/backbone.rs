@@ -93,6 +93,12 @@ pub trait Backbone {
     /// Id used to pad generated sequences (and targets before they are masked to `-100`).
     fn pad_token_id(&self) -> i64;
     fn eos_token_id(&self) -> i64;
+    /// The most positions one sequence may hold (prompt, input and generated tokens together) where the model has
+    /// a hard limit (GPT-2's learned position table); `None` where it has none (T5's relative positions, Llama's
+    /// rotary ones).
+    fn max_positions(&self) -> Option<i64> {
+        None
+    }
     /// Width of the visual features a vision-language backbone (CLIP-T5) reads; `None` for text-only models.
     fn visual_width(&self) -> Option<i64> {
         None

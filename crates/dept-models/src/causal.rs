@@ -78,6 +78,10 @@ pub trait CausalLm {
     fn eos_token_id(&self) -> i64;
     /// The id used to pad (GPT-2 and Llama checkpoints often have none: then the end-of-sequence id).
     fn pad_token_id(&self) -> i64;
+    /// The most positions a sequence may hold, where the model has a hard limit ([`crate::Backbone::max_positions`]).
+    fn max_positions(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// Each position's index among the attended positions of its row (padding gets 1, as transformers fills it;

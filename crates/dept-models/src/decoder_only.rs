@@ -193,6 +193,10 @@ impl Backbone for DecoderOnly {
         })
     }
 
+    fn max_positions(&self) -> Option<i64> {
+        self.model.max_positions()
+    }
+
     fn set_float_kind(&mut self, kind: Kind) -> Result<(), ModelError> {
         self.model.set_float_kind(kind)
     }

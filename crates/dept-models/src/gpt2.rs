@@ -821,6 +821,10 @@ impl CausalLm for Gpt2 {
         Ok(())
     }
 
+    fn max_positions(&self) -> Option<i64> {
+        Some(self.config.n_positions)
+    }
+
     fn eos_token_id(&self) -> i64 {
         self.config.eos_token_id
     }
