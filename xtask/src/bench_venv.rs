@@ -1,7 +1,7 @@
 //! The python that `dept bench reference` and `dept bench features` run PyTorch in: a venv beside the libtorch xtask
 //! installed, seeing that install's torch (through a `.pth` file, so both sides run the very same libtorch 2.11)
-//! plus a pinned transformers and Pillow. Made once per user, atomically (a partial folder renamed when complete);
-//! a venv made before Pillow was needed gets it added.
+//! plus a pinned transformers, Pillow and openai. Made once per user, atomically (a partial folder renamed when
+//! complete); a venv made before Pillow or openai was needed gets it added.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ pub const TRANSFORMERS: &str = "transformers==4.57.1";
 /// `CLIPImageProcessor` decodes and resizes with Pillow (`dept bench features`); the version the CLIP parity goldens
 /// were made with.
 pub const PILLOW: &str = "pillow==13.0.0";
+/// The official OpenAI client, a real client nobody here wrote, that the `dept serve` tests call the server with.
+pub const OPENAI: &str = "openai==2.8.1";
 
 /// Returns the venv's python, creating the venv first if needed.
 pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
@@ -30,9 +32,11 @@ pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
     let venv = home.join("bench-venv");
     let python = venv.join("bin").join("python3");
     if python.exists() {
-        if !has_module(&venv, "PIL") {
-            eprintln!("xtask: adding {PILLOW} to {}", venv.display());
-            pip_install(home, &venv, &[PILLOW])?;
+        for (module, package) in [("PIL", PILLOW), ("openai", OPENAI)] {
+            if !has_module(&venv, module) {
+                eprintln!("xtask: adding {package} to {}", venv.display());
+                pip_install(home, &venv, &[package])?;
+            }
         }
         return Ok(python);
     }
@@ -56,7 +60,7 @@ pub fn ensure(torch_dir: &Path) -> Result<PathBuf, Failure> {
         .ok_or_else(|| Failure::new(format!("{} has no lib/python3.X", partial.display())))?;
     fs::write(&pth, format!("{}\n", site_packages.display()))
         .map_err(|e| Failure::new(format!("{}: {e}", pth.display())))?;
-    pip_install(home, &partial, &[TRANSFORMERS, PILLOW])?;
+    pip_install(home, &partial, &[TRANSFORMERS, PILLOW, OPENAI])?;
     fs::rename(&partial, &venv).map_err(|e| {
         Failure::new(format!(
             "cannot rename {} to {}: {e}",
