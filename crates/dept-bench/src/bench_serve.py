@@ -15,7 +15,7 @@ Scheduling is a closed loop of `--concurrency` clients, simulated deterministica
 C requests of the workload are pending from the start; the oldest pending request picks the adapter, up to
 `--max-batch` pending requests of that adapter (oldest first) run as one `generate`, and each request it finishes
 frees its client, whose next request (the next unsent one of the workload) arrives at that moment. The order of
-batches depends on the workload alone, never on timings, so dept's side can replay it; the wall-clock times give
+batches depends on the workload, C and B alone, never on timings, so dept's side can replay it; wall-clock times give
 the latencies and the throughput.
 
 Output (`--out`, JSON lines): per request in workload order `{"index", "tokens", "latency_ms"}`, tokens being the
