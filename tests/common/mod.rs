@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod fixture;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
