@@ -6,6 +6,7 @@
 //! - `profile`: the input-length profiles of tasks that `efficiency` draws batches from.
 //! - `reference`: the training step against eager PyTorch.
 //! - `features`: CLIP feature extraction against transformers' image processor and vision tower.
+//! - `serve`: many adapters on one backbone, dept's batching policies against transformers' `generate`.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -24,6 +25,9 @@ pub enum BenchCommand {
     /// CLIP feature extraction in dept against transformers (CLIPImageProcessor + CLIPVisionModel), same images and
     /// weights, interleaved: preprocessing, forward and the whole extraction, with a check that the features agree.
     Features(dept_bench::features::FeaturesBenchArgs),
+    /// Serving many adapters on one backbone: dept's continuous mixed batches, per-adapter batches and one request
+    /// at a time against transformers' generate serving one adapter per batch; throughput and latency.
+    Serve(dept_bench::serving::ServeBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> Result<()> {
@@ -33,5 +37,6 @@ pub fn run(command: &BenchCommand) -> Result<()> {
         BenchCommand::Profile(args) => dept_bench::efficiency::profile(args),
         BenchCommand::Reference(args) => dept_bench::reference::run(args),
         BenchCommand::Features(args) => dept_bench::features::run(args),
+        BenchCommand::Serve(args) => dept_bench::serving::run(args),
     }?)
 }

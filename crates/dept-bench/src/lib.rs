@@ -35,5 +35,6 @@ pub mod python_side;
 pub mod reference;
 pub mod scratch;
 pub mod selftest;
+pub mod serving;
 pub mod synthetic;
 pub use error::{BenchError, Result};
