@@ -11,6 +11,9 @@ pub enum ServeError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A route that exists, asked with a method it does not take.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// A body over the server's limit.
     #[error("{0}")]
     TooLarge(String),
@@ -50,6 +53,7 @@ impl ServeError {
             ServeError::Unauthorized(_) => 401,
             ServeError::Forbidden(_) => 403,
             ServeError::NotFound(_) => 404,
+            ServeError::MethodNotAllowed(_) => 405,
             ServeError::TooLarge(_) => 413,
             ServeError::Adapter { .. } => 422,
             ServeError::Busy { .. } => 429,
@@ -62,7 +66,7 @@ impl ServeError {
     /// OpenAI's error `type` for this failure.
     pub fn kind(&self) -> &'static str {
         match self.status() {
-            400 | 413 | 422 => "invalid_request_error",
+            400 | 405 | 413 | 422 => "invalid_request_error",
             401 | 403 => "authentication_error",
             404 => "not_found_error",
             429 => "rate_limit_error",

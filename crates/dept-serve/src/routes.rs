@@ -78,6 +78,8 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        // After every route: it applies to the routes registered before it. axum's own 405 has an empty body.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
@@ -566,6 +568,19 @@ async fn metrics(State(state): State<Shared>) -> Response {
 
 async fn openapi() -> Response {
     axum::Json(crate::openapi::document()).into_response()
+}
+
+async fn method_not_allowed(
+    State(state): State<Shared>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    let started = Instant::now();
+    let result: Result<(), ServeError> = Err(ServeError::MethodNotAllowed(format!(
+        "{} does not take {method}: see the Allow header or GET /openapi.json",
+        uri.path()
+    )));
+    answer(&state, "unknown", started, result)
 }
 
 async fn not_found(State(state): State<Shared>, uri: axum::http::Uri) -> Response {
