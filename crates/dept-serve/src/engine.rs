@@ -319,6 +319,19 @@ impl Engine {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Generate(generation) => match self.adapters.get(&generation.adapter) {
+                // The route checked the input against the version it saw; a reload since may have lowered s. Such
+                // a row would fail the whole step it joins, with every other newcomer in it: refuse it alone.
+                Some(adapter) if generation.input_ids.len() > adapter.info.max_input_tokens => {
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    let error = ServeError::BadRequest(format!(
+                        "the input has {} tokens, adapter {:?} takes at most {} (its s; it was reloaded while \
+                         the request was on its way)",
+                        generation.input_ids.len(),
+                        generation.adapter,
+                        adapter.info.max_input_tokens
+                    ));
+                    let _ = generation.reply.send(Err(error));
+                }
                 Some(adapter) => self.waiting.push_back(Waiting {
                     adapter: adapter.clone(),
                     generation,
