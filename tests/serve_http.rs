@@ -1541,6 +1541,99 @@ fn a_reload_under_traffic_answers_each_request_from_one_version() {
     assert_eq!(version_of(&models(&server), "x"), new.version);
 }
 
+#[test]
+fn a_reload_to_a_smaller_s_fails_only_the_requests_it_makes_too_long() {
+    let Some(fx) = fixture() else { return };
+    let _serial = serial();
+    // x takes inputs of 48 tokens, then 8, then 48 …; z, an unrelated adapter, runs beside it all along.
+    let own = fx.root.join("narrowing-root");
+    copy_adapter(&fx.adapters.join("a002"), &own.join("x"));
+    copy_adapter(&fx.adapters.join("a002"), &own.join("x-wide"));
+    copy_adapter(&fx.adapters.join(SHORT), &own.join("x-narrow"));
+    copy_adapter(&fx.adapters.join("a006"), &own.join("z"));
+    let server = Server::start(
+        fx,
+        &["--adapters", path(&own), "--admin-token", ADMIN_TOKEN],
+    );
+    let (x_prompt, z_prompt) = (PROMPTS[0], PROMPTS[1]);
+    assert!(fx.tokenizer.encode(x_prompt, None).unwrap().len() > SHORT_S as usize);
+    let x_wide = alone(&server, "x", x_prompt, 6);
+    let z_alone = alone(&server, "z", z_prompt, 6);
+
+    const THREADS: usize = 8;
+    const EACH: usize = 20;
+    const RELOADS: usize = 20;
+    let answered = AtomicUsize::new(0);
+    let (mut x_served, mut x_refused, mut z_served) = (0, 0, 0);
+    std::thread::scope(|scope| {
+        let reload = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            for k in 0..RELOADS {
+                let wait_for = answered.load(Ordering::SeqCst) + 2;
+                while answered.load(Ordering::SeqCst) < wait_for {
+                    assert!(Instant::now() < deadline, "the traffic does not advance");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let folder = if k % 2 == 0 { "x-narrow" } else { "x-wide" };
+                let loaded = server.admin(
+                    "POST",
+                    "/v1/adapters",
+                    &json!({"name": "x", "path": folder}),
+                );
+                assert_eq!(loaded.status, 200, "{}", loaded.text());
+            }
+        });
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let answered = &answered;
+                let server = &server;
+                scope.spawn(move || {
+                    (0..EACH)
+                        .map(|i| {
+                            let on_x = (t + i) % 2 == 0;
+                            let (adapter, prompt) = if on_x {
+                                ("x", x_prompt)
+                            } else {
+                                ("z", z_prompt)
+                            };
+                            let reply = server
+                                .post("/v1/completions", &completion_body(adapter, prompt, 6));
+                            answered.fetch_add(1, Ordering::SeqCst);
+                            (on_x, reply)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for (on_x, reply) in handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a client thread failed"))
+        {
+            if !on_x {
+                assert_eq!(reply.status, 200, "z, beside x's reloads: {}", reply.text());
+                assert_eq!(answer_of(&reply), z_alone, "z beside x's reloads");
+                z_served += 1;
+            } else if reply.status == 200 {
+                assert_eq!(
+                    answer_of(&reply),
+                    x_wide,
+                    "x answered, so by its wide version"
+                );
+                x_served += 1;
+            } else {
+                assert_error("x while narrow", &reply, 400, &[&format!("at most {SHORT_S}")]);
+                x_refused += 1;
+            }
+        }
+        reload.join().expect("the reloads failed");
+    });
+    println!("{RELOADS} reloads of x between s = 48 and s = {SHORT_S}: x {x_served} served, {x_refused} refused; z {z_served} served");
+    assert!(
+        x_refused >= 1 && x_served >= 1,
+        "x served {x_served}, refused {x_refused}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 6. Graceful shutdown
 
