@@ -1621,7 +1621,12 @@ fn a_reload_to_a_smaller_s_fails_only_the_requests_it_makes_too_long() {
                 );
                 x_served += 1;
             } else {
-                assert_error("x while narrow", &reply, 400, &[&format!("at most {SHORT_S}")]);
+                assert_error(
+                    "x while narrow",
+                    &reply,
+                    400,
+                    &[&format!("at most {SHORT_S}")],
+                );
                 x_refused += 1;
             }
         }
