@@ -19,8 +19,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -289,6 +289,15 @@ impl Engine {
                     Ok(command) => self.handle(command),
                     Err(_) => return, // every handle dropped: the server is done
                 }
+                // Requests come in waves (clients answered together send again together): a moment's wait lets
+                // the wave gather into one prefill instead of its first request running alone.
+                let until = Instant::now() + GATHER_WINDOW;
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    match commands.recv_timeout(left) {
+                        Ok(command) => self.handle(command),
+                        Err(_) => break,
+                    }
+                }
             }
             while let Ok(command) = commands.try_recv() {
                 self.handle(command);
@@ -455,6 +464,24 @@ impl Engine {
                 tokens: Vec::new(),
             })
             .collect();
+        // Newcomers are encoded in buckets of similar length (prompt and input), so that a short input is not
+        // padded to a long one's width: on a CPU the encoder's cost follows the padded width.
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.adapter.info.m as usize + r.generation.input_ids.len());
+        let widths: Vec<usize> = rows
+            .iter()
+            .map(|r| r.adapter.info.m as usize + r.generation.input_ids.len())
+            .collect();
+        let mut rows = rows.into_iter();
+        for size in length_buckets(&widths, PREFILL_PADDING) {
+            let bucket: Vec<Row> = rows.by_ref().take(size).collect();
+            self.prefill(bucket)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes `rows` in one mixed forward pass and adds them to the running batch; a failure answers them alone.
+    fn prefill(&mut self, rows: Vec<Row>) -> Result<(), ServeError> {
         let inputs: Vec<MixedRow> = rows
             .iter()
             .map(|r| MixedRow {
@@ -466,7 +493,7 @@ impl Engine {
         let (state, logits) = match started {
             Ok(started) => started,
             Err(error) => {
-                // Only the newcomers failed; the running rows go on.
+                // Only these newcomers failed; the running rows go on.
                 for row in rows {
                     let _ = row.generation.reply.send(Err(error.clone_message()));
                 }
@@ -570,6 +597,29 @@ impl Engine {
     }
 }
 
+/// How long an idle engine waits, after the first request, for others arriving with it.
+const GATHER_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How much wider than its narrowest row a prefill bucket may be (1.25: at most a fifth of it is padding).
+const PREFILL_PADDING: f64 = 1.25;
+
+/// Sizes of consecutive buckets over `widths` (sorted ascending) such that each bucket's widest row is at most
+/// `ratio` times its narrowest.
+fn length_buckets(widths: &[usize], ratio: f64) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut start = 0;
+    for (i, &width) in widths.iter().enumerate() {
+        if width as f64 > widths[start].max(1) as f64 * ratio {
+            sizes.push(i - start);
+            start = i;
+        }
+    }
+    if start < widths.len() {
+        sizes.push(widths.len() - start);
+    }
+    sizes
+}
+
 trait CloneMessage {
     fn clone_message(&self) -> ServeError;
 }
@@ -611,4 +661,20 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic in the model".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::length_buckets;
+
+    #[test]
+    fn buckets_keep_padding_under_the_ratio() {
+        assert_eq!(
+            length_buckets(&[10, 11, 12, 13, 20, 24, 25, 60], 1.25),
+            [3, 1, 3, 1]
+        );
+        assert_eq!(length_buckets(&[5], 1.25), [1]);
+        assert!(length_buckets(&[], 1.25).is_empty());
+        assert_eq!(length_buckets(&[8, 8, 8], 1.25), [3]);
+    }
 }
