@@ -14,15 +14,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Barrier, Mutex, MutexGuard, OnceLock};
+use std::sync::{Barrier, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::cli::path;
+use common::server::{connect, exchange, read_reply, request_bytes, Reply, Server, ADMIN_TOKEN};
 use dept_core::{DecomposedPrompt, DeptConfig};
 use dept_models::TextTokenizer;
 use dept_serve::openapi;
@@ -61,9 +60,6 @@ const PROMPTS: [&str; 6] = [
 /// Longer than [`SHORT_S`] tokens.
 const LONG_PROMPT: &str =
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
-const ADMIN_TOKEN: &str = "test-admin-token";
-/// No answer may take longer than this (a hang fails the test instead of stalling it).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Fixture
@@ -193,336 +189,6 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// A minimal HTTP/1.1 client
-
-/// One answer: status, headers (names lower-cased) and body.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).to_string()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "a {} answer whose body is not JSON ({e}): {:?}",
-                self.status,
-                self.text()
-            )
-        })
-    }
-}
-
-fn connect(address: SocketAddr) -> std::io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    Ok(stream)
-}
-
-/// The bytes of one request (one per connection: `Connection: close`).
-fn request_bytes(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!(
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !body.is_empty() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-fn exchange(
-    address: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<Reply> {
-    let mut stream = connect(address)?;
-    // A server may answer (413) and close before it has read the whole body: then the answer is what counts, not
-    // the failed write.
-    let written = stream.write_all(&request_bytes(method, target, headers, body));
-    match read_reply(&mut stream) {
-        Ok(reply) => Ok(reply),
-        Err(error) => {
-            written?;
-            Err(error)
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn broken(message: String) -> std::io::Error {
-    std::io::Error::new(ErrorKind::InvalidData, message)
-}
-
-/// Status line, headers, then a body of `Content-Length` bytes (or to the end of the connection without one).
-fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(at) = find(&buffer, b"\r\n\r\n") {
-            break at;
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                ErrorKind::UnexpectedEof,
-                format!(
-                    "the connection closed after {} bytes, before the end of an answer's head",
-                    buffer.len()
-                ),
-            ));
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if buffer.len() > 1 << 20 {
-            return Err(broken("an answer head over 1 MiB".into()));
-        }
-    };
-    let head = std::str::from_utf8(&buffer[..head_end])
-        .map_err(|e| broken(format!("an answer head that is not UTF-8: {e}")))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| broken(format!("not an HTTP/1.1 status line: {status_line:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let value = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-    if value("transfer-encoding").is_some() {
-        return Err(broken(format!(
-            "a chunked answer (this client reads Content-Length bodies): {head}"
-        )));
-    }
-    let mut body = buffer[head_end + 4..].to_vec();
-    match value("content-length") {
-        Some(length) => {
-            let length: usize = length
-                .parse()
-                .map_err(|_| broken(format!("Content-Length {length:?}")))?;
-            while body.len() < length {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        ErrorKind::UnexpectedEof,
-                        format!("the body ended at {} of {length} bytes", body.len()),
-                    ));
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-            body.truncate(length);
-        }
-        None => {
-            stream.read_to_end(&mut body)?;
-        }
-    }
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// A `dept serve` process
-
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    stdout: Arc<Mutex<String>>,
-    stderr_log: PathBuf,
-    _scratch: tempfile::TempDir,
-}
-
-impl Server {
-    /// `dept serve --model <tiny T5> --port 0 args…`, once it prints that it listens (at most 60 s).
-    fn start(fixture: &Fixture, args: &[&str]) -> Server {
-        let scratch = tempfile::tempdir().unwrap();
-        // stderr goes to a file: a pipe nobody reads would block a server that logs a lot.
-        let stderr_log = scratch.path().join("stderr.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dept"))
-            // One libtorch thread: on a busy 2-core machine a second one waits for a core at every operation, and a
-            // tiny request then takes 10 to 20 times as long.
-            .args([
-                "serve",
-                "--model",
-                path(&fixture.model),
-                "--port",
-                "0",
-                "--threads",
-                "1",
-            ])
-            .args(args)
-            .env_remove("DEPT_LOG")
-            .env_remove("DEPT_ADMIN_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_log).unwrap())
-            .spawn()
-            .expect("start dept serve");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let (found, listening) = mpsc::channel();
-        {
-            let mut pipe = child.stdout.take().expect("piped stdout");
-            let stdout = stdout.clone();
-            std::thread::spawn(move || {
-                let mut bytes = [0u8; 4096];
-                let mut line = String::new();
-                while let Ok(n) = pipe.read(&mut bytes) {
-                    if n == 0 {
-                        break;
-                    }
-                    let text = String::from_utf8_lossy(&bytes[..n]).to_string();
-                    stdout.lock().unwrap().push_str(&text);
-                    line.push_str(&text);
-                    while let Some(end) = line.find('\n') {
-                        let done: String = line.drain(..=end).collect();
-                        if let Some(rest) = done.strip_prefix("dept serve: listening on http://") {
-                            let _ = found
-                                .send(rest.split_whitespace().next().unwrap_or("").to_string());
-                        }
-                    }
-                }
-            });
-        }
-        let mut server = Server {
-            child,
-            address: "127.0.0.1:1".parse().unwrap(),
-            stdout,
-            stderr_log,
-            _scratch: scratch,
-        };
-        match listening.recv_timeout(Duration::from_secs(60)) {
-            Ok(address) => {
-                server.address = address
-                    .parse()
-                    .unwrap_or_else(|_| panic!("not an address: {address:?}"));
-                server
-            }
-            Err(_) => panic!(
-                "dept serve {args:?} did not say it listens within 60 s:\n{}",
-                server.stderr()
-            ),
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
-    }
-
-    fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().clone()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn send(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        exchange(self.address, method, target, headers, body).unwrap_or_else(|e| {
-            panic!(
-                "{method} {target}: no answer ({e}); the server's stderr:\n{}",
-                self.stderr()
-            )
-        })
-    }
-
-    fn get(&self, target: &str) -> Reply {
-        self.send("GET", target, &[], b"")
-    }
-
-    fn post(&self, target: &str, body: &Value) -> Reply {
-        self.send("POST", target, &[], body.to_string().as_bytes())
-    }
-
-    fn admin(&self, method: &str, target: &str, body: &Value) -> Reply {
-        let auth = format!("Bearer {ADMIN_TOKEN}");
-        let bytes = if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        };
-        self.send(method, target, &[("Authorization", &auth)], &bytes)
-    }
-
-    /// A sample's value in `/metrics` (the whole line's name and labels, as `name{label="v"}`).
-    fn metric(&self, sample: &str) -> Option<f64> {
-        let reply = self.get("/metrics");
-        assert_eq!(reply.status, 200);
-        reply.text().lines().find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == sample).then(|| value.parse().ok()).flatten()
-        })
-    }
-
-    /// The process's resident memory in KiB (`VmRSS` of /proc/PID/status).
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS in /proc/PID/status")
-    }
-
-    fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
-        let sent = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(sent, 0, "kill({}, {signal})", self.pid());
-    }
-
-    /// The exit status, once the process has exited (at most `within`).
-    fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.is_running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Requests and what they must get
 
 fn completion_body(adapter: &str, prompt: &str, max_tokens: usize) -> Value {
@@ -636,7 +302,7 @@ fn version_of(cards: &BTreeMap<String, Value>, name: &str) -> String {
 fn every_route_answers_in_the_documented_shape() {
     let Some(fx) = fixture() else { return };
     let _serial = serial();
-    let server = Server::start(fx, &["--adapters", path(&fx.adapters)]);
+    let server = Server::start(&fx.model, &["--adapters", path(&fx.adapters)]);
 
     let health = server.get("/healthz");
     assert_eq!(health.status, 200, "{}", health.text());
@@ -800,7 +466,7 @@ fn bad_requests_get_their_4xx_naming_what_is_wrong() {
     std::os::unix::fs::symlink(fx.adapters.join("a001"), own.join("escape")).unwrap();
     let max_body = 2048;
     let server = Server::start(
-        fx,
+        &fx.model,
         &[
             "--adapters",
             path(&fx.adapters),
@@ -905,6 +571,12 @@ fn bad_requests_get_their_4xx_naming_what_is_wrong() {
         400,
         &["outside the vocabulary"],
     );
+    // More prompts in one request than the queue holds (256 by default) could never be queued whole: 400, not 429.
+    let many = server.post(
+        "/v1/completions",
+        &json!({"model": "a000", "prompt": vec![vec![5]; 300], "max_tokens": 1}),
+    );
+    assert_error("300 prompts", &many, 400, &["300 prompts", "at most 256"]);
     // An empty token list (an empty string is not empty: the tokenizer adds end of sequence).
     let empty = server.post(
         "/v1/completions",
@@ -1041,7 +713,7 @@ fn a_full_queue_answers_429_with_retry_after_and_the_rest_exactly() {
     let Some(fx) = fixture() else { return };
     let _serial = serial();
     let server = Server::start(
-        fx,
+        &fx.model,
         &[
             "--adapters",
             path(&fx.adapters),
@@ -1106,7 +778,10 @@ fn a_full_queue_answers_429_with_retry_after_and_the_rest_exactly() {
 fn a_request_over_the_timeout_gets_504_and_its_rows_are_dropped() {
     let Some(fx) = fixture() else { return };
     let _serial = serial();
-    let server = Server::start(fx, &["--adapters", path(&fx.adapters), "--timeout", "1"]);
+    let server = Server::start(
+        &fx.model,
+        &["--adapters", path(&fx.adapters), "--timeout", "1"],
+    );
     // Four rows of 4,000 tokens of an answer that does not end early: many seconds of decoding.
     let (adapter, prompt, _) = long_running(&server, 40);
     let started = Instant::now();
@@ -1334,7 +1009,7 @@ fn under_load_with_faults_every_good_request_gets_its_exact_answer() {
     let _serial = serial();
     let started = Instant::now();
     let server = Server::start(
-        fx,
+        &fx.model,
         &[
             "--adapters",
             path(&fx.adapters),
@@ -1441,7 +1116,7 @@ fn a_reload_under_traffic_answers_each_request_from_one_version() {
     copy_adapter(&fx.adapters.join("a010"), &own.join("x"));
     copy_adapter(&fx.adapters.join("a011"), &own.join("y"));
     let server = Server::start(
-        fx,
+        &fx.model,
         &["--adapters", path(&own), "--admin-token", ADMIN_TOKEN],
     );
     const MAX_TOKENS: usize = 10;
@@ -1552,7 +1227,7 @@ fn a_reload_to_a_smaller_s_fails_only_the_requests_it_makes_too_long() {
     copy_adapter(&fx.adapters.join(SHORT), &own.join("x-narrow"));
     copy_adapter(&fx.adapters.join("a006"), &own.join("z"));
     let server = Server::start(
-        fx,
+        &fx.model,
         &["--adapters", path(&own), "--admin-token", ADMIN_TOKEN],
     );
     let (x_prompt, z_prompt) = (PROMPTS[0], PROMPTS[1]);
@@ -1649,7 +1324,7 @@ fn sigterm_finishes_requests_in_flight_refuses_new_ones_and_exits_0() {
     const GRACE_S: u64 = 30;
     let grace = GRACE_S.to_string();
     let mut server = Server::start(
-        fx,
+        &fx.model,
         &["--adapters", path(&fx.adapters), "--shutdown-grace", &grace],
     );
     // Long enough (about a second or two here) that the requests still run when the new connection is tried.
@@ -1728,7 +1403,7 @@ fn sigterm_finishes_requests_in_flight_refuses_new_ones_and_exits_0() {
     // A grace period too short for what is running (four rows of 4,000 tokens: many seconds): the process says
     // so and fails.
     let mut server = Server::start(
-        fx,
+        &fx.model,
         &["--adapters", path(&fx.adapters), "--shutdown-grace", "1"],
     );
     let long_body =

@@ -84,12 +84,7 @@ fn the_openai_package_lists_adapters_and_gets_each_adapters_completions() {
             adapter.save(&adapters.join(name)).unwrap();
         }
     }
-    let server = Server::start(&[
-        "--model",
-        common::cli::path(&model),
-        "--adapters",
-        common::cli::path(&adapters),
-    ]);
+    let server = Server::start(&model, &["--adapters", common::cli::path(&adapters)]);
     let prompts = [
         "rte sentence1: A man is playing a guitar. sentence2: A person plays music.",
         "boolq question: is the sky blue passage: The sky is blue on a clear day.",

@@ -160,6 +160,11 @@ impl EngineHandle {
             .map_err(|_| ServeError::Model("the model thread has stopped".into()))
     }
 
+    /// The most requests that may wait at once (`--queue`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Requests sent and not yet running.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::SeqCst)

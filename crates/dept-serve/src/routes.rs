@@ -230,6 +230,14 @@ async fn generate_all(
     inputs: Vec<Vec<i64>>,
     max_tokens: usize,
 ) -> Result<Vec<Generated>, ServeError> {
+    if inputs.len() > state.engine.capacity() {
+        // It could never be queued whole: a 429 would send the client back to try the same again.
+        return Err(ServeError::BadRequest(format!(
+            "{} prompts in one request; this server queues at most {} (--queue): send fewer per request",
+            inputs.len(),
+            state.engine.capacity()
+        )));
+    }
     let mut receivers = Vec::with_capacity(inputs.len());
     for input_ids in inputs {
         let (reply, receiver) = oneshot::channel();
