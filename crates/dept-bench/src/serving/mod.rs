@@ -17,7 +17,8 @@
 //!
 //! Output: a table, `serve.csv` and `serve.jsonl` (one row per phase), `serve.svg` (throughput and p99 latency
 //! against the number of adapters, one line per policy). `--memory N` also loads N small adapters into an engine
-//! and reports the resident memory they take beyond their tensors.
+//! and reports the resident memory they take beyond their tensors, measured in a fresh process of its own: memory
+//! the phases freed would otherwise be reused by the loads and hide their cost.
 
 mod report;
 mod workload;
@@ -77,6 +78,9 @@ pub struct ServeBenchArgs {
     /// Also load this many small adapters (m = 8, r = 4, s = 64) and report their memory beyond their tensors.
     #[arg(long, default_value_t = 0)]
     memory: usize,
+    /// Only the `--memory` figure, no phases (what `--memory` runs in a fresh process of its own).
+    #[arg(long, requires = "memory")]
+    memory_only: bool,
     /// Folder for serve.csv, serve.jsonl and serve.svg.
     #[arg(long, default_value = "bench-serve")]
     out: PathBuf,
@@ -106,6 +110,15 @@ pub fn run(args: &ServeBenchArgs) -> Result<()> {
     } else {
         Some(crate::python_side::python(args.python.as_deref())?)
     };
+    if args.memory_only {
+        let scratch = Scratch::create("bench-serve-memory")?;
+        let setup = Setup::write(scratch.path(), &args.shape, 0)?;
+        println!(
+            "{}",
+            workload::memory_of_adapters(&setup, scratch.path(), args.memory)?
+        );
+        return Ok(());
+    }
     let scratch = Scratch::create("bench-serve")?;
     let most = args.adapters.iter().copied().max().unwrap_or(1);
     let setup = Setup::write(scratch.path(), &args.shape, most)?;
@@ -177,10 +190,34 @@ pub fn run(args: &ServeBenchArgs) -> Result<()> {
     report::print(&phases);
     report::write(&args.out, &phases)?;
     if args.memory > 0 {
-        let figure = workload::memory_of_adapters(&setup, scratch.path(), args.memory)?;
-        println!("{figure}");
+        println!("{}", memory_in_fresh_process()?);
     }
     Ok(())
+}
+
+/// Runs this same command again with `--memory-only` and returns the figure it prints: a fresh process has no
+/// freed memory of earlier phases for the loads to reuse.
+fn memory_in_fresh_process() -> Result<String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| BenchError::Invalid(format!("finding this program: {e}")))?;
+    let output = Command::new(&exe)
+        .args(std::env::args_os().skip(1))
+        .arg("--memory-only")
+        .output()
+        .map_err(|e| BenchError::io("running", &exe, e))?;
+    if !output.status.success() {
+        return Err(BenchError::Invalid(format!(
+            "the memory measurement ({} ... --memory-only) failed ({}): {}",
+            exe.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|l| l.starts_with("memory: "))
+        .map(str::to_owned)
+        .ok_or_else(|| BenchError::Invalid("the memory measurement printed no figure".into()))
 }
 
 /// What one phase measured.
