@@ -67,4 +67,27 @@ fn the_serving_bench_runs_every_phase_and_transformers_answers_the_same_tokens()
     assert_eq!(csv.lines().count(), rows.len() + 1);
     let svg = std::fs::read_to_string(out.join("serve.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    // --replot redraws the same files from the JSON lines alone, measuring nothing.
+    let again = dir.path().join("again");
+    let replot = Command::new(env!("CARGO_BIN_EXE_dept"))
+        .args([
+            "bench",
+            "serve",
+            "--replot",
+            common::cli::path(&out.join("serve.jsonl")),
+        ])
+        .args(["--out", common::cli::path(&again)])
+        .output()
+        .unwrap();
+    let replotted = String::from_utf8_lossy(&replot.stdout);
+    assert!(replot.status.success(), "{replotted}");
+    assert!(replotted.contains("(a) / (d) = "), "{replotted}");
+    let svg_again = std::fs::read_to_string(again.join("serve.svg")).unwrap();
+    assert_eq!(svg_again, svg);
+    for answers in [
+        "label answers: requests / s",
+        "mrqa answers: p99 latency (ms)",
+    ] {
+        assert!(svg.contains(answers), "{svg}");
+    }
 }

@@ -81,12 +81,20 @@ pub struct ServeBenchArgs {
     /// Only the `--memory` figure, no phases (what `--memory` runs in a fresh process of its own).
     #[arg(long, requires = "memory")]
     memory_only: bool,
+    /// Measure nothing: print the table and ratios of this earlier run's serve.jsonl and redraw its files in --out.
+    #[arg(long, value_name = "SERVE_JSONL")]
+    replot: Option<PathBuf>,
     /// Folder for serve.csv, serve.jsonl and serve.svg.
     #[arg(long, default_value = "bench-serve")]
     out: PathBuf,
 }
 
 pub fn run(args: &ServeBenchArgs) -> Result<()> {
+    if let Some(earlier) = &args.replot {
+        let phases = report::read(earlier)?;
+        report::print(&phases);
+        return report::write(&args.out, &phases);
+    }
     if args.concurrency == 0
         || args.requests == 0
         || args.max_batch == 0

@@ -6,13 +6,13 @@ use std::path::Path;
 use dept_chart::{
     bounds, Axis, Figure, LegendEntry, Line, Mark, Marker, Page, Panel, Stroke, Title, XAxis,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Measured;
 use crate::error::{BenchError, Result};
 
 /// One phase: a policy on one workload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Phase {
     pub policy: String,
     pub shape: String,
@@ -137,6 +137,24 @@ pub fn print(phases: &[Phase]) {
 }
 
 /// `serve.csv`, `serve.jsonl` and `serve.svg` in `dir`.
+/// The phases of a `serve.jsonl` written by an earlier run.
+pub fn read(path: &Path) -> Result<Vec<Phase>> {
+    let text = std::fs::read_to_string(path).map_err(|e| BenchError::io("reading", path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                BenchError::Invalid(format!(
+                    "{} line {}: not a phase of dept bench serve: {e}",
+                    path.display(),
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
 pub fn write(dir: &Path, phases: &[Phase]) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| BenchError::io("creating", dir, e))?;
     let mut csv = String::from("policy,shape,output,adapters,concurrency,requests,seconds,requests_per_s,tokens_per_s,p50_ms,p99_ms\n");
@@ -178,31 +196,27 @@ pub fn write(dir: &Path, phases: &[Phase]) -> Result<()> {
 const COLOURS: [&str; 4] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"];
 const POLICIES: [&str; 4] = ["a:", "b:", "c:", "d:"];
 const NAMES: [&str; 4] = [
-    "(a) dept, continuous mixed batches",
-    "(b) dept, per-adapter batches",
-    "(c) dept, one at a time",
-    "(d) transformers generate, per adapter",
+    "(a) continuous, mixed",
+    "(b) per-adapter batches",
+    "(c) one at a time",
+    "(d) transformers, per adapter",
 ];
 
-/// Requests/s and p99 latency against the adapter count (log scale), for the first answer length measured.
+/// Requests/s and p99 latency against the adapter count (log scale), two panels per answer length.
 fn figure(phases: &[Phase]) -> String {
-    let output = phases.first().map(|p| p.output.clone()).unwrap_or_default();
-    let closed: Vec<&Phase> = phases
-        .iter()
-        .filter(|p| p.output == output && p.concurrency > 0)
-        .collect();
-    let series = |k: usize, value: fn(&Phase) -> f64| -> Vec<(f64, f64)> {
-        closed
-            .iter()
-            .filter(|p| p.policy.starts_with(POLICIES[k]))
-            .map(|p| ((p.adapters as f64).log10(), value(p)))
-            .collect()
-    };
+    let closed: Vec<&Phase> = phases.iter().filter(|p| p.concurrency > 0).collect();
+    let mut outputs: Vec<&str> = Vec::new();
+    for p in &closed {
+        if !outputs.contains(&p.output.as_str()) {
+            outputs.push(&p.output);
+        }
+    }
     let counts: Vec<f64> = closed.iter().map(|p| (p.adapters as f64).log10()).collect();
     let (x_lo, x_hi) = bounds(counts.iter().copied()).unwrap_or((0.0, 1.0));
     let x_axis = Axis::nice(x_lo, x_hi.max(x_lo + 1.0), 4);
-    let panel = |title: &str, value: fn(&Phase) -> f64| {
-        let values: Vec<f64> = closed
+    let panel = |output: &str, title: &str, value: fn(&Phase) -> f64| {
+        let of_output: Vec<&&Phase> = closed.iter().filter(|p| p.output == output).collect();
+        let values: Vec<f64> = of_output
             .iter()
             .map(|p| value(p))
             .filter(|v| v.is_finite())
@@ -211,7 +225,11 @@ fn figure(phases: &[Phase]) -> String {
         let marks = (0..POLICIES.len())
             .map(|k| {
                 Mark::Line(Line {
-                    points: series(k, value),
+                    points: of_output
+                        .iter()
+                        .filter(|p| p.policy.starts_with(POLICIES[k]))
+                        .map(|p| ((p.adapters as f64).log10(), value(p)))
+                        .collect(),
                     stroke: Some(Stroke::solid(COLOURS[k], 1.8)),
                     marker: Some(Marker {
                         colour: COLOURS[k].to_string(),
@@ -222,21 +240,31 @@ fn figure(phases: &[Phase]) -> String {
             })
             .collect();
         Panel {
-            title: title.to_string(),
+            title: format!("{output} answers: {title}"),
             y: Some(Axis::nice(lo.min(0.0), hi, 5)),
             x: Some(XAxis::from_axis(&x_axis, "adapters (log10)")),
             marks,
             ..Panel::default()
         }
     };
+    let panels: Vec<Panel> = outputs
+        .iter()
+        .flat_map(|&output| {
+            [
+                panel(output, "requests / s", |p| p.requests_per_s),
+                panel(output, "p99 latency (ms)", |p| p.p99_ms),
+            ]
+        })
+        .collect();
     let page = Page {
-        width: 1000.0,
-        height: 380.0,
+        width: 230.0 + 340.0 * panels.len().max(1) as f64,
+        height: 400.0,
         font_size: 11.0,
         legend_width: 230.0,
-        panels: 2,
-        frame_top: 70.0,
-        frame_bottom: 320.0,
+        panels: panels.len().max(1),
+        // Room for the panel titles under the page's subtitle.
+        frame_top: 90.0,
+        frame_bottom: 340.0,
         inset_left: 64.0,
         inset_right: 14.0,
     };
@@ -244,13 +272,10 @@ fn figure(phases: &[Phase]) -> String {
     Figure {
         page,
         title: Some(Title {
-            text: format!("dept serve on {shape}: {output} answers"),
+            text: format!("dept serve on {shape}"),
             subtitle: "closed loop; each point one phase of dept bench serve".into(),
         }),
-        panels: vec![
-            panel("requests / s", |p| p.requests_per_s),
-            panel("p99 latency (ms)", |p| p.p99_ms),
-        ],
+        panels,
         legend: (0..POLICIES.len())
             .map(|k| LegendEntry::Line {
                 label: NAMES[k].to_string(),
