@@ -37,6 +37,16 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Predictions of a saved adapter for new inputs, as JSON lines.
     Predict(commands::predict::PredictArgs),
+    /// Read adapters saved by other code: `official` (the official DePT code's adapter_model.bin, never unpickled).
+    Import {
+        #[command(subcommand)]
+        command: commands::official::ImportCommand,
+    },
+    /// Write adapters for other code: `official` (adapter_model.bin as torch.save writes it).
+    Export {
+        #[command(subcommand)]
+        command: commands::official::ExportCommand,
+    },
     /// Serve many adapters on one backbone over HTTP: mixed, continuous batching, OpenAI routes, metrics.
     Serve(commands::serve::ServeArgs),
     /// Show the libtorch in use, CUDA devices (name, memory) and CPU threads.
@@ -83,6 +93,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
         Command::Predict(args) => commands::predict::run(&args),
+        Command::Import { command } => commands::official::import(&command),
+        Command::Export { command } => commands::official::export(&command),
         Command::Serve(args) => commands::serve::run(&args),
         Command::Env => commands::env::run(),
         Command::Selftest(args) => commands::selftest::run(&args),

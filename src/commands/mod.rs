@@ -6,6 +6,7 @@ pub mod data;
 pub mod env;
 pub mod eval;
 pub mod features;
+pub mod official;
 pub mod predict;
 pub mod quickstart;
 pub mod selftest;

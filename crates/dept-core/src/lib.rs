@@ -15,6 +15,8 @@
 //! - [`DecomposedPrompt`]: the trainable tensors, [`DecomposedPrompt::apply`] (word embeddings → prompted
 //!   embeddings and mask), their optimiser groups ([`PROMPT_GROUP`], [`PAIR_GROUP`]), adapter files
 //!   ([`ADAPTER_WEIGHTS_FILE`], safetensors with PEFT's tensor names).
+//! - [`official`]: the official code's `adapter_model.bin` (a `torch.save` archive), read by a restricted reader
+//!   that runs no code, and written back; `dept import official` / `dept export official`.
 //! - [`CoreError`]: the crate's one error type; [`atomic`]: files written whole or not at all.
 //!
 //! `examples/budget.rs` in the repository prints the paper's T5-base shapes with [`budget::Budget`].
@@ -23,6 +25,7 @@ pub mod atomic;
 pub mod budget;
 mod config;
 mod error;
+pub mod official;
 mod prompt;
 
 pub use config::{

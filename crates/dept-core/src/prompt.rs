@@ -12,9 +12,9 @@ pub const PROMPT_GROUP: usize = 0;
 /// Optimiser group of the low-rank pair A, B (learning rate α2).
 pub const PAIR_GROUP: usize = 1;
 
-const PROMPT_KEY: &str = "prompt_embeddings";
-const LORA_A_KEY: &str = "prompt_encoder.lora_embedding_A";
-const LORA_B_KEY: &str = "prompt_encoder.lora_embedding_B";
+pub(crate) const PROMPT_KEY: &str = "prompt_embeddings";
+pub(crate) const LORA_A_KEY: &str = "prompt_encoder.lora_embedding_A";
+pub(crate) const LORA_B_KEY: &str = "prompt_encoder.lora_embedding_B";
 
 /// DePT's parameters and the one operation on them: turning word embeddings into prompted embeddings.
 pub struct DecomposedPrompt {
@@ -337,8 +337,9 @@ impl DecomposedPrompt {
         let weights = dir.join(ADAPTER_WEIGHTS_FILE);
         if !weights.is_file() {
             let message = if dir.join("adapter_model.bin").exists() {
-                "only adapter_model.bin (pickle) is here, and pickle is never loaded. Convert it once in Python: \
-                 `safetensors.torch.save_file(torch.load('adapter_model.bin'), 'adapter_model.safetensors')`"
+                "only adapter_model.bin (the official code's torch.save file) is here, and pickle is never loaded \
+                 as such: `dept import official DIR --out NEW_DIR` reads its tensors (with a reader that runs no \
+                 code) into a dept adapter folder"
             } else {
                 "file not found"
             };
@@ -351,29 +352,40 @@ impl DecomposedPrompt {
             path: weights.clone(),
             message,
         };
-        let mut tensors = Tensor::read_safetensors(&weights)
+        let tensors = Tensor::read_safetensors(&weights)
             .map_err(|e| bad(format!("not a readable safetensors file: {e}")))?;
+        Self::from_named(config, tensors, device, &config_path).map_err(bad)
+    }
+
+    /// The adapter held by a weights file's named tensors (PEFT's names), for the `config` read from
+    /// `config_path`; the error says which tensor is missing, extra or of the wrong shape.
+    pub(crate) fn from_named(
+        config: DeptConfig,
+        mut tensors: Vec<(String, Tensor)>,
+        device: Device,
+        config_path: &Path,
+    ) -> Result<Self, String> {
         let mut take = |key: &str| -> Option<Tensor> {
             let pos = tensors.iter().position(|(name, _)| name == key)?;
             Some(tensors.swap_remove(pos).1)
         };
-        let prompt = take(PROMPT_KEY).ok_or_else(|| bad(format!("no `{PROMPT_KEY}` tensor")))?;
+        let prompt = take(PROMPT_KEY).ok_or_else(|| format!("no `{PROMPT_KEY}` tensor"))?;
         let pair = if config.r > 0 {
             let a = take(LORA_A_KEY)
-                .ok_or_else(|| bad(format!("no `{LORA_A_KEY}` tensor (r = {})", config.r)))?;
+                .ok_or_else(|| format!("no `{LORA_A_KEY}` tensor (r = {})", config.r))?;
             let b = take(LORA_B_KEY)
-                .ok_or_else(|| bad(format!("no `{LORA_B_KEY}` tensor (r = {})", config.r)))?;
+                .ok_or_else(|| format!("no `{LORA_B_KEY}` tensor (r = {})", config.r))?;
             Some((a, b))
         } else {
             None
         };
         if let Some((extra, _)) = tensors.first() {
-            return Err(bad(format!(
+            return Err(format!(
                 "unexpected tensor `{extra}`: a DePT/PT adapter holds only {PROMPT_KEY}, {LORA_A_KEY}, {LORA_B_KEY}"
-            )));
+            ));
         }
         Self::from_tensors(config, &prompt, pair.as_ref(), device)
-            .map_err(|e| bad(format!("does not match {}: {e}", config_path.display())))
+            .map_err(|e| format!("does not match {}: {e}", config_path.display()))
     }
 
     /// Refuses an adapter built for another backbone or input length, naming both numbers.

@@ -198,6 +198,7 @@ fn loading_names_what_disagrees() {
         .unwrap()
         .to_string();
     assert!(err.contains("pickle is never loaded"), "{err}");
+    assert!(err.contains("dept import official"), "{err}");
 }
 
 #[test]
