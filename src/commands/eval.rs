@@ -26,7 +26,8 @@ pub struct EvalArgs {
 /// Settings shared by `eval` and `predict`; by default they come from the run folder the adapter is in.
 #[derive(Args)]
 pub struct InferenceArgs {
-    /// Model folder (default: the run's config, else the adapter's base_model_name_or_path).
+    /// Model folder or Hugging Face hub id (t5-base, org/name@revision; resolved through the HF cache) (default: the
+    /// run's config, else the adapter's base_model_name_or_path).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Data folder (default: the run's config).

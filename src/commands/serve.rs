@@ -20,7 +20,8 @@ use dept_serve::{EngineOptions, Policy, ServeOptions};
                   seconds), exit."
 )]
 pub struct ServeArgs {
-    /// The backbone: a Hugging Face folder (config.json, model.safetensors, tokenizer.json).
+    /// The backbone: a Hugging Face folder (config.json, model.safetensors, tokenizer.json), or a hub id (t5-base,
+    /// org/name@revision) resolved through the Hugging Face cache (downloaded into it when online).
     #[arg(long)]
     model: PathBuf,
     /// Load every adapter folder under this one at start-up, each named by its path below it (`rte`,

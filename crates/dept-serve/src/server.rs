@@ -72,11 +72,14 @@ pub fn serve(
 ) -> Result<Stopped, ServeError> {
     let device = dept_train::device::resolve_device(&options.device)
         .map_err(|e| ServeError::Startup(e.to_string()))?;
-    let model = options.model.clone();
+    // A hub id becomes its snapshot folder in the Hugging Face cache (downloaded there when online).
+    let model =
+        dept_hub::model_folder(&options.model).map_err(|e| ServeError::Startup(e.to_string()))?;
+    let model_dir = model.clone();
     let load_backbone = move || {
         dept_models::load_backbone(&model, device).map_err(|e| ServeError::Startup(e.to_string()))
     };
-    let tokenizer = TextTokenizer::from_model_dir(&options.model)
+    let tokenizer = TextTokenizer::from_model_dir(&model_dir)
         .map_err(|e| ServeError::Startup(e.to_string()))?;
     let initial = match &options.adapters {
         Some(dir) => adapters::discover(dir)?,

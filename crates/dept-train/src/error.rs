@@ -66,6 +66,8 @@ pub enum TrainError {
     #[error(transparent)]
     Core(#[from] dept_core::CoreError),
     #[error(transparent)]
+    Hub(#[from] dept_hub::HubError),
+    #[error(transparent)]
     Torch(#[from] tch::TchError),
 }
 

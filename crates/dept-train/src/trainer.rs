@@ -619,6 +619,13 @@ pub(crate) fn open_model(
         tch::set_num_threads(threads);
     }
     let device = crate::device::resolve_device(&config.device)?;
+    // A hub id (`t5-base`, `google/flan-t5-base@<revision>`) becomes its snapshot folder in the Hugging Face
+    // cache, downloaded there when online; a folder stays itself. The config keeps what the user wrote.
+    let resolved = ExperimentConfig {
+        model: dept_hub::model_folder(&config.model)?,
+        ..config.clone()
+    };
+    let config = &resolved;
     if config.precision == Precision::Bf16 && device == Device::Cpu {
         tracing::warn!(
             "precision bf16 on CPU: it is meant for CUDA; most CPUs run bf16 matrix work slower than fp32"
