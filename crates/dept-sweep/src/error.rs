@@ -39,6 +39,11 @@ pub enum SweepError {
     },
     #[error("base {base:?} uses {{task}} but neither grid nor set gives a task")]
     BaseWithoutTask { base: String },
+    #[error(
+        "no base config for this point: none of {} exists",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    NoBase { tried: Vec<PathBuf> },
     #[error("cannot read the base config {}: {error}", path.display())]
     ReadBase {
         path: PathBuf,

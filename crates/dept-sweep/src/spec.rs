@@ -20,18 +20,59 @@ pub struct SweepFile {
     #[serde(default)]
     pub out: Option<PathBuf>,
     /// A base experiment config, relative to the sweep file; `{task}` is replaced by each point's task, so that
-    /// each task starts from its own config (`configs/glue/{task}.yaml`).
+    /// each task starts from its own config (`configs/glue/{task}.yaml`). A list is tried in order and the first
+    /// file that exists is the base, so that one sweep can span tasks whose configs live in different folders.
     #[serde(default)]
-    pub base: Option<String>,
+    pub base: Option<BaseConfig>,
     /// Keys set on every point (after the base config).
     #[serde(default)]
     pub set: Mapping,
-    /// Keys with lists of values; the points are every combination, in the order the keys are written.
-    pub grid: Mapping,
+    /// Keys with lists of values; the points are every combination, in the order the keys are written. A list of
+    /// such mappings is a union of grids, each expanded on its own (DePT's α1 × α2 grid and, beside it, the PT
+    /// baseline's, which has no α2).
+    pub grid: GridSpec,
     /// Resources for the Slurm backend.
     #[serde(default)]
     pub slurm: SlurmResources,
 }
+
+/// `base:`: one path template, or several tried in order.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum BaseConfig {
+    One(String),
+    FirstOf(Vec<String>),
+}
+
+impl BaseConfig {
+    fn templates(&self) -> &[String] {
+        match self {
+            BaseConfig::One(one) => std::slice::from_ref(one),
+            BaseConfig::FirstOf(list) => list,
+        }
+    }
+}
+
+/// `grid:`: one grid, or a list of grids whose points are put together.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum GridSpec {
+    One(Mapping),
+    Union(Vec<Mapping>),
+}
+
+impl GridSpec {
+    fn grids(&self) -> &[Mapping] {
+        match self {
+            GridSpec::One(one) => std::slice::from_ref(one),
+            GridSpec::Union(list) => list,
+        }
+    }
+}
+
+/// What `sweep.json` records for a grid key that the point's own grid does not have (a PT point's `lr_pair`
+/// beside DePT's grid): the report shows it in that key's column.
+pub const NOT_IN_POINT_GRID: &str = "-";
 
 /// `#SBATCH` lines of the job array; unset fields are left to the cluster's defaults.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -117,20 +158,21 @@ impl Sweep {
             file: file.to_path_buf(),
             problem,
         };
-        let grid = spec.checked_grid(overrides).map_err(bad)?;
+        let grids = spec.checked_grids(overrides).map_err(bad)?;
+        let grid_keys = union_of_keys(&grids);
         let mut set = spec.set.clone();
-        apply_overrides(file, &grid, overrides, &mut set)?;
+        apply_overrides(file, &grid_keys, overrides, &mut set)?;
         let out = match (out, &spec.out) {
             (Some(out), _) => out.to_path_buf(),
             (None, Some(out)) => out.clone(),
             (None, None) => Path::new("runs/sweeps").join(&spec.name),
         };
-        let points = expand(file, &spec, &grid, &set, &out)?;
+        let points = expand(file, &spec, &grids, &set, &out)?;
         Ok(Sweep {
             name: spec.name,
             file: file.to_path_buf(),
             out,
-            grid_keys: grid.into_iter().map(|(k, _)| k).collect(),
+            grid_keys,
             points,
             slurm: spec.slurm,
         })
@@ -161,7 +203,12 @@ impl Sweep {
                 .iter()
                 .map(|p| ManifestPoint {
                     id: p.id.clone(),
-                    values: p.values.iter().cloned().collect(),
+                    values: self
+                        .grid_keys
+                        .iter()
+                        .map(|key| (key.clone(), NOT_IN_POINT_GRID.to_string()))
+                        .chain(p.values.iter().cloned())
+                        .collect(),
                 })
                 .collect(),
         };
@@ -206,34 +253,42 @@ impl Sweep {
 type GridKey = (String, Vec<Value>);
 
 impl SweepFile {
-    /// The grid, in the order written, after checking the name, the grid and `set` keys, and that nothing
-    /// (`set`, grid or `--set`) names `output_dir`.
-    fn checked_grid(&self, overrides: &[String]) -> Result<Vec<GridKey>, SweepProblem> {
+    /// The grids (one, or each of a union), keys in the order written, after checking the name, the grid and
+    /// `set` keys, and that nothing (`set`, grid or `--set`) names `output_dir`.
+    fn checked_grids(&self, overrides: &[String]) -> Result<Vec<Vec<GridKey>>, SweepProblem> {
         let plain_name = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
         if self.name.is_empty() || !self.name.chars().all(plain_name) {
             return Err(SweepProblem::Name(self.name.clone()));
         }
-        let mut grid = Vec::new();
-        for (key, values) in &self.grid {
-            let key = known_key("grid", key)?;
-            let values = match values {
-                Value::Sequence(values) if !values.is_empty() => values.clone(),
-                Value::Sequence(_) => return Err(SweepProblem::EmptyValues(key.to_string())),
-                single => vec![single.clone()],
-            };
-            grid.push((key.to_string(), values));
+        let mut grids = Vec::new();
+        for mapping in self.grid.grids() {
+            let mut grid = Vec::new();
+            for (key, values) in mapping {
+                let key = known_key("grid", key)?;
+                let values = match values {
+                    Value::Sequence(values) if !values.is_empty() => values.clone(),
+                    Value::Sequence(_) => return Err(SweepProblem::EmptyValues(key.to_string())),
+                    single => vec![single.clone()],
+                };
+                grid.push((key.to_string(), values));
+            }
+            if grid.is_empty() {
+                return Err(SweepProblem::EmptyGrid);
+            }
+            grids.push(grid);
         }
-        if grid.is_empty() {
+        if grids.is_empty() {
             return Err(SweepProblem::EmptyGrid);
         }
+        let keys = union_of_keys(&grids);
         for key in self.set.keys() {
             let key = known_key("set", key)?;
-            if grid.iter().any(|(k, _)| k == key) {
+            if keys.iter().any(|k| k == key) {
                 return Err(SweepProblem::SetAndGrid(key.to_string()));
             }
         }
         let names_output_dir = |key: &str| key == "output_dir";
-        if grid.iter().any(|(k, _)| names_output_dir(k))
+        if keys.iter().any(|k| names_output_dir(k))
             || self
                 .set
                 .keys()
@@ -246,8 +301,19 @@ impl SweepFile {
         {
             return Err(SweepProblem::OutputDir);
         }
-        Ok(grid)
+        Ok(grids)
     }
+}
+
+/// Every key of the grids, each once, in the order they first appear.
+fn union_of_keys(grids: &[Vec<GridKey>]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for (key, _) in grids.iter().flatten() {
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    keys
 }
 
 /// A `grid` or `set` key that `dept train` knows.
@@ -266,7 +332,7 @@ fn known_key<'a>(section: &'static str, key: &'a Value) -> Result<&'a str, Sweep
 /// Applies `--set key=value` items to `set`: each must be a known key that is not a grid key of `file`.
 fn apply_overrides(
     file: &Path,
-    grid: &[GridKey],
+    grid_keys: &[String],
     overrides: &[String],
     set: &mut Mapping,
 ) -> Result<()> {
@@ -281,7 +347,7 @@ fn apply_overrides(
         let key = key.trim();
         dept_train::config::check_key(key)
             .map_err(|m| bad(OverrideProblem::UnknownKey(m.to_string())))?;
-        if grid.iter().any(|(k, _)| k == key) {
+        if grid_keys.iter().any(|k| k == key) {
             return Err(bad(OverrideProblem::GridKey {
                 key: key.to_string(),
                 file: file.to_path_buf(),
@@ -298,14 +364,14 @@ fn apply_overrides(
 fn expand(
     file: &Path,
     spec: &SweepFile,
-    grid: &[GridKey],
+    grids: &[Vec<GridKey>],
     set: &Mapping,
     out: &Path,
 ) -> Result<Vec<Point>> {
     let base_dir = file.parent().unwrap_or(Path::new("."));
     let mut points: Vec<Point> = Vec::new();
     let mut widths = BTreeMap::new();
-    for combination in product(grid) {
+    for combination in grids.iter().flat_map(|grid| product(grid)) {
         let values: Vec<(String, String)> = combination
             .iter()
             .map(|(k, v)| (k.clone(), scalar_text(v)))
@@ -422,28 +488,43 @@ pub fn point_id(values: &[(String, String)]) -> String {
         .join("__")
 }
 
-/// The base config of one point: `{task}` in the base path is the point's task (from the grid or `set`).
+/// The base config of one point: `{task}` in the base path is the point's task (from the grid or `set`); of
+/// several templates, the first whose file exists.
 fn read_base(
     dir: &Path,
-    base: &str,
+    base: &BaseConfig,
     combination: &[(String, Value)],
     set: &Mapping,
 ) -> Result<Mapping> {
+    let templates = base.templates();
+    let mut paths = Vec::new();
+    for template in templates {
+        let path = dir.join(base_name(template, combination, set)?);
+        if templates.len() == 1 || path.is_file() {
+            return read_base_file(path);
+        }
+        paths.push(path);
+    }
+    Err(SweepError::NoBase { tried: paths })
+}
+
+/// One base template with `{task}` filled in.
+fn base_name(base: &str, combination: &[(String, Value)], set: &Mapping) -> Result<String> {
     let task = combination
         .iter()
         .find(|(k, _)| k == "task")
         .map(|(_, v)| v.clone())
         .or_else(|| set.get("task").cloned());
-    let name = match (base.contains("{task}"), task) {
-        (false, _) => base.to_string(),
-        (true, Some(task)) => base.replace("{task}", &scalar_text(&task)),
-        (true, None) => {
-            return Err(SweepError::BaseWithoutTask {
-                base: base.to_string(),
-            })
-        }
-    };
-    let path = dir.join(&name);
+    match (base.contains("{task}"), task) {
+        (false, _) => Ok(base.to_string()),
+        (true, Some(task)) => Ok(base.replace("{task}", &scalar_text(&task))),
+        (true, None) => Err(SweepError::BaseWithoutTask {
+            base: base.to_string(),
+        }),
+    }
+}
+
+fn read_base_file(path: PathBuf) -> Result<Mapping> {
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) => return Err(SweepError::ReadBase { path, error }),
@@ -512,6 +593,85 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(s.out.join("sweep.json")).unwrap())
                 .unwrap();
         assert_eq!(manifest.points[7].values["lr_pair"], "0.005");
+    }
+
+    #[test]
+    fn a_union_of_grids_and_a_list_of_bases_expand_together() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("glue")).unwrap();
+        std::fs::create_dir(dir.path().join("superglue")).unwrap();
+        let base = "prompt_len: 4\nrank: 2\nmax_steps: ";
+        std::fs::write(
+            dir.path().join("glue/rte.yaml"),
+            format!("task: rte\n{base}10\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("superglue/cb.yaml"),
+            format!("task: cb\n{base}20\n"),
+        )
+        .unwrap();
+        let s = sweep(
+            dir.path(),
+            "name: t\nbase: [\"glue/{task}.yaml\", \"superglue/{task}.yaml\"]\ngrid:\n  \
+             - {task: [rte, cb], lr_prompt: [0.3, 0.5], lr_pair: [1.0e-4]}\n  \
+             - {task: [rte, cb], method: pt, prompt_len: 8, rank: 0, lr_prompt: [0.3]}\n",
+        )
+        .unwrap();
+        assert_eq!(s.points.len(), 4 + 2);
+        assert_eq!(
+            s.grid_keys,
+            [
+                "task",
+                "lr_prompt",
+                "lr_pair",
+                "method",
+                "prompt_len",
+                "rank"
+            ]
+        );
+        assert_eq!(s.points[3].id, "task-cb__lr_prompt-0.5__lr_pair-0.0001");
+        assert_eq!(
+            s.points[5].id,
+            "task-cb__method-pt__prompt_len-8__rank-0__lr_prompt-0.3"
+        );
+        // Each task from the first base that exists; the PT grid's keys replace the base's shape.
+        let pt = &s.points[5].config;
+        assert_eq!(pt.get("max_steps"), Some(&Value::from(20)));
+        assert_eq!(pt.get("prompt_len"), Some(&Value::from(8)));
+        assert_eq!(s.points[0].config.get("max_steps"), Some(&Value::from(10)));
+        // The manifest has every grid key for every point; a key of the other grid reads `-`.
+        s.write().unwrap();
+        let manifest: Manifest =
+            serde_json::from_str(&std::fs::read_to_string(s.out.join("sweep.json")).unwrap())
+                .unwrap();
+        assert_eq!(manifest.points[5].values["lr_pair"], NOT_IN_POINT_GRID);
+        assert_eq!(manifest.points[0].values["method"], NOT_IN_POINT_GRID);
+        assert_eq!(manifest.points[5].values["method"], "pt");
+        // A task with no base in any of the folders is refused, naming every path tried.
+        let err = format!(
+            "{:#}",
+            sweep(
+                dir.path(),
+                "name: t\nbase: [\"glue/{task}.yaml\", \"superglue/{task}.yaml\"]\ngrid: [{task: [wic]}]\n"
+            )
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("glue/wic.yaml") && err.contains("superglue/wic.yaml"),
+            "{err}"
+        );
+        // The same point twice across grids is refused; so is an empty list of grids.
+        let err = format!(
+            "{:#}",
+            sweep(dir.path(), "name: t\ngrid: [{seed: [1]}, {seed: [1, 2]}]\n").unwrap_err()
+        );
+        assert!(err.contains("seed-1"), "{err}");
+        assert!(format!(
+            "{:#}",
+            sweep(dir.path(), "name: t\ngrid: []\n").unwrap_err()
+        )
+        .contains("grid"));
     }
 
     #[test]

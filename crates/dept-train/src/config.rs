@@ -138,6 +138,10 @@ pub struct ExperimentConfig {
     pub eval_batch_size: usize,
     /// Stop after this many evaluations without a new best (unset: never).
     pub early_stopping_patience: Option<u32>,
+    /// The validation metric that picks the best checkpoint (and that early stopping watches), by the name the
+    /// run logs (`f1`, `em`, `accuracy`, ...). Unset: the task's own, the official `TASK_TO_METRICS[task][0]`,
+    /// which is EM for MRQA although the paper's Table 2 reports F1 there.
+    pub best_metric: Option<String>,
     /// Targets are cut to this many tokens (`</s>` included). The official code cuts answers of tasks without a
     /// label list (MRQA, SQuAD, ReCoRD) at `generation_max_length` = 20; label targets are far shorter.
     pub max_target_len: usize,
@@ -225,6 +229,7 @@ impl Default for ExperimentConfig {
             save_every: 1000,
             eval_batch_size: 32,
             early_stopping_patience: None,
+            best_metric: None,
             max_target_len: 20,
             decode_max_tokens: 19,
             score_against: ScoreAgainst::DecodedLabels,
@@ -366,6 +371,29 @@ impl ExperimentConfig {
         Ok(shape)
     }
 
+    /// The metric that picks the best checkpoint of `task`: `best_metric` when set (one of the task's metrics),
+    /// else the task's own.
+    pub fn best_metric_of(
+        &self,
+        task: &dept_data::Task,
+    ) -> Result<dept_data::task::Metric, Invalid> {
+        let Some(name) = &self.best_metric else {
+            return Ok(task.best_metric);
+        };
+        task.metrics
+            .iter()
+            .copied()
+            .find(|metric| metric.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = task.metrics.iter().map(|m| m.name()).collect();
+                Invalid(format!(
+                    "`best_metric: {name}` is not a metric of task {}; it reports {}",
+                    task.name,
+                    names.join(", ")
+                ))
+            })
+    }
+
     /// True for a vision-language run (CLIP-T5).
     pub fn is_vision(&self) -> bool {
         self.features.is_some()
@@ -406,6 +434,7 @@ impl ExperimentConfig {
             return Err("`task` is required (e.g. `task: rte`)".into());
         }
         let task = dept_data::task(&self.task).map_err(|e| format!("`task`: {e}"))?;
+        self.best_metric_of(task)?;
         match (task.is_vision_language(), &self.features) {
             (true, None) => Err(format!(
                 "`task: {}` reads images: set `features` to a feature file from `dept features extract` (or \
@@ -627,6 +656,28 @@ mod tests {
         );
         assert_eq!(c.shape(768).unwrap(), Shape { m: 60, r: 30 });
         assert_eq!(c.padding, Padding::Longest);
+    }
+
+    #[test]
+    fn best_metric_picks_one_of_the_tasks_metrics() {
+        let task = |name: &str| dept_data::task(name).unwrap();
+        // MRQA picks by EM unless told (the official TASK_TO_METRICS order); Table 2 reports F1.
+        let nq = parse("task: natural_questions", &[]).unwrap();
+        assert_eq!(
+            nq.best_metric_of(task("natural_questions")).unwrap().name(),
+            "em"
+        );
+        let nq = parse("task: natural_questions\nbest_metric: f1", &[]).unwrap();
+        assert_eq!(
+            nq.best_metric_of(task("natural_questions")).unwrap().name(),
+            "f1"
+        );
+        let err = refusal("task: rte\nbest_metric: f1", &[]);
+        assert!(
+            err.contains("`best_metric: f1` is not a metric of task rte")
+                && err.contains("accuracy"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use dept_core::{DecomposedPrompt, DeptConfig, PromptInit};
+use dept_data::task::Metric;
 use dept_data::{Split, Task, TextExample, OFFICIAL_SPLIT_SEED};
 use dept_models::features::FeatureStore;
 use dept_models::{load_backbone, Backbone, PromptedModel, TextTokenizer};
@@ -169,6 +170,8 @@ pub struct StepReport {
 pub struct Trainer<'a> {
     config: &'a ExperimentConfig,
     task: &'static Task,
+    /// The validation metric that picks the best checkpoint (`best_metric`, else the task's own).
+    best_metric: Metric,
     shape: Shape,
     device: Device,
     backbone: Box<dyn Backbone>,
@@ -201,6 +204,9 @@ impl<'a> Trainer<'a> {
     /// data is read and tokenised; an existing checkpoint in the run folder is resumed.
     pub fn new(config: &'a ExperimentConfig, options: &TrainOptions) -> Result<Self, TrainError> {
         let task = dept_data::task(&config.task)?;
+        let best_metric = config
+            .best_metric_of(task)
+            .map_err(|message| TrainError::Run(format!("experiment config: {message}")))?;
         let (device, backbone, tokenizer, features) = open_model(config, options.quiet)?;
         let shape = checked_shape(config, task, backbone.as_ref(), device)?;
         let [train_data, validation, test] =
@@ -238,6 +244,7 @@ impl<'a> Trainer<'a> {
         Ok(Trainer {
             config,
             task,
+            best_metric,
             shape,
             device,
             schedule: LinearWarmup {
@@ -396,7 +403,7 @@ impl<'a> Trainer<'a> {
             self.progress.message(&format!(
                 "early stopping at step {step}: {} evaluations without a better {}",
                 self.state.evals_without_improvement,
-                self.task.best_metric.name()
+                self.best_metric.name()
             ));
             return Ok(Continue::Stop);
         }
@@ -467,7 +474,7 @@ impl<'a> Trainer<'a> {
         let start = Instant::now();
         let scores = self.score_split(&self.adapter, &self.validation)?;
         let samples_per_s = self.validation.encoded.len() as f64 / start.elapsed().as_secs_f64();
-        let value = lookup(&scores, self.task.best_metric.name());
+        let value = lookup(&scores, self.best_metric.name());
         self.log.append(&json!({
             "step": self.state.step, "split": "validation", "metrics": to_map(&scores),
             "inference_samples_per_s": round3(samples_per_s),
@@ -517,7 +524,7 @@ impl<'a> Trainer<'a> {
         test_scores: &[(String, f64)],
     ) -> Vec<(String, String)> {
         let config = self.config;
-        let best_metric = self.task.best_metric.name();
+        let best_metric = self.best_metric.name();
         let mut columns: Vec<(String, String)> = vec![
             ("task".into(), self.task.name.to_string()),
             (
@@ -553,11 +560,11 @@ impl<'a> Trainer<'a> {
         columns
     }
 
-    /// The test split on the best adapter (by the task's first metric, as `load_best_model_at_end`), then the
+    /// The test split on the best adapter (by `best_metric`, as `load_best_model_at_end`), then the
     /// results row and the plot.
     pub fn finish(mut self) -> Result<TrainOutcome, TrainError> {
         self.progress.finish();
-        let (task, state) = (self.task, self.state.clone());
+        let state = self.state.clone();
         let best_dir =
             checkpoint::for_testing(&self.run.best(), &self.run.last(), &self.config_sha256)?;
         let best = DecomposedPrompt::load(&best_dir, self.device)?;
@@ -586,7 +593,7 @@ impl<'a> Trainer<'a> {
         run.write_text(&run.results(), &results_csv(&columns))?;
         run.write_text(
             &run.plot(),
-            &curves_svg(&self.log.records(), task.best_metric.name()),
+            &curves_svg(&self.log.records(), self.best_metric.name()),
         )?;
 
         Ok(TrainOutcome {
