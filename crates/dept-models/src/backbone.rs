@@ -78,14 +78,14 @@ pub trait Backbone {
         _attention_mask: &Tensor,
     ) -> Result<(DecodingRows, Tensor), ModelError> {
         Err(ModelError::Input(
-            "this backbone does not decode row by row (T5, GPT-2 and Llama do)".into(),
+            "this backbone does not decode row by row (T5, CLIP-T5, GPT-2 and Llama do)".into(),
         ))
     }
     /// Feeds each row of `rows` its next token (`tokens` `[batch]`) and returns the fp32 logits of the token after
     /// it, `[batch, vocab]`.
     fn step_rows(&self, _rows: &mut DecodingRows, _tokens: &Tensor) -> Result<Tensor, ModelError> {
         Err(ModelError::Input(
-            "this backbone does not decode row by row (T5, GPT-2 and Llama do)".into(),
+            "this backbone does not decode row by row (T5, CLIP-T5, GPT-2 and Llama do)".into(),
         ))
     }
     /// Casts the frozen weights (fp32 by default; bf16 for CUDA runs).
@@ -93,6 +93,11 @@ pub trait Backbone {
     /// Id used to pad generated sequences (and targets before they are masked to `-100`).
     fn pad_token_id(&self) -> i64;
     fn eos_token_id(&self) -> i64;
+    /// The token an encoder-decoder model's decoder starts from (where beam search's n-gram rule begins its
+    /// history, [`crate::beam`]); `None` for a decoder-only model.
+    fn decoder_start_token_id(&self) -> Option<i64> {
+        None
+    }
     /// The most positions one sequence may hold (prompt, input and generated tokens together) where the model has
     /// a hard limit (GPT-2's learned position table); `None` where it has none (T5's relative positions, Llama's
     /// rotary ones).

@@ -21,6 +21,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::backbone::{Backbone, BackboneOutput};
 use crate::registry::{VisionLanguageKind, VisualInput};
+use crate::rows::DecodingRows;
 use crate::t5::T5;
 use crate::{Architecture, ModelError};
 
@@ -289,6 +290,27 @@ impl Backbone for ClipT5 {
 
     fn eos_token_id(&self) -> i64 {
         self.t5.eos_token_id()
+    }
+
+    fn decoder_start_token_id(&self) -> Option<i64> {
+        self.t5.decoder_start_token_id()
+    }
+
+    /// T5's row-by-row decoding, the encoder's position bias on the text positions only (as
+    /// [`Backbone::generate_greedy`]); `embeds` must end with the visual tokens.
+    fn start_rows(
+        &self,
+        embeds: &Tensor,
+        attention_mask: &Tensor,
+    ) -> Result<(DecodingRows, Tensor), ModelError> {
+        let span = self.text_span(embeds)?;
+        self.t5
+            .start_rows_with_bias_span(embeds, attention_mask, Some(span))
+    }
+
+    /// The encoder's output is in the rows' state already: the steps are T5's.
+    fn step_rows(&self, rows: &mut DecodingRows, tokens: &Tensor) -> Result<Tensor, ModelError> {
+        self.t5.step_rows(rows, tokens)
     }
 
     fn visual_width(&self) -> Option<i64> {

@@ -2,7 +2,7 @@
 //!
 //! This crate is what the adapter runs on. A backbone knows nothing of tasks or of the adapter's training: it
 //! embeds token ids, runs on input embeddings plus an attention mask (which is where a [`dept_core`] adapter plugs
-//! in), returns loss and logits, and decodes greedily. Training, evaluation, serving and the benchmarks all reach a
+//! in), returns loss and logits, and decodes (greedily, or by beam search: [`beam`]). Training, evaluation, serving and the benchmarks all reach a
 //! model through [`PromptedModel`], and load it through the [`registry`].
 //!
 //! # Main types
@@ -14,6 +14,8 @@
 //!   prompt's labels, PEFT's task type). Callers ask it instead of matching on it.
 //! - [`PromptedModel`]: a backbone with a DePT adapter in front, the one path every caller runs;
 //!   [`prompted::embed_mixed`] the same for a batch whose rows each have their own adapter (serving).
+//! - [`GenerationConfig`] ([`beam`]): how to decode (greedy, beams, length penalty, early stopping, no repeated
+//!   n-grams), as transformers' `generate` defines it; [`beam::generate`] runs it over any backbone.
 //! - [`DecodingRows`] ([`rows`]): iteration-level decoding, rows that join and leave a running batch between two
 //!   steps ([`Backbone::start_rows`], [`Backbone::step_rows`]).
 //! - [`BackboneKind`] and [`BACKBONES`] ([`registry`]): each kind of backbone declared once, in its own file, with
@@ -59,6 +61,7 @@
 //! through the registry.
 
 pub mod backbone;
+pub mod beam;
 pub mod cancel;
 pub mod causal;
 pub mod checkpoint;
@@ -80,6 +83,7 @@ pub mod tiny;
 pub mod tokenizer;
 
 pub use backbone::{Backbone, BackboneOutput};
+pub use beam::{EarlyStopping, GenerationConfig};
 pub use error::{ConfigIssue, ModelError};
 pub use layout::{Architecture, PaddedRows};
 pub use prompted::PromptedModel;

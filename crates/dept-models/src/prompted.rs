@@ -5,6 +5,7 @@
 use dept_core::DecomposedPrompt;
 use tch::{Kind, Tensor};
 
+use crate::beam::GenerationConfig;
 use crate::rows::{DecodingRows, Side};
 use crate::{Architecture, Backbone, BackboneOutput, ModelError};
 
@@ -98,10 +99,25 @@ impl<'a> PromptedModel<'a> {
         attention_mask: &Tensor,
         max_new_tokens: i64,
     ) -> Result<Tensor, ModelError> {
+        self.generate_with(
+            input_ids,
+            attention_mask,
+            &GenerationConfig::greedy(max_new_tokens),
+        )
+    }
+
+    /// Decoding as `config` says (greedy, or beam search, [`crate::beam`]), without gradients or dropout:
+    /// `[batch, ≤ max_new_tokens]` ids, padded after end of sequence. The adapter changes the input embeddings
+    /// once; generated tokens are embedded plainly, as in greedy decoding.
+    pub fn generate_with(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        config: &GenerationConfig,
+    ) -> Result<Tensor, ModelError> {
         tch::no_grad(|| {
             let (embeds, mask) = self.embed(input_ids, attention_mask)?;
-            self.backbone
-                .generate_greedy(&embeds, &mask, max_new_tokens)
+            crate::beam::generate(self.backbone, &embeds, &mask, config)
         })
     }
 }

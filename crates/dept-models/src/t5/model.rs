@@ -467,6 +467,10 @@ impl Backbone for T5 {
     fn eos_token_id(&self) -> i64 {
         self.config.eos_token_id
     }
+
+    fn decoder_start_token_id(&self) -> Option<i64> {
+        Some(self.config.decoder_start_token_id)
+    }
 }
 
 /// Dropout with probability `p` (0: none, in evaluation). The keep-mask comes from a uniform draw compared with
