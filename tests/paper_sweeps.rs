@@ -457,6 +457,8 @@ fn a_tiny_version_of_every_paper_sweep_trains_through_the_sweep_runner() {
         if let (Some(method), Some(lr_pair)) = columns {
             for line in csv.lines().skip(1) {
                 let cells: Vec<&str> = line.split(',').collect();
+                // Every grid of a paper sweep names its method, so each row says which it is.
+                assert!(["dept", "pt"].contains(&cells[method]), "{file}: {csv}");
                 if cells[method] == "pt" {
                     assert_eq!(cells[lr_pair], "-", "{file}: {csv}");
                 }
