@@ -2,8 +2,12 @@
 //! ([`dept_hub::fixture`], `HF_ENDPOINT`) serves a tiny T5 folder as `org/tiny-t5`; `dept eval` downloads it into
 //! `HF_HUB_CACHE` (its weights over a connection cut mid-file, resumed), runs on it, then runs again offline
 //! (`HF_HUB_OFFLINE=1`, the server unreachable) from the cache; an empty cache offline is an error that says so.
+//! `dept data fetch rte` gets RTE's splits from the same server's parquet export of `nyu-mll/glue` into a data dir
+//! the loaders read.
 
 mod common;
+#[path = "../crates/dept-data/tests/support/rte_parquet.rs"]
+mod rte_parquet;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -148,4 +152,56 @@ fn a_hub_model_is_downloaded_into_the_cache_then_used_offline() {
         "{stderr}"
     );
     assert!(!Path::new(&empty).join("models--org--tiny-t5").exists());
+}
+
+#[test]
+fn dept_data_fetch_puts_a_tasks_parquet_export_where_the_loaders_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("export");
+    rte_parquet::write_rte(&exported.join("train.parquet"), 40);
+    rte_parquet::write_rte(&exported.join("validation.parquet"), 20);
+    let hub = FixtureHub::start().unwrap();
+    let read = |name: &str| std::fs::read(exported.join(name)).unwrap();
+    hub.add_dataset(
+        "nyu-mll/glue",
+        vec![
+            ("rte/train/0000.parquet".into(), read("train.parquet"), true),
+            (
+                "rte/validation/0000.parquet".into(),
+                read("validation.parquet"),
+                true,
+            ),
+        ],
+    );
+    let (cache, data) = (dir.path().join("hf-cache"), dir.path().join("data"));
+    let env = [
+        ("HF_HUB_CACHE", cli::path(&cache)),
+        ("HF_ENDPOINT", hub.endpoint()),
+    ];
+    let fetch = ["data", "fetch", "rte", "--data-dir", cli::path(&data)];
+    let out = dept_with(&env, &fetch);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // RTE's validation is halved into validation and test, as the official code does.
+    assert!(
+        stdout.contains("rte: nyu-mll/glue (rte)")
+            && stdout.contains("train 40, validation 10, test 10"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read(data.join("RTE/rte/train/0000.parquet")).unwrap(),
+        read("train.parquet")
+    );
+    let stats = cli::ok(&["data", "stats", "rte", "--data-dir", cli::path(&data)]);
+    assert!(stats.contains("40"), "{stats}");
+    // A task with no hub dataset is refused with what to do.
+    let vqa = dept_with(
+        &env,
+        &["data", "fetch", "vqa", "--data-dir", cli::path(&data)],
+    );
+    assert!(String::from_utf8_lossy(&vqa.stderr).contains("not on the hub"));
 }

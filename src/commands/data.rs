@@ -23,6 +23,9 @@ pub enum DataCommand {
     /// Write a split's formatted examples as JSON lines: {"id", "input", "target"} (and "image" for VQA and COCO
     /// captions: the image id the features are keyed by).
     Export(ExportArgs),
+    /// Download tasks' data from the Hugging Face hub (the parquet export of the dataset the official code loads),
+    /// through the HF cache (HF_HOME, HF_HUB_OFFLINE, HF_ENDPOINT), into the data dir where the loaders read it.
+    Fetch(super::data_fetch::FetchArgs),
 }
 
 #[derive(Args)]
@@ -91,6 +94,7 @@ pub fn run(command: DataCommand) -> Result<()> {
         DataCommand::Stats(args) => stats(&args),
         DataCommand::Show(args) => show(&args),
         DataCommand::Export(args) => export(&args),
+        DataCommand::Fetch(args) => super::data_fetch::fetch(&args),
     }
 }
 

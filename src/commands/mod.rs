@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod budget;
 pub mod data;
+pub mod data_fetch;
 pub mod env;
 pub mod eval;
 pub mod features;

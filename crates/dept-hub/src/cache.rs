@@ -49,8 +49,8 @@ impl HubCache {
         &self.root
     }
 
-    fn repo(&self, id: &str) -> PathBuf {
-        self.root.join(format!("models--{}", id.replace('/', "--")))
+    fn repo(&self, spec: &RepoSpec) -> PathBuf {
+        self.root.join(spec.cache_folder())
     }
 
     /// The commit `spec` names: itself when it is a commit hash, else what its ref last pointed to.
@@ -59,41 +59,41 @@ impl HubCache {
             return Some(spec.revision.clone());
         }
         let text =
-            std::fs::read_to_string(self.repo(&spec.id).join("refs").join(&spec.revision)).ok()?;
+            std::fs::read_to_string(self.repo(spec).join("refs").join(&spec.revision)).ok()?;
         let commit = text.trim();
         (!commit.is_empty()).then(|| commit.to_string())
     }
 
-    pub fn snapshot(&self, id: &str, commit: &str) -> PathBuf {
-        self.repo(id).join("snapshots").join(commit)
+    pub fn snapshot(&self, spec: &RepoSpec, commit: &str) -> PathBuf {
+        self.repo(spec).join("snapshots").join(commit)
     }
 
-    pub(crate) fn blob(&self, id: &str, etag: &str) -> PathBuf {
-        self.repo(id).join("blobs").join(etag)
+    pub(crate) fn blob(&self, spec: &RepoSpec, etag: &str) -> PathBuf {
+        self.repo(spec).join("blobs").join(etag)
     }
 
     /// Where a download in progress is kept, so that the next attempt resumes it.
-    pub(crate) fn incomplete(&self, id: &str, etag: &str) -> PathBuf {
-        self.repo(id)
+    pub(crate) fn incomplete(&self, spec: &RepoSpec, etag: &str) -> PathBuf {
+        self.repo(spec)
             .join("blobs")
             .join(format!("{etag}.incomplete"))
     }
 
     /// Records that `revision` resolved to `commit` (atomically: a reader never sees half a hash).
-    pub(crate) fn write_ref(&self, id: &str, revision: &str, commit: &str) -> Result<(), HubError> {
-        let path = self.repo(id).join("refs").join(revision);
+    pub(crate) fn write_ref(&self, spec: &RepoSpec, commit: &str) -> Result<(), HubError> {
+        let path = self.repo(spec).join("refs").join(&spec.revision);
         write_new(&path, commit.as_bytes())
     }
 
     /// Links `snapshots/<commit>/<filename>` to its blob (relative, as `huggingface_hub` links it).
     pub(crate) fn link(
         &self,
-        id: &str,
+        spec: &RepoSpec,
         commit: &str,
         filename: &str,
         etag: &str,
     ) -> Result<PathBuf, HubError> {
-        let link = self.snapshot(id, commit).join(filename);
+        let link = self.snapshot(spec, commit).join(filename);
         let depth = 2 + filename.matches('/').count();
         let target = PathBuf::from("../".repeat(depth)).join("blobs").join(etag);
         if std::fs::read_link(&link).is_ok_and(|existing| existing == target) {

@@ -68,7 +68,10 @@ impl Hub {
     pub fn url(&self, spec: &RepoSpec, filename: &str) -> String {
         format!(
             "{}/{}/resolve/{}/{filename}",
-            self.endpoint, spec.id, spec.revision
+            self.endpoint,
+            spec.route(),
+            // A revision such as refs/convert/parquet is one path segment.
+            spec.revision.replace('/', "%2F")
         )
     }
 

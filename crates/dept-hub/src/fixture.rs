@@ -2,7 +2,8 @@
 //! `/<repo>/resolve/<revision>/<file>` routes with its headers (`X-Repo-Commit`, an ETag that is git's blob SHA-1
 //! for regular files; LFS files redirected to storage with `X-Linked-Etag` = SHA-256 and `X-Linked-Size`), `404`s
 //! with the hub's `X-Error-Code`, `Range` requests, and two faults to inject: a connection cut mid-file and
-//! corrupted bytes. Every request is logged. It serves one commit, [`COMMIT`], as `main` and by its hash.
+//! corrupted bytes. Every request is logged. It serves one commit, [`COMMIT`], as `main`, as the parquet branch
+//! `refs/convert/parquet` and by its hash; datasets under `/datasets/<id>/…`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -55,6 +56,11 @@ impl FixtureHub {
             .map(|(name, bytes, lfs)| (name, (bytes, lfs)))
             .collect();
         self.state().repos.insert(id.to_string(), Repo { files });
+    }
+
+    /// Adds (or replaces) a dataset repository (served under `/datasets/<id>/…`).
+    pub fn add_dataset(&self, id: &str, files: Vec<(String, Vec<u8>, bool)>) {
+        self.add_repo(&format!("datasets/{id}"), files);
     }
 
     /// Adds a repository holding every file of a model folder, `*.safetensors` with LFS as on the hub.
@@ -234,7 +240,7 @@ fn handle(mut stream: TcpStream, state: &Mutex<State>) {
             );
             continue;
         };
-        if revision != "main" && revision != COMMIT {
+        if !["main", COMMIT, "refs%2Fconvert%2Fparquet"].contains(&revision) {
             respond(
                 &mut stream,
                 "404 Not Found",

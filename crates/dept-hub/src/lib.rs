@@ -19,4 +19,4 @@ pub use cache::HubCache;
 pub use download::{FileMeta, Hub};
 pub use error::HubError;
 pub use resolve::{model_folder, offline_from_env, Resolver};
-pub use spec::RepoSpec;
+pub use spec::{RepoKind, RepoSpec};

@@ -74,7 +74,7 @@ impl Resolver {
             .cache
             .commit(spec)
             .ok_or_else(|| not_cached("no snapshot".into()))?;
-        let snapshot = self.cache.snapshot(&spec.id, &commit);
+        let snapshot = self.cache.snapshot(spec, &commit);
         let mut needed: Vec<String> = ALWAYS.iter().map(|f| f.to_string()).collect();
         if snapshot.join(SINGLE_WEIGHTS).is_file() {
             needed.push(SINGLE_WEIGHTS.into());
@@ -109,10 +109,7 @@ impl Resolver {
             })?;
         // Every later request names the commit the revision resolved to, so a branch that moves meanwhile cannot
         // mix two versions in one snapshot.
-        let pinned = RepoSpec {
-            id: spec.id.clone(),
-            revision: config.commit.clone(),
-        };
+        let pinned = spec.at(&config.commit);
         self.fetch(hub, &pinned, ALWAYS[0], &config)?;
         self.fetch_required(hub, &pinned, ALWAYS[1])?;
         match hub.metadata(&pinned, SINGLE_WEIGHTS)? {
@@ -136,10 +133,9 @@ impl Resolver {
             }
         }
         if !spec.is_commit() {
-            self.cache
-                .write_ref(&spec.id, &spec.revision, &config.commit)?;
+            self.cache.write_ref(spec, &config.commit)?;
         }
-        Ok(self.cache.snapshot(&spec.id, &config.commit))
+        Ok(self.cache.snapshot(spec, &config.commit))
     }
 
     fn fetch_required(
@@ -165,14 +161,13 @@ impl Resolver {
         filename: &str,
         meta: &crate::FileMeta,
     ) -> Result<PathBuf, HubError> {
-        let blob = self.cache.blob(&spec.id, &meta.etag);
+        let blob = self.cache.blob(spec, &meta.etag);
         if !blob.is_file() {
-            let partial = self.cache.incomplete(&spec.id, &meta.etag);
+            let partial = self.cache.incomplete(spec, &meta.etag);
             hub.download(spec, filename, meta, &partial)?;
             std::fs::rename(&partial, &blob).map_err(|e| HubError::io(&blob, e))?;
         }
-        self.cache
-            .link(&spec.id, &meta.commit, filename, &meta.etag)
+        self.cache.link(spec, &meta.commit, filename, &meta.etag)
     }
 }
 
@@ -200,4 +195,101 @@ fn shards(index: &Path) -> Result<Vec<String>, HubError> {
         }
     }
     Ok(files)
+}
+
+impl Resolver {
+    /// The parquet files of one split of a dataset, from the hub's parquet export of it (the dataset viewer's
+    /// `refs/convert/parquet` branch: `<config>/<split>/0000.parquet`, `0001.parquet`, …), in the cache; offline,
+    /// from the cache alone. Their order is the shards' order.
+    pub fn parquet_split(
+        &self,
+        dataset: &str,
+        config: &str,
+        split: &str,
+    ) -> Result<Vec<PathBuf>, HubError> {
+        let spec = RepoSpec::dataset(dataset, PARQUET_REVISION)
+            .ok_or_else(|| HubError::Invalid(format!("{dataset}: not a hub dataset id")))?;
+        let Some(hub) = &self.hub else {
+            return self.cached_split(&spec, config, split, "HF_HUB_OFFLINE is set");
+        };
+        match self.download_split(hub, &spec, config, split) {
+            Err(HubError::Network { url, message }) => self
+                .cached_split(
+                    &spec,
+                    config,
+                    split,
+                    &format!("the hub is unreachable ({url}: {message})"),
+                )
+                .inspect(|_| tracing::warn!("{url}: {message}; using the cached files")),
+            other => other,
+        }
+    }
+
+    fn download_split(
+        &self,
+        hub: &Hub,
+        spec: &RepoSpec,
+        config: &str,
+        split: &str,
+    ) -> Result<Vec<PathBuf>, HubError> {
+        let mut files = Vec::new();
+        let mut pinned = spec.clone();
+        for shard in 0.. {
+            let name = shard_name(config, split, shard);
+            let Some(meta) = hub.metadata(&pinned, &name)? else {
+                break;
+            };
+            if shard == 0 {
+                // The rest are read at the commit the first resolved to.
+                pinned = spec.at(&meta.commit);
+            }
+            files.push(self.fetch(hub, &pinned, &name, &meta)?);
+        }
+        if files.is_empty() {
+            return Err(HubError::Remote {
+                url: hub.url(spec, &shard_name(config, split, 0)),
+                message: format!(
+                    "no parquet export of {} for config {config}, split {split}",
+                    spec.id
+                ),
+            });
+        }
+        // Only a split fetched whole is recorded, so that the cache never offers part of one offline.
+        self.cache.write_ref(spec, &pinned.revision)?;
+        Ok(files)
+    }
+
+    fn cached_split(
+        &self,
+        spec: &RepoSpec,
+        config: &str,
+        split: &str,
+        why: &str,
+    ) -> Result<Vec<PathBuf>, HubError> {
+        let not_cached = || {
+            HubError::NotCached(format!(
+                "{} ({config}, {split}): no parquet files in the Hugging Face cache {}, and {why}: run once with the \
+                 hub reachable",
+                spec.id,
+                self.cache.root().display()
+            ))
+        };
+        let commit = self.cache.commit(spec).ok_or_else(not_cached)?;
+        let snapshot = self.cache.snapshot(spec, &commit);
+        let files: Vec<PathBuf> = (0..)
+            .map(|shard| snapshot.join(shard_name(config, split, shard)))
+            .take_while(|path| path.is_file())
+            .collect();
+        if files.is_empty() {
+            return Err(not_cached());
+        }
+        Ok(files)
+    }
+}
+
+/// The branch where the hub's dataset viewer keeps every dataset converted to parquet.
+const PARQUET_REVISION: &str = "refs/convert/parquet";
+
+fn shard_name(config: &str, split: &str, shard: usize) -> String {
+    format!("{config}/{split}/{shard:04}.parquet")
 }

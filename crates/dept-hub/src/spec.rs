@@ -1,16 +1,57 @@
 //! A hub model named on the command line or in a config: `t5-base`, `google/flan-t5-base`, optionally pinned with
 //! `@revision` (a branch, a tag or a 40-hex commit): `google/flan-t5-base@0123…`.
 
+/// What kind of hub repository: its routes and cache folders differ (`/datasets/…`, `datasets--…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoKind {
+    Model,
+    Dataset,
+}
+
 /// A repository id and the revision to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoSpec {
+    pub kind: RepoKind,
     pub id: String,
     pub revision: String,
 }
 
 impl RepoSpec {
-    /// Parses `[org/]name[@revision]`; `None` when `text` cannot be a hub id (a path with other separators, `..`,
-    /// characters the hub does not allow).
+    /// A dataset repository at a revision (checked as [`RepoSpec::parse`] checks a model's).
+    pub fn dataset(id: &str, revision: &str) -> Option<RepoSpec> {
+        RepoSpec::parse(&format!("{id}@{revision}")).map(|spec| RepoSpec {
+            kind: RepoKind::Dataset,
+            ..spec
+        })
+    }
+
+    /// The repository's path on the hub: `org/name` for a model, `datasets/org/name` for a dataset.
+    pub fn route(&self) -> String {
+        match self.kind {
+            RepoKind::Model => self.id.clone(),
+            RepoKind::Dataset => format!("datasets/{}", self.id),
+        }
+    }
+
+    /// The repository's folder in the cache: `models--org--name`, `datasets--org--name`.
+    pub fn cache_folder(&self) -> String {
+        let kind = match self.kind {
+            RepoKind::Model => "models",
+            RepoKind::Dataset => "datasets",
+        };
+        format!("{kind}--{}", self.id.replace('/', "--"))
+    }
+
+    /// The same repository at another revision.
+    pub fn at(&self, revision: &str) -> RepoSpec {
+        RepoSpec {
+            revision: revision.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// Parses a model's `[org/]name[@revision]`; `None` when `text` cannot be a hub id (a path with other
+    /// separators, `..`, characters the hub does not allow).
     pub fn parse(text: &str) -> Option<RepoSpec> {
         let (id, revision) = match text.split_once('@') {
             Some((id, revision)) => (id, revision),
@@ -36,6 +77,7 @@ impl RepoSpec {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
         (matches!(parts.len(), 1 | 2) && parts.iter().all(|p| name_ok(p)) && revision_ok).then(
             || RepoSpec {
+                kind: RepoKind::Model,
                 id: id.to_string(),
                 revision: revision.to_string(),
             },

@@ -233,3 +233,55 @@ fn sharded_weights_and_the_errors() {
         .to_string();
     assert!(error.contains("RevisionNotFound"), "{error}");
 }
+
+#[test]
+fn a_datasets_parquet_export_is_fetched_shard_by_shard() {
+    let (hub, endpoint, cache) = setup(vec![]);
+    hub.add_dataset(
+        "org/glue",
+        vec![
+            ("rte/train/0000.parquet".into(), weights(5000, 1), true),
+            ("rte/train/0001.parquet".into(), weights(3000, 2), true),
+            ("rte/validation/0000.parquet".into(), weights(800, 3), true),
+        ],
+    );
+    let online = online(&endpoint, cache.path());
+    let train = online.parquet_split("org/glue", "rte", "train").unwrap();
+    assert_eq!(train.len(), 2);
+    assert_eq!(std::fs::read(&train[1]).unwrap(), weights(3000, 2));
+    assert!(train[0].starts_with(
+        cache
+            .path()
+            .join("datasets--org--glue/snapshots")
+            .join(COMMIT)
+    ));
+    assert!(hub.log().iter().any(|l| l
+        .contains("/datasets/org/glue/resolve/refs%2Fconvert%2Fparquet/rte/train/0000.parquet")));
+    let main = cache
+        .path()
+        .join("datasets--org--glue/refs/refs/convert/parquet");
+    assert_eq!(std::fs::read_to_string(main).unwrap(), COMMIT);
+    // Offline from the cache; a split never fetched is an error naming it.
+    assert_eq!(
+        offline(cache.path())
+            .parquet_split("org/glue", "rte", "train")
+            .unwrap(),
+        train
+    );
+    let error = offline(cache.path())
+        .parquet_split("org/glue", "rte", "validation")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("rte, validation") && error.contains("HF_HUB_OFFLINE"),
+        "{error}"
+    );
+    let error = online
+        .parquet_split("org/glue", "rte", "test")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no parquet export") && error.contains("split test"),
+        "{error}"
+    );
+}

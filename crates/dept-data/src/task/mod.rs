@@ -5,6 +5,7 @@
 
 mod files;
 mod format;
+mod hub;
 mod kshot_classes;
 mod reader;
 
@@ -14,6 +15,7 @@ use std::path::Path;
 use crate::error::{DataError, Result};
 
 pub use files::{Files, SplitParts};
+pub use hub::HubSource;
 pub use format::{Format, Formatter, RowId, Target};
 pub use kshot_classes::{ClassOf, KShotClasses};
 pub(crate) use reader::{GlueColumns, LabelColumn, Reader, SuperGlueRows};
