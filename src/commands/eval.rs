@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use dept_data::Split;
-use dept_train::{Inference, InferenceOverrides};
+use dept_models::EarlyStopping;
+use dept_train::{DecodingOverrides, Inference, InferenceOverrides};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -45,6 +46,42 @@ pub struct InferenceArgs {
     /// Image feature file of a CLIP-T5 adapter (default: the run's `features`).
     #[arg(long)]
     features: Option<PathBuf>,
+    #[command(flatten)]
+    decoding: DecodingArgs,
+}
+
+/// How to decode, as transformers' `generate` takes it (default: the run's `decode_*` keys; greedy unless set).
+#[derive(Args)]
+pub struct DecodingArgs {
+    /// New tokens at most (default: the run's `decode_max_tokens`).
+    #[arg(long)]
+    max_new_tokens: Option<i64>,
+    /// Beams of beam search; 1 decodes greedily (default: the run's `decode_num_beams`).
+    #[arg(long)]
+    num_beams: Option<i64>,
+    /// Finished beams score sum(log p) / length^penalty: above 0 favours longer answers (default: the run's
+    /// `decode_length_penalty`, 1.0).
+    #[arg(long, allow_hyphen_values = true)]
+    length_penalty: Option<f64>,
+    /// true | false | never, as transformers' `early_stopping` (default: the run's `decode_early_stopping`).
+    #[arg(long)]
+    early_stopping: Option<EarlyStopping>,
+    /// No n-gram of this many tokens twice in an answer; 0 is off (default: the run's
+    /// `decode_no_repeat_ngram_size`).
+    #[arg(long)]
+    no_repeat_ngram_size: Option<i64>,
+}
+
+impl DecodingArgs {
+    fn to_overrides(&self) -> DecodingOverrides {
+        DecodingOverrides {
+            max_new_tokens: self.max_new_tokens,
+            num_beams: self.num_beams,
+            length_penalty: self.length_penalty,
+            early_stopping: self.early_stopping,
+            no_repeat_ngram_size: self.no_repeat_ngram_size,
+        }
+    }
 }
 
 impl InferenceArgs {
@@ -56,6 +93,7 @@ impl InferenceArgs {
             device: self.device.clone(),
             batch_size: self.batch_size,
             features: self.features.clone(),
+            decoding: self.decoding.to_overrides(),
         }
     }
 }

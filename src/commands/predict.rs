@@ -1,4 +1,5 @@
-//! `dept predict`: greedy predictions of a saved adapter for new inputs, as JSON lines.
+//! `dept predict`: predictions of a saved adapter for new inputs (greedy, or beam search with `--num-beams`), as
+//! JSON lines.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

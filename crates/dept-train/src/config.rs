@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use dept_core::budget::{Budget, Rounding};
+use dept_models::{EarlyStopping, GenerationConfig};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
@@ -154,6 +155,14 @@ pub struct ExperimentConfig {
     /// and contractions removed), as `batch_decode` did by default in transformers 4.26.1, which the official runs
     /// used. `false` scores the decoded text as the tokenizer gives it.
     pub decode_cleanup: bool,
+    /// Decoding at evaluation and `dept predict`, as transformers' `generate` takes it (`dept_models::beam`):
+    /// `num_beams` beams (1: greedy, the official `generation_num_beams`), finished beams scored
+    /// `sum of log-probs / length^length_penalty`, `early_stopping` `false` (transformers' heuristic), `true` or
+    /// `never`, and no n-gram of `no_repeat_ngram_size` tokens twice (0: off).
+    pub decode_num_beams: i64,
+    pub decode_length_penalty: f64,
+    pub decode_early_stopping: EarlyStopping,
+    pub decode_no_repeat_ngram_size: i64,
     pub padding: Padding,
     /// `random` (default, as the official code) or `length_grouped` (fewer padded tokens, see [`Batching`]).
     pub batching: Batching,
@@ -234,6 +243,10 @@ impl Default for ExperimentConfig {
             decode_max_tokens: 19,
             score_against: ScoreAgainst::DecodedLabels,
             decode_cleanup: true,
+            decode_num_beams: 1,
+            decode_length_penalty: 1.0,
+            decode_early_stopping: EarlyStopping::Heuristic,
+            decode_no_repeat_ngram_size: 0,
             padding: Padding::Longest,
             batching: Batching::Random,
             seed: 42,
@@ -394,6 +407,17 @@ impl ExperimentConfig {
             })
     }
 
+    /// How evaluation and prediction decode (the `decode_*` keys).
+    pub fn generation(&self) -> GenerationConfig {
+        GenerationConfig {
+            max_new_tokens: self.decode_max_tokens,
+            num_beams: self.decode_num_beams,
+            length_penalty: self.decode_length_penalty,
+            early_stopping: self.decode_early_stopping,
+            no_repeat_ngram_size: self.decode_no_repeat_ngram_size,
+        }
+    }
+
     /// True for a vision-language run (CLIP-T5).
     pub fn is_vision(&self) -> bool {
         self.features.is_some()
@@ -485,7 +509,22 @@ impl ExperimentConfig {
             ("max_target_len", self.max_target_len > 0),
             ("decode_max_tokens", self.decode_max_tokens > 0),
             ("log_every", self.log_every > 0),
+            ("decode_num_beams", self.decode_num_beams > 0),
         ];
+        if self.decode_no_repeat_ngram_size < 0 {
+            return Err(format!(
+                "`decode_no_repeat_ngram_size` must be 0 (off) or more, got {}",
+                self.decode_no_repeat_ngram_size
+            )
+            .into());
+        }
+        if !self.decode_length_penalty.is_finite() {
+            return Err(format!(
+                "`decode_length_penalty` must be a finite number, got {}",
+                self.decode_length_penalty
+            )
+            .into());
+        }
         match positive.iter().find(|(_, ok)| !ok) {
             Some((key, _)) => Err(format!("`{key}` must be positive").into()),
             None => Ok(()),
@@ -728,6 +767,34 @@ mod tests {
         assert!(refusal("task: rte\ndevice: tpu", &[]).contains("tpu"));
         assert!(refusal("task: rte\npadding: both", &[]).contains("both"));
         assert!(refusal("- a\n- b", &[]).contains("mapping"));
+    }
+
+    #[test]
+    fn decoding_keys_take_transformers_values() {
+        let c = parse("task: rte", &[]).unwrap();
+        assert!(c.generation().is_plain_greedy());
+        let c = parse(
+            "task: rte\ndecode_num_beams: 4\ndecode_length_penalty: 0.6\ndecode_early_stopping: true",
+            &["decode_no_repeat_ngram_size=2"],
+        )
+        .unwrap();
+        let g = c.generation();
+        assert_eq!(
+            (
+                g.num_beams,
+                g.length_penalty,
+                g.early_stopping,
+                g.no_repeat_ngram_size
+            ),
+            (4, 0.6, EarlyStopping::WhenFull, 2)
+        );
+        let never = parse("task: rte", &["decode_early_stopping=never"]).unwrap();
+        assert_eq!(never.decode_early_stopping, EarlyStopping::Never);
+        assert_eq!(parse(&never.to_yaml(), &[]).unwrap(), never);
+        assert!(refusal("task: rte\ndecode_num_beams: 0", &[]).contains("decode_num_beams"));
+        assert!(refusal("task: rte\ndecode_no_repeat_ngram_size: -1", &[])
+            .contains("decode_no_repeat_ngram_size"));
+        assert!(refusal("task: rte\ndecode_early_stopping: soon", &[]).contains("soon"));
     }
 
     #[test]

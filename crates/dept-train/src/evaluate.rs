@@ -1,9 +1,9 @@
-//! Greedy decoding over a split and scoring with the task's metrics.
+//! Decoding over a split (greedy, or beam search as the config says) and scoring with the task's metrics.
 
 use dept_core::DecomposedPrompt;
 use dept_data::{Task, TextExample};
 use dept_models::features::FeatureStore;
-use dept_models::{Backbone, PromptedModel, TextTokenizer};
+use dept_models::{Backbone, GenerationConfig, PromptedModel, TextTokenizer};
 
 use crate::batch::{length_grouped, Batch, Encoded};
 use crate::config::{ExperimentConfig, Padding, ScoreAgainst};
@@ -20,7 +20,8 @@ pub struct Decoder<'a> {
     pub padding: Padding,
     pub max_len: usize,
     pub batch_size: usize,
-    pub max_new_tokens: i64,
+    /// How to decode (the config's `decode_*` keys: greedy by default, or beam search).
+    pub generation: GenerationConfig,
     /// transformers' clean-up of decoded text (see `ExperimentConfig::decode_cleanup`).
     pub cleanup: bool,
 }
@@ -47,7 +48,11 @@ impl Decoder<'_> {
             let model =
                 PromptedModel::new(self.backbone, self.adapter).with_visual(batch.visual.as_ref());
             let generated = guarded(|| {
-                Ok(model.generate(&batch.input_ids, &batch.attention_mask, self.max_new_tokens)?)
+                Ok(model.generate_with(
+                    &batch.input_ids,
+                    &batch.attention_mask,
+                    &self.generation,
+                )?)
             })
             .map_err(crate::stop::cancelled_by_signal)?;
             let rows = Vec::<Vec<i64>>::try_from(&generated.to_device(tch::Device::Cpu))?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use dept_core::{DecomposedPrompt, DeptConfig};
 use dept_data::{Split, TextExample};
 use dept_models::features::FeatureStore;
-use dept_models::{Backbone, TextTokenizer};
+use dept_models::{Backbone, EarlyStopping, TextTokenizer};
 
 use crate::batch::{encode_for, Encoded};
 use crate::config::ExperimentConfig;
@@ -23,6 +23,49 @@ pub struct InferenceOverrides {
     pub batch_size: Option<usize>,
     /// The image feature file of a vision-language (CLIP-T5) adapter.
     pub features: Option<PathBuf>,
+    /// How to decode: what replaces the run's `decode_*` keys ([`dept_models::GenerationConfig`]'s fields).
+    pub decoding: DecodingOverrides,
+}
+
+/// Replacements for the run's decoding keys (`decode_max_tokens`, `decode_num_beams`, ...), each where set.
+#[derive(Debug, Clone, Default)]
+pub struct DecodingOverrides {
+    pub max_new_tokens: Option<i64>,
+    pub num_beams: Option<i64>,
+    pub length_penalty: Option<f64>,
+    pub early_stopping: Option<EarlyStopping>,
+    pub no_repeat_ngram_size: Option<i64>,
+}
+
+impl DecodingOverrides {
+    /// Sets the keys given on `config`, then refuses a combination that cannot decode, naming the value.
+    fn apply(&self, config: &mut ExperimentConfig) -> Result<(), TrainError> {
+        if let Some(n) = self.max_new_tokens {
+            config.decode_max_tokens = n;
+        }
+        if let Some(n) = self.num_beams {
+            config.decode_num_beams = n;
+        }
+        if let Some(p) = self.length_penalty {
+            config.decode_length_penalty = p;
+        }
+        if let Some(e) = self.early_stopping {
+            config.decode_early_stopping = e;
+        }
+        if let Some(n) = self.no_repeat_ngram_size {
+            config.decode_no_repeat_ngram_size = n;
+        }
+        if config.decode_max_tokens <= 0 {
+            return Err(TrainError::Run(format!(
+                "max new tokens must be positive, got {}",
+                config.decode_max_tokens
+            )));
+        }
+        config
+            .generation()
+            .validate()
+            .map_err(|e| TrainError::Run(format!("decoding: {e}")))
+    }
 }
 
 /// A backbone with an adapter, set up as the run that trained the adapter was.
@@ -79,6 +122,7 @@ impl Inference {
         if let Some(features) = &overrides.features {
             config.features = Some(features.clone());
         }
+        overrides.decoding.apply(&mut config)?;
         if run_config.is_none() {
             if let Some(s) = adapter_config.s {
                 config.max_len = s;
@@ -110,13 +154,13 @@ impl Inference {
         self.features.is_some()
     }
 
-    /// Greedy predictions for input texts.
+    /// Predictions for input texts, decoded as the config says (greedy by default).
     pub fn predict(&self, inputs: &[String]) -> Result<Vec<String>, TrainError> {
         let images = vec![None; inputs.len()];
         self.predict_with_images(inputs, &images)
     }
 
-    /// Greedy predictions for input texts, each with the id of its image in the run's feature file (vision-language
+    /// Predictions for input texts, each with the id of its image in the run's feature file (vision-language
     /// runs; `None` for text-only ones).
     pub fn predict_with_images(
         &self,

@@ -76,5 +76,5 @@ pub mod vision;
 
 pub use config::ExperimentConfig;
 pub use error::TrainError;
-pub use inference::{Evaluation, Inference, InferenceOverrides};
+pub use inference::{DecodingOverrides, Evaluation, Inference, InferenceOverrides};
 pub use trainer::{decoder, train, TrainOptions, TrainOutcome};

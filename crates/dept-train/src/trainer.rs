@@ -650,7 +650,7 @@ pub(crate) fn open_model(
     Ok((device, backbone, tokenizer, features))
 }
 
-/// Greedy decoding as the config sets it up.
+/// Decoding (greedy or beam search) as the config sets it up.
 pub fn decoder<'a>(
     config: &ExperimentConfig,
     backbone: &'a dyn Backbone,
@@ -666,7 +666,7 @@ pub fn decoder<'a>(
         padding: config.padding,
         max_len: config.max_len as usize,
         batch_size: config.eval_batch_size,
-        max_new_tokens: config.decode_max_tokens,
+        generation: config.generation(),
         cleanup: config.decode_cleanup,
     }
 }
