@@ -7,6 +7,7 @@
 //! - `reference`: the training step against eager PyTorch.
 //! - `features`: CLIP feature extraction against transformers' image processor and vision tower.
 //! - `serve`: many adapters on one backbone, dept's batching policies against transformers' `generate`.
+//! - `decode`: greedy and beam decoding against transformers' `generate`.
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     /// Serving many adapters on one backbone: dept's continuous mixed batches, per-adapter batches and one request
     /// at a time against transformers' generate serving one adapter per batch; throughput and latency.
     Serve(dept_bench::serving::ServeBenchArgs),
+    /// Decoding speed: greedy and beam search with the KV cache against transformers' generate on the same T5,
+    /// adapter and batches, the two sides in alternating blocks (never at once); samples/s and their ratio.
+    Decode(dept_bench::decode::DecodeBenchArgs),
 }
 
 pub fn run(command: &BenchCommand) -> Result<()> {
@@ -38,5 +42,6 @@ pub fn run(command: &BenchCommand) -> Result<()> {
         BenchCommand::Reference(args) => dept_bench::reference::run(args),
         BenchCommand::Features(args) => dept_bench::features::run(args),
         BenchCommand::Serve(args) => dept_bench::serving::run(args),
+        BenchCommand::Decode(args) => dept_bench::decode::run(args),
     }?)
 }

@@ -169,11 +169,12 @@ class Engine:
         self.pad = model.generation_config.pad_token_id
         self.embed = model.get_input_embeddings()
 
-    def decode(self, adapter_name, requests):
-        """Each request's greedy tokens, cut at its max_new_tokens and after its first end-of-sequence."""
+    def decode(self, adapter_name, requests, **generate):
+        """Each request's tokens (greedy unless `generate` asks for beams), cut at its max_new_tokens and after its
+        first end-of-sequence."""
         embeds, mask = self.prompted_inputs(self.adapters[adapter_name], [r.input_ids for r in requests])
         longest = max(r.max_new_tokens for r in requests)
-        out = self.model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=longest)
+        out = self.model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=longest, **generate)
         if self.encoder_decoder:
             out = out[:, 1:]  # the decoder start token
         return [cut(row, r.max_new_tokens, self.eos) for row, r in zip(out.tolist(), requests)]

@@ -20,6 +20,7 @@
 //!   padding to the longest input.
 //! - [`reference`](mod@reference) ([`reference::ReferenceArgs`]): the training step against eager PyTorch (transformers' T5 with
 //!   the official DePT module).
+//! - [`decode`] ([`decode::DecodeBenchArgs`]): greedy and beam decoding against transformers' `generate`.
 //! - [`features`] ([`features::FeaturesBenchArgs`]): CLIP feature extraction against transformers' image
 //!   processor and vision tower.
 //! - [`selftest`] ([`selftest::SelftestArgs`]): does this machine's device compute what the CPU computes? Its
@@ -27,6 +28,7 @@
 //! - [`python_side`]: the PyTorch process the side-by-side benches drive; [`synthetic`]: random inputs and shapes.
 //! - [`BenchError`]: the crate's one error type (each message names the argument, file or process at fault).
 
+pub mod decode;
 pub mod efficiency;
 pub mod error;
 pub mod features;

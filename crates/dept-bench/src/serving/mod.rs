@@ -21,7 +21,7 @@
 //! the phases freed would otherwise be reused by the loads and hide their cost.
 
 mod report;
-mod workload;
+pub(crate) mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

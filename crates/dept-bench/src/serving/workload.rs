@@ -99,7 +99,7 @@ impl Setup {
     }
 }
 
-fn adapter_name(i: usize) -> String {
+pub(crate) fn adapter_name(i: usize) -> String {
     format!("a{i:04}")
 }
 
