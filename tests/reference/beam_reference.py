@@ -60,6 +60,10 @@ SETTINGS = [
     dict(name="beams_4_penalty_-1_early_false", num_beams=4, length_penalty=-1.0, early_stopping=False),
     dict(name="beams_3_no_repeat_2", num_beams=3, no_repeat_ngram_size=2),
     dict(name="beams_4_no_repeat_2_early_true", num_beams=4, no_repeat_ngram_size=2, early_stopping=True),
+    # No token twice. (T5's decoder start token is in the history too, as in transformers; the tiny T5 never
+    # wants its id 0 here, so crates/dept-models/src/beam.rs tests that part with a scripted model.)
+    dict(name="greedy_no_repeat_1", num_beams=1, no_repeat_ngram_size=1),
+    dict(name="beams_3_no_repeat_1", num_beams=3, no_repeat_ngram_size=1),
 ]
 
 T5_INPUTS = [[5, 9, 13, 17, 21, 1], [7, 11, 1], [3, 30, 22, 40, 1]]

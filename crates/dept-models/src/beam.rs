@@ -556,6 +556,112 @@ fn beam_search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::{DecodingRows, Slot};
+    use crate::{Architecture, BackboneOutput};
+    use tch::Device;
+
+    /// A model whose next-token logits are always `LOGITS` (token 0 first, then 3, 2, ...), end of sequence 4, as
+    /// an encoder-decoder (decoder start token 0) or a decoder-only model.
+    struct Scripted {
+        start: Option<i64>,
+    }
+
+    const LOGITS: [f32; 5] = [5.0, 0.5, 1.0, 2.0, -3.0];
+
+    impl Scripted {
+        fn logits(rows: i64) -> Tensor {
+            Tensor::from_slice(&LOGITS).view([1, 5]).repeat([rows, 1])
+        }
+    }
+
+    impl Backbone for Scripted {
+        fn hidden_size(&self) -> i64 {
+            2
+        }
+        fn vocab_size(&self) -> i64 {
+            5
+        }
+        fn device(&self) -> Device {
+            Device::Cpu
+        }
+        fn architecture(&self) -> Architecture {
+            match self.start {
+                Some(_) => Architecture::EncoderDecoder,
+                None => Architecture::DecoderOnly,
+            }
+        }
+        fn embed(&self, input_ids: &Tensor) -> Tensor {
+            input_ids
+                .to_kind(Kind::Float)
+                .unsqueeze(-1)
+                .repeat([1, 1, 2])
+        }
+        fn forward(
+            &self,
+            _: &Tensor,
+            _: &Tensor,
+            _: &Tensor,
+            _: bool,
+        ) -> Result<BackboneOutput, ModelError> {
+            Err(ModelError::Input("scripted".into()))
+        }
+        fn generate_greedy(&self, _: &Tensor, _: &Tensor, _: i64) -> Result<Tensor, ModelError> {
+            Err(ModelError::Input("scripted".into()))
+        }
+        fn start_rows(
+            &self,
+            embeds: &Tensor,
+            _: &Tensor,
+        ) -> Result<(DecodingRows, Tensor), ModelError> {
+            let rows = embeds.size()[0];
+            let state = DecodingRows::new(
+                "scripted",
+                vec![Slot::per_row(Tensor::zeros(
+                    [rows],
+                    (Kind::Int64, Device::Cpu),
+                ))],
+                None,
+                None,
+            );
+            Ok((state, Self::logits(rows)))
+        }
+        fn step_rows(&self, rows: &mut DecodingRows, _: &Tensor) -> Result<Tensor, ModelError> {
+            Ok(Self::logits(rows.len()))
+        }
+        fn set_float_kind(&mut self, _: Kind) -> Result<(), ModelError> {
+            Ok(())
+        }
+        fn pad_token_id(&self) -> i64 {
+            0
+        }
+        fn eos_token_id(&self) -> i64 {
+            4
+        }
+        fn decoder_start_token_id(&self) -> Option<i64> {
+            self.start
+        }
+    }
+
+    /// With no token twice, an encoder-decoder model may not generate its decoder start token (transformers counts
+    /// it in the history); a decoder-only model given embeddings has no history before its first token.
+    #[test]
+    fn the_decoder_start_token_counts_for_the_n_gram_rule() {
+        let decode = |start, num_beams| {
+            let model = Scripted { start };
+            let config = GenerationConfig {
+                no_repeat_ngram_size: 1,
+                ..GenerationConfig::beams(3, num_beams)
+            };
+            let embeds = Tensor::zeros([1, 2, 2], (Kind::Float, Device::Cpu));
+            let out = generate(&model, &embeds, &embeds.select(2, 0).ones_like(), &config).unwrap();
+            Vec::<Vec<i64>>::try_from(&out).unwrap()
+        };
+        assert_eq!(decode(Some(0), 1), [[3, 2, 1]]);
+        assert_eq!(decode(None, 1), [[0, 3, 2]]);
+        // With beams, orders of the same tokens tie (the logits never change): only which tokens is checked.
+        assert!(!decode(Some(0), 2)[0].contains(&0));
+        assert!(decode(None, 2)[0].contains(&0));
+    }
 
     #[test]
     fn banned_tokens_follow_earlier_occurrences_of_the_last_tokens() {
