@@ -278,6 +278,17 @@ pub struct Shape {
     pub r: i64,
 }
 
+/// Experiment keys added after run checkpoints began to record the config's fingerprint, oldest first. A new key
+/// goes at the end of this list, so that checkpoints written before it existed still resume
+/// ([`ExperimentConfig::fingerprint`]).
+pub const KEYS_ADDED_LATER: &[&str] = &[
+    "best_metric",
+    "decode_num_beams",
+    "decode_length_penalty",
+    "decode_early_stopping",
+    "decode_no_repeat_ngram_size",
+];
+
 impl ExperimentConfig {
     /// Reads a YAML file, applies `overrides` (`key=value`, value parsed as YAML), and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, TrainError> {
@@ -325,9 +336,21 @@ impl ExperimentConfig {
 
     /// SHA-256 of the resolved config without the keys in `ignored` (those a resumed run may change): what each
     /// checkpoint's manifest records, so that a checkpoint is never resumed under another experiment.
+    ///
+    /// Keys added to the config after checkpoints began to record it ([`KEYS_ADDED_LATER`]) count only when set to
+    /// something other than their default: a checkpoint written before a key existed was trained as its default,
+    /// and its fingerprint, taken without the key, must still match.
     pub fn fingerprint(&self, ignored: &[&str]) -> String {
         let mut value = serde_yaml::to_value(self).unwrap_or_default();
+        let defaults = serde_yaml::to_value(ExperimentConfig::default()).unwrap_or_default();
         if let serde_yaml::Value::Mapping(keys) = &mut value {
+            // First the later keys, keeping the others in order: what is left is the mapping an older dept hashed.
+            for key in KEYS_ADDED_LATER {
+                if keys.get(*key) == defaults.get(*key) {
+                    keys.shift_remove(*key);
+                }
+            }
+            // Then as it did (`remove` swaps the last key into the gap, and the hash sees that order).
             for key in ignored {
                 keys.remove(*key);
             }
@@ -802,5 +825,72 @@ mod tests {
         let c = parse("task: rte\nlr_pair: 5.0e-3", &[]).unwrap();
         let again = parse(&c.to_yaml(), &[]).unwrap();
         assert_eq!(c, again);
+    }
+
+    /// A run's `config.yaml` as dept wrote it before the keys of [`KEYS_ADDED_LATER`] existed (commit 4aed4b3), and
+    /// the fingerprint its checkpoints recorded.
+    const CONFIG_BEFORE_LATER_KEYS: &str = r#"model: tiny
+task: rte
+data_dir: /work/shared/data
+output_dir: run
+method: dept
+prompt_len: 4
+rank: 2
+budget: null
+max_len: 32
+lora_alpha: 8.0
+prompt_init: text
+prompt_init_text: 'Classify this text is postive or not:'
+init_adapter: null
+lr_prompt: 0.3
+lr_pair: 0.0001
+adam_beta1: 0.9
+adam_beta2: 0.999
+adam_eps: 1e-6
+weight_decay: 0.0
+warmup_steps: 500
+warmup_ratio: null
+max_grad_norm: 1.0
+max_steps: 2
+batch_size: 4
+grad_accum: 1
+eval_every: 2
+save_every: 2
+eval_batch_size: 32
+early_stopping_patience: null
+max_target_len: 20
+decode_max_tokens: 2
+score_against: decoded_labels
+decode_cleanup: true
+padding: longest
+batching: random
+seed: 42
+k_shot: null
+max_train_examples: 16
+max_eval_examples: 8
+backbone_dropout: true
+device: cpu
+precision: fp32
+threads: 1
+log_every: 50
+features: null
+images: null
+clip_model: null
+clip_layer: -1
+clip_class_token: false
+lr_visual: 0.001
+example_weights: true
+"#;
+    const FINGERPRINT_BEFORE_LATER_KEYS: &str =
+        "473e3c70abd73869c5001ab68d12a2e690829222eae46b2b995486905f0851a0";
+
+    #[test]
+    fn keys_added_later_leave_older_fingerprints_unchanged() {
+        let resumable = crate::trainer::RESUMABLE_CHANGES;
+        let now = parse(CONFIG_BEFORE_LATER_KEYS, &[]).unwrap();
+        assert_eq!(now.fingerprint(resumable), FINGERPRINT_BEFORE_LATER_KEYS);
+        // A later key at anything but its default is part of the experiment.
+        let beams = parse(CONFIG_BEFORE_LATER_KEYS, &["decode_num_beams=4"]).unwrap();
+        assert_ne!(beams.fingerprint(resumable), FINGERPRINT_BEFORE_LATER_KEYS);
     }
 }
