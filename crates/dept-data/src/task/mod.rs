@@ -15,8 +15,8 @@ use std::path::Path;
 use crate::error::{DataError, Result};
 
 pub use files::{Files, SplitParts};
-pub use hub::HubSource;
 pub use format::{Format, Formatter, RowId, Target};
+pub use hub::HubSource;
 pub use kshot_classes::{ClassOf, KShotClasses};
 pub(crate) use reader::{GlueColumns, LabelColumn, Reader, SuperGlueRows};
 
