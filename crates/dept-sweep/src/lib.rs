@@ -31,7 +31,6 @@ pub mod report;
 mod run;
 pub mod slurm;
 pub mod spec;
-pub mod stages;
 pub mod state;
 pub mod write;
 
