@@ -46,14 +46,23 @@ pub struct Resolver {
 impl Resolver {
     /// The snapshot folder of `spec`, with every file a backbone reads.
     pub fn model(&self, spec: &RepoSpec) -> Result<PathBuf, HubError> {
+        self.online_or_cached(|hub| self.download(hub, spec), |why| self.cached(spec, why))
+    }
+
+    /// `online(hub)`, or `cached(why)` when offline or when the hub is unreachable: as huggingface_hub does, an
+    /// unreachable hub is not an error when the cache has what is asked.
+    fn online_or_cached<T>(
+        &self,
+        online: impl FnOnce(&Hub) -> Result<T, HubError>,
+        cached: impl FnOnce(&str) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
         let Some(hub) = &self.hub else {
-            return self.cached(spec, "HF_HUB_OFFLINE is set");
+            return cached("HF_HUB_OFFLINE is set");
         };
-        match self.download(hub, spec) {
+        match online(hub) {
             Err(HubError::Network { url, message }) => {
-                // As huggingface_hub does: an unreachable hub is not an error when the cache has the model.
-                self.cached(spec, &format!("the hub is unreachable ({url}: {message})"))
-                    .inspect(|_| tracing::warn!("{url}: {message}; using the cached snapshot"))
+                cached(&format!("the hub is unreachable ({url}: {message})"))
+                    .inspect(|_| tracing::warn!("{url}: {message}; using the cache"))
             }
             other => other,
         }
@@ -209,20 +218,10 @@ impl Resolver {
     ) -> Result<Vec<PathBuf>, HubError> {
         let spec = RepoSpec::dataset(dataset, PARQUET_REVISION)
             .ok_or_else(|| HubError::Invalid(format!("{dataset}: not a hub dataset id")))?;
-        let Some(hub) = &self.hub else {
-            return self.cached_split(&spec, config, split, "HF_HUB_OFFLINE is set");
-        };
-        match self.download_split(hub, &spec, config, split) {
-            Err(HubError::Network { url, message }) => self
-                .cached_split(
-                    &spec,
-                    config,
-                    split,
-                    &format!("the hub is unreachable ({url}: {message})"),
-                )
-                .inspect(|_| tracing::warn!("{url}: {message}; using the cached files")),
-            other => other,
-        }
+        self.online_or_cached(
+            |hub| self.download_split(hub, &spec, config, split),
+            |why| self.cached_split(&spec, config, split, why),
+        )
     }
 
     fn download_split(
