@@ -7,10 +7,7 @@ use std::process::Command;
 
 #[test]
 fn the_decoding_bench_runs_greedy_and_beams_against_transformers() {
-    let required = std::env::var_os("DEPT_REQUIRE_PYTHON").is_some_and(|v| v == "1");
-    if dept_bench::python_side::python(None).is_err() {
-        assert!(!required, "no bench venv python, and DEPT_REQUIRE_PYTHON=1");
-        println!("skipped: no bench venv python (cargo xtask bench-venv)");
+    if common::bench_python().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

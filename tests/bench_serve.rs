@@ -7,11 +7,7 @@ use std::process::Command;
 
 #[test]
 fn the_serving_bench_runs_every_phase_and_transformers_answers_the_same_tokens() {
-    let required = std::env::var_os("DEPT_REQUIRE_PYTHON").is_some_and(|v| v == "1");
-    let python = dept_bench::python_side::python(None).ok();
-    if python.is_none() {
-        assert!(!required, "no bench venv python, and DEPT_REQUIRE_PYTHON=1");
-        println!("skipped: no bench venv python (cargo xtask bench-venv)");
+    if common::bench_python().is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

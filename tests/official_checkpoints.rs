@@ -136,10 +136,7 @@ fn an_exported_adapter_is_what_torch_load_reads_from_the_released_one() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let required = std::env::var_os("DEPT_REQUIRE_PYTHON").is_some_and(|v| v == "1");
-    let Ok(python) = dept_bench::python_side::python(None) else {
-        assert!(!required, "no bench venv python, and DEPT_REQUIRE_PYTHON=1");
-        println!("skipped: no bench venv python (cargo xtask bench-venv)");
+    let Some(python) = common::bench_python() else {
         return;
     };
     let released = shared.join("official-checkpoints/cola");

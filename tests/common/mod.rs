@@ -42,6 +42,24 @@ pub fn shared_dir() -> Option<PathBuf> {
     }
 }
 
+/// The bench venv's python (torch, transformers, openai). `None`, with a message, where there is none; a panic
+/// instead when `DEPT_REQUIRE_PYTHON=1` (`cargo xtask test` makes the venv and sets it), so that a test needing it
+/// cannot pass by skipping.
+pub fn bench_python() -> Option<PathBuf> {
+    match dept_bench::python_side::python(None) {
+        Ok(python) => Some(python),
+        Err(why) => {
+            let required = std::env::var_os("DEPT_REQUIRE_PYTHON").is_some_and(|v| v == "1");
+            assert!(
+                !required,
+                "no bench venv python ({why}), and DEPT_REQUIRE_PYTHON=1"
+            );
+            println!("skipped: no bench venv python (cargo xtask bench-venv)");
+            None
+        }
+    }
+}
+
 pub fn reference_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
