@@ -413,12 +413,10 @@ fn print(rows: &[Row]) {
 }
 
 fn write(dir: &Path, rows: &[Row]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| BenchError::io("creating", dir, e))?;
     let mut csv = String::from(
         "shape,batch,beams,max_new_tokens,dept_ms,dept_ms_min,dept_ms_max,transformers_ms,transformers_ms_min,\
          transformers_ms_max,dept_samples_per_s,transformers_samples_per_s,speedup\n",
     );
-    let mut jsonl = String::new();
     for r in rows {
         csv.push_str(&format!(
             "{},{},{},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4},{:.4}\n",
@@ -436,14 +434,14 @@ fn write(dir: &Path, rows: &[Row]) -> Result<()> {
             r.transformers_samples_per_s,
             r.speedup
         ));
-        jsonl.push_str(&serde_json::to_string(r).map_err(|e| BenchError::Invalid(e.to_string()))?);
-        jsonl.push('\n');
     }
-    for (name, text) in [("decode.csv", csv), ("decode.jsonl", jsonl)] {
-        let path = dir.join(name);
-        dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, text.as_bytes()))
-            .map_err(|e| BenchError::io("writing", &path, e))?;
-    }
+    crate::output::write_files(
+        dir,
+        &[
+            ("decode.csv", csv),
+            ("decode.jsonl", crate::output::json_lines(rows)?),
+        ],
+    )?;
     println!("wrote {}/decode.csv and decode.jsonl", dir.display());
     Ok(())
 }

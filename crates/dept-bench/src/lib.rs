@@ -32,6 +32,7 @@ pub mod decode;
 pub mod efficiency;
 pub mod error;
 pub mod features;
+mod output;
 pub mod padding;
 pub mod python_side;
 pub mod reference;

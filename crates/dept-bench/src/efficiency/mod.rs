@@ -28,7 +28,7 @@ use tch::{Device, Kind, Tensor};
 pub use lengths::{profile, LengthProfile, ProfileArgs};
 pub use row::{PaddingMode, Row, Stats, Variant};
 
-use crate::error::{ensure, BenchError, Context, Result};
+use crate::error::{ensure, Context, Result};
 use crate::synthetic::examples_with_lengths;
 use shapes::Shape;
 
@@ -606,17 +606,18 @@ fn print_table(rows: &[Row], shape: &str, padding: PaddingMode, device: Device) 
 }
 
 fn write_outputs(out: &Path, rows: &[Row], headline_m: i64, device: Device) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| BenchError::io("creating", out, e))?;
-    let write = |name: &str, text: String| {
-        let path = out.join(name);
-        dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, &text))
-            .map_err(|e| BenchError::io("writing", &path, e))?;
-        println!("wrote {}", path.display());
-        Ok::<(), BenchError>(())
-    };
-    write("efficiency.csv", csv(rows, device))?;
-    write("figure3.svg", plot::figure3_svg(rows))?;
-    write("figure4.svg", plot::figure4_svg(rows, headline_m))?;
+    crate::output::write_files(
+        out,
+        &[
+            ("efficiency.csv", csv(rows, device)),
+            ("figure3.svg", plot::figure3_svg(rows)),
+            ("figure4.svg", plot::figure4_svg(rows, headline_m)),
+        ],
+    )?;
+    println!(
+        "wrote {}/efficiency.csv, figure3.svg and figure4.svg",
+        out.display()
+    );
     Ok(())
 }
 

@@ -156,9 +156,7 @@ pub fn read(path: &Path) -> Result<Vec<Phase>> {
 }
 
 pub fn write(dir: &Path, phases: &[Phase]) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| BenchError::io("creating", dir, e))?;
     let mut csv = String::from("policy,shape,output,adapters,concurrency,requests,seconds,requests_per_s,tokens_per_s,p50_ms,p99_ms\n");
-    let mut jsonl = String::new();
     for p in phases {
         csv.push_str(&format!(
             "\"{}\",{},{},{},{},{},{:.4},{:.4},{:.3},{:.2},{:.2}\n",
@@ -174,18 +172,15 @@ pub fn write(dir: &Path, phases: &[Phase]) -> Result<()> {
             p.p50_ms,
             p.p99_ms
         ));
-        jsonl.push_str(&serde_json::to_string(p).map_err(|e| BenchError::Invalid(e.to_string()))?);
-        jsonl.push('\n');
     }
-    for (name, text) in [
-        ("serve.csv", csv),
-        ("serve.jsonl", jsonl),
-        ("serve.svg", figure(phases)),
-    ] {
-        let path = dir.join(name);
-        dept_core::atomic::write_atomically(&path, |tmp| std::fs::write(tmp, text.as_bytes()))
-            .map_err(|e| BenchError::io("writing", &path, e))?;
-    }
+    crate::output::write_files(
+        dir,
+        &[
+            ("serve.csv", csv),
+            ("serve.jsonl", crate::output::json_lines(phases)?),
+            ("serve.svg", figure(phases)),
+        ],
+    )?;
     println!(
         "wrote {}/serve.csv, serve.jsonl and serve.svg",
         dir.display()
