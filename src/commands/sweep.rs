@@ -14,8 +14,22 @@ pub enum SweepCommand {
     /// Where every point stands (done, running, queued in Slurm, interrupted, preempted, failed with its error,
     /// pending), and sacct's record.
     Status(StatusArgs),
-    /// One table over every finished point: mean ± std over seeds, the best configuration per task (CSV, Markdown).
+    /// One table over every finished point: mean ± std over seeds, the best configuration per task (CSV, Markdown);
+    /// per stage for a staged sweep.
     Report(ReportArgs),
+    /// Points the links a stage's points start from (`init_adapter: {from_stage: …}`) at the best point of the
+    /// source stage; refused while a source point has not finished. `run` does it before the stage starts, and
+    /// each Slurm task of the stage before it trains.
+    Pick(PickArgs),
+}
+
+#[derive(Args)]
+pub struct PickArgs {
+    /// The sweep folder (the one holding sweep.json).
+    out: PathBuf,
+    /// The stage whose source to pick.
+    #[arg(long)]
+    stage: String,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,6 +95,18 @@ pub fn run(command: &SweepCommand) -> Result<()> {
         SweepCommand::Run(args) => run_sweep(args),
         SweepCommand::Status(args) => {
             print!("{}", dept_sweep::status(&args.sweep, args.out.as_deref())?);
+            Ok(())
+        }
+        SweepCommand::Pick(args) => {
+            for chosen in dept_sweep::stages::pick(&args.out, &args.stage)? {
+                println!(
+                    "{} -> {} ({} {})",
+                    chosen.link.display(),
+                    chosen.point,
+                    chosen.metric,
+                    chosen.value
+                );
+            }
             Ok(())
         }
         SweepCommand::Report(args) => {

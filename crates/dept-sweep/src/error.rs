@@ -20,7 +20,7 @@ pub enum SweepError {
         file: PathBuf,
         error: std::io::Error,
     },
-    #[error("{}: not a sweep file (keys: name, out, base, set, grid, slurm): {error}", file.display())]
+    #[error("{}: not a sweep file (keys: name, out, base, set, grid or stages, slurm): {error}", file.display())]
     NotASweepFile {
         file: PathBuf,
         error: serde_yaml::Error,
@@ -137,6 +137,44 @@ pub enum SweepError {
         path: PathBuf,
         problem: ManifestProblem,
     },
+    #[error("the sweep has no stage `{stage}`; its stages are {}", known.join(", "))]
+    NoSuchStage { stage: String, known: Vec<String> },
+    #[error(
+        "stage {stage} starts from the best point of stage {from}, but these of its points have not finished: {}",
+        points.join(", ")
+    )]
+    SourceNotDone {
+        stage: String,
+        from: String,
+        points: Vec<String>,
+    },
+    #[error(
+        "{}: the source points to pick from are of different tasks ({}), whose scores do not compare; add task \
+         to the stage's init_adapter.match",
+        link.display(),
+        tasks.join(", ")
+    )]
+    SourceTasks { link: PathBuf, tasks: Vec<String> },
+    #[error(
+        "{}: none of the source points {} has a validation score to pick the best by",
+        link.display(),
+        points.join(", ")
+    )]
+    NoSourceScore { link: PathBuf, points: Vec<String> },
+    #[error(
+        "{} would change from {} to {} (the source stage's results changed), but points starting from it have \
+         started: {}; delete their run folders to start them from the new best, or restore the source runs",
+        link.display(),
+        was.display(),
+        now.display(),
+        started.join(", ")
+    )]
+    SourceChanged {
+        link: PathBuf,
+        was: PathBuf,
+        now: PathBuf,
+        started: Vec<String>,
+    },
     #[error("malformed {}: {problem}", path.display())]
     MalformedResults {
         path: PathBuf,
@@ -166,6 +204,43 @@ pub enum SweepProblem {
     SetAndGrid(String),
     #[error("output_dir is set by the sweep (<out>/runs/<point>); set `out:` or --out to move the sweep")]
     OutputDir,
+    #[error("give either `grid:` or `stages:` (each stage with its own grid), not both")]
+    GridAndStages,
+    #[error("stages is an empty list: give at least one stage with a grid")]
+    NoStages,
+    #[error("stage name {0:?} must be letters, digits, '-', '_' or '.'")]
+    StageName(String),
+    #[error("two stages are named {0:?}")]
+    StageTwice(String),
+    #[error("stage {stage}: `{key}` is set both in the file's set and in the stage's")]
+    SetTwice { stage: String, key: String },
+    #[error(
+        "stage {stage}: init_adapter is filled in from another stage (its `init_adapter: {{from_stage: …}}`) and \
+         also given by hand in {place}; keep one"
+    )]
+    InitAdapterTwice { stage: String, place: String },
+    #[error("stage {stage} starts from stage `{from}`, which the file does not have (its stages: {})", known.join(", "))]
+    UnknownStage {
+        stage: String,
+        from: String,
+        known: Vec<String>,
+    },
+    #[error("the stages start from one another in a cycle: {}", path.join(" → "))]
+    Cycle { path: Vec<String> },
+    #[error("stage {stage} starts from stage {from}, which is listed after it; list the stages in the order they run")]
+    LaterStage { stage: String, from: String },
+    #[error("point {id} has no value for `{key}`, a key of init_adapter.match; give it in the grid or set")]
+    MatchKeyMissing { id: String, key: String },
+    #[error(
+        "stage {stage}: point {id} has {}, and no point of stage {from} does",
+        values.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    )]
+    NoSourcePoint {
+        stage: String,
+        id: String,
+        from: String,
+        values: Vec<(String, String)>,
+    },
     #[error("two grid points are both named {id:?} ({other:?})")]
     SameName {
         id: String,
@@ -185,6 +260,11 @@ pub enum OverrideProblem {
     GridKey { key: String, file: PathBuf },
     #[error("the value is not YAML: {0}")]
     NotYaml(serde_yaml::Error),
+    #[error(
+        "stage {stage} of {} fills init_adapter in from its source stage; --set cannot give it",
+        file.display()
+    )]
+    FilledByStage { stage: String, file: PathBuf },
 }
 
 /// Why a point of `sweep.json` is refused (shown after the manifest's path).

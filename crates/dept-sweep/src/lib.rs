@@ -31,6 +31,7 @@ pub mod report;
 mod run;
 pub mod slurm;
 pub mod spec;
+pub mod stages;
 pub mod state;
 pub mod write;
 

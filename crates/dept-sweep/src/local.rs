@@ -1,5 +1,6 @@
 //! The local backend: one `dept train` process per slot (a GPU, or a share of the CPU cores), points taken in grid
-//! order, finished points skipped, interrupted and preempted ones resumed from their checkpoint, failed ones left
+//! order stage by stage (a stage starts only once every point of the stages before it is done, and a stage that
+//! starts from an earlier one has its source picked first, [`crate::stages::pick`]), finished points skipped, interrupted and preempted ones resumed from their checkpoint, failed ones left
 //! failed unless asked to retry them, a live table meanwhile. SIGINT/SIGTERM stop the running points (they save
 //! and resume on the next run) and end the sweep with status 130.
 //!
@@ -68,10 +69,15 @@ pub enum LocalEnd {
     Finished {
         failed: Vec<(String, Failure)>,
         preempted: usize,
+        not_started: NotStarted,
     },
     /// SIGINT/SIGTERM stopped it; this many points are not finished (the next call resumes them).
     Interrupted { unfinished: usize },
 }
+
+/// The stages a local run did not start because a stage before them has points that did not finish: their names
+/// and point counts, in order.
+pub type NotStarted = Vec<(String, usize)>;
 
 /// Runs every unfinished point (and the failed ones too where `retry_failed`). On SIGINT/SIGTERM the running
 /// points are stopped (they save and resume on the next call) and [`LocalEnd::Interrupted`] is returned; on an
@@ -93,25 +99,61 @@ pub fn run(sweep: &Sweep, dept: &Path, slots: &Slots, retry_failed: bool) -> Res
     }
     std::fs::create_dir_all(state::status_dir(sweep))
         .map_err(|e| SweepError::io("creating", state::status_dir(sweep), e))?;
-    let mut pool = Pool::new(sweep, dept, slots, retry_failed);
-    let result = pool.drive();
-    if result.is_err() || STOP.load(Ordering::SeqCst) {
-        pool.stop_all();
+    let mut table = LiveTable::new();
+    for (n, stage) in sweep.stages.iter().enumerate() {
+        let states = state::all_on_disk(sweep);
+        let earlier_done = sweep.stages[..n]
+            .iter()
+            .all(|s| s.points.clone().all(|i| states[i].is_done()));
+        if !earlier_done {
+            table.show(&LiveTable::render(sweep, &states, false));
+            let not_started = sweep.stages[n..]
+                .iter()
+                .map(|s| (s.name.clone().unwrap_or_default(), s.points.len()))
+                .collect();
+            return Ok(finished(sweep, &states, not_started));
+        }
+        if let (Some(name), Some(_)) = (&stage.name, &stage.init) {
+            for chosen in crate::stages::pick(&sweep.out, name)? {
+                println!(
+                    "stage {name}: {} starts from {} ({} {})",
+                    chosen.link.display(),
+                    chosen.point,
+                    chosen.metric,
+                    chosen.value
+                );
+            }
+        }
+        let mut pool = Pool::new(sweep, dept, slots, retry_failed, stage.points.clone());
+        let result = pool.drive();
+        if result.is_err() || STOP.load(Ordering::SeqCst) {
+            pool.stop_all();
+        }
+        result?;
+        if STOP.load(Ordering::SeqCst) {
+            let unfinished = state::all_on_disk(sweep)
+                .iter()
+                .filter(|s| !s.is_done())
+                .count();
+            return Ok(LocalEnd::Interrupted { unfinished });
+        }
+        pool.table
+            .show(&LiveTable::render(sweep, &pool.states, false));
+        table = pool.table;
     }
-    result?;
-    if STOP.load(Ordering::SeqCst) {
-        let unfinished = pool.states.iter().filter(|s| !s.is_done()).count();
-        return Ok(LocalEnd::Interrupted { unfinished });
+    Ok(finished(sweep, &state::all_on_disk(sweep), Vec::new()))
+}
+
+/// How a run that has nothing more it may start ended: the failed and preempted points of the whole sweep.
+fn finished(sweep: &Sweep, states: &[State], not_started: NotStarted) -> LocalEnd {
+    LocalEnd::Finished {
+        failed: state::failures(sweep, states),
+        preempted: states
+            .iter()
+            .filter(|s| matches!(s, State::Preempted(_)))
+            .count(),
+        not_started,
     }
-    pool.table
-        .show(&LiveTable::render(sweep, &pool.states, false));
-    let failed = state::failures(sweep, &pool.states);
-    let preempted = pool
-        .states
-        .iter()
-        .filter(|s| matches!(s, State::Preempted(_)))
-        .count();
-    Ok(LocalEnd::Finished { failed, preempted })
 }
 
 /// The slots, the points waiting for one, and the points running in them.
@@ -134,7 +176,14 @@ struct Pool<'a> {
 }
 
 impl<'a> Pool<'a> {
-    fn new(sweep: &'a Sweep, dept: &'a Path, slots: &'a Slots, retry_failed: bool) -> Self {
+    /// A pool for the points `members` (one stage's) of the sweep.
+    fn new(
+        sweep: &'a Sweep,
+        dept: &'a Path,
+        slots: &'a Slots,
+        retry_failed: bool,
+        members: std::ops::Range<usize>,
+    ) -> Self {
         let slot_names: Vec<String> = match slots {
             Slots::Gpus(gpus) => gpus.iter().map(|g| format!("gpu {g}")).collect(),
             Slots::Cpu(n) => (1..=*n).map(|i| format!("cpu slot {i}")).collect(),
@@ -145,7 +194,7 @@ impl<'a> Pool<'a> {
             Slots::Gpus(_) => None,
         };
         let states = state::all_on_disk(sweep);
-        let count = |f: fn(&State) -> bool| states.iter().filter(|s| f(s)).count();
+        let count = |f: fn(&State) -> bool| members.clone().filter(|&i| f(&states[i])).count();
         match (count(State::is_failed), retry_failed) {
             (0, _) => {}
             (failed, true) => println!("{failed} point(s) failed before and are tried again"),
@@ -154,7 +203,8 @@ impl<'a> Pool<'a> {
                  --retry-failed runs them again)"
             ),
         }
-        let held_elsewhere: Vec<usize> = (0..states.len())
+        let held_elsewhere: Vec<usize> = members
+            .clone()
             .filter(|&i| matches!(states[i], State::Running(_)))
             .collect();
         if !held_elsewhere.is_empty() {
@@ -164,7 +214,7 @@ impl<'a> Pool<'a> {
                 held_elsewhere.len()
             );
         }
-        let mut queue: Vec<usize> = (0..states.len())
+        let mut queue: Vec<usize> = members
             .filter(|&i| match &states[i] {
                 State::Done | State::Running(_) => false,
                 State::Failed(_) => retry_failed,

@@ -1,6 +1,8 @@
 //! `dept sweep report`: the finished runs of a sweep folder, grouped into configurations (every grid value but the
 //! seed), with mean ± sample standard deviation over seeds, the best configuration per task by validation mean and,
-//! when `k_shot` is swept, the paper's few-shot table. Written to `report.csv` and `report.md` in the sweep folder.
+//! when `k_shot` is swept, the paper's few-shot table. A staged sweep gets one such report per stage (its own
+//! grid keys, best configurations and few-shot table) under one heading, and `report.csv` a `stage` column.
+//! Written to `report.csv` and `report.md` in the sweep folder.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -55,7 +57,10 @@ pub fn run(out: &Path) -> Result<Report> {
             stopped.push((point.id.clone(), Stopped::Preempted(how)));
         }
     }
-    let mut report = Report::build(&manifest, &finished);
+    let mut report = match manifest.stages.is_empty() {
+        true => Report::build(&manifest, &finished),
+        false => Report::staged(out, &manifest, &finished),
+    };
     report.stopped = stopped;
     for (name, text) in [(CSV_FILE, report.csv()), (MARKDOWN_FILE, report.markdown())] {
         crate::write::write_file(&out.join(name), &text)?;
@@ -63,7 +68,7 @@ pub fn run(out: &Path) -> Result<Report> {
     Ok(report)
 }
 
-fn read_manifest(path: &Path) -> Result<Manifest> {
+pub(crate) fn read_manifest(path: &Path) -> Result<Manifest> {
     if !path.is_file() {
         return Err(SweepError::ManifestMissing {
             path: path.to_path_buf(),
@@ -110,8 +115,8 @@ fn read_manifest(path: &Path) -> Result<Manifest> {
 
 /// The row of one run's `results.csv` that the report uses.
 #[derive(Debug, Clone, PartialEq)]
-struct RunResults {
-    task: Option<String>,
+pub(crate) struct RunResults {
+    pub(crate) task: Option<String>,
     steps: Option<f64>,
     /// `validation_*` and `test_*` columns in file order; `None` where the cell is empty.
     metrics: Vec<(String, Option<f64>)>,
@@ -120,7 +125,7 @@ struct RunResults {
 /// The results of a finished run; `None` for a file whose last line was torn (cut short without its newline, as a
 /// kill or a full disk mid-write leaves it): that point is reported as not finished, with a warning, rather than
 /// failing the report. A complete file that does not parse is an error naming it.
-fn read_results(path: &Path) -> Result<Option<RunResults>> {
+pub(crate) fn read_results(path: &Path) -> Result<Option<RunResults>> {
     let text = std::fs::read_to_string(path).map_err(|e| SweepError::io("reading", path, e))?;
     match parse_results(&text) {
         Ok(results) => Ok(Some(results)),
@@ -135,6 +140,18 @@ fn read_results(path: &Path) -> Result<Option<RunResults>> {
             path: path.to_path_buf(),
             problem,
         }),
+    }
+}
+
+impl RunResults {
+    /// The first `validation_*` column and its value: the metric `dept train` picked the run's best checkpoint
+    /// by. `None` where that cell is empty.
+    pub(crate) fn validation(&self) -> Option<(&str, f64)> {
+        let (metric, value) = self
+            .metrics
+            .iter()
+            .find(|(m, _)| m.starts_with(VALIDATION))?;
+        value.map(|v| (metric.as_str(), v))
     }
 }
 
@@ -473,6 +490,17 @@ pub struct Report {
     k_shot: Option<KShotTable>,
     /// Points without results that failed or were preempted, in grid order, from the sweep folder's markers.
     pub stopped: Vec<(String, Stopped)>,
+    /// A staged sweep's report per stage, in order (empty otherwise; then the fields above are the report).
+    stages: Vec<StageReport>,
+}
+
+/// One stage's part of a staged sweep's report.
+#[derive(Debug)]
+struct StageReport {
+    name: String,
+    /// Where the stage's points start from (the picks made so far), one line each.
+    starts_from: Vec<String>,
+    report: Report,
 }
 
 /// How an unfinished point of the report ended its last attempt.
@@ -540,11 +568,155 @@ impl Report {
             best,
             k_shot,
             stopped: Vec::new(),
+            stages: Vec::new(),
         }
+    }
+
+    /// A report per stage of a staged manifest: each over the stage's points and the grid keys they have.
+    fn staged(out: &Path, manifest: &Manifest, finished: &[(usize, RunResults)]) -> Report {
+        let stages = manifest
+            .stages
+            .iter()
+            .map(|stage| {
+                let members: Vec<usize> = (0..manifest.points.len())
+                    .filter(|&i| manifest.points[i].stage.as_deref() == Some(stage.name.as_str()))
+                    .collect();
+                let grid_keys: Vec<String> = manifest
+                    .grid_keys
+                    .iter()
+                    .filter(|k| {
+                        members.iter().any(|&i| {
+                            manifest.points[i]
+                                .values
+                                .get(k.as_str())
+                                .map(String::as_str)
+                                != Some(crate::spec::NOT_IN_POINT_GRID)
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                let part = Manifest {
+                    name: format!("{}, stage {}", manifest.name, stage.name),
+                    grid_keys,
+                    points: members
+                        .iter()
+                        .map(|&i| crate::spec::ManifestPoint {
+                            id: manifest.points[i].id.clone(),
+                            values: manifest.points[i].values.clone(),
+                            stage: None,
+                        })
+                        .collect(),
+                    stages: Vec::new(),
+                };
+                let part_finished: Vec<(usize, RunResults)> = finished
+                    .iter()
+                    .filter_map(|(i, results)| {
+                        let at = members.iter().position(|m| m == i)?;
+                        Some((at, results.clone()))
+                    })
+                    .collect();
+                StageReport {
+                    name: stage.name.clone(),
+                    starts_from: stage
+                        .init_adapter
+                        .as_ref()
+                        .map(|init| crate::stages::describe_picks(out, init))
+                        .unwrap_or_default(),
+                    report: Report::build(&part, &part_finished),
+                }
+            })
+            .collect();
+        let mut report = Report::build(
+            &Manifest {
+                name: manifest.name.clone(),
+                grid_keys: Vec::new(),
+                points: Vec::new(),
+                stages: Vec::new(),
+            },
+            &[],
+        );
+        report.finished = finished.len();
+        report.total = manifest.points.len();
+        report.stages = stages;
+        report
+    }
+
+    /// `report.csv` of a staged sweep: every stage's rows under the union of their columns, after a `stage` one.
+    fn staged_csv(&self) -> String {
+        let mut header = vec!["stage".to_string()];
+        let mut rows: Vec<(String, Vec<(String, String)>)> = Vec::new();
+        for part in &self.stages {
+            let records = parse_csv(&part.report.csv()).unwrap_or_default();
+            let Some((names, body)) = records.split_first() else {
+                continue;
+            };
+            for name in names {
+                if !header.contains(name) {
+                    header.push(name.clone());
+                }
+            }
+            for record in body {
+                rows.push((
+                    part.name.clone(),
+                    names.iter().cloned().zip(record.iter().cloned()).collect(),
+                ));
+            }
+        }
+        let mut lines = vec![csv_line(&header)];
+        for (stage, cells) in rows {
+            let row: Vec<String> = header
+                .iter()
+                .map(|column| match column.as_str() {
+                    "stage" => stage.clone(),
+                    _ => cells
+                        .iter()
+                        .find(|(name, _)| name == column)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                })
+                .collect();
+            lines.push(csv_line(&row));
+        }
+        lines.join("\n") + "\n"
+    }
+
+    /// `report.md` of a staged sweep: the count, the stopped points, then each stage's report a level down.
+    fn staged_markdown(&self) -> String {
+        let mut md = format!(
+            "# Sweep {}: {} of {} points finished\n\n",
+            cell(&self.name),
+            self.finished,
+            self.total
+        );
+        md += &self.stopped_section();
+        for part in &self.stages {
+            let inner = part.report.markdown();
+            let mut lines = inner.lines();
+            if let Some(title) = lines.next() {
+                md += &format!("#{title}\n");
+            }
+            if !part.starts_from.is_empty() {
+                md += "\nIts points start from the best adapter of an earlier stage:\n\n";
+                for line in &part.starts_from {
+                    md += &format!("- {}\n", cell(line));
+                }
+            }
+            for line in lines {
+                match line.starts_with('#') {
+                    true => md += &format!("#{line}\n"),
+                    false => md += &format!("{line}\n"),
+                }
+            }
+            md += "\n";
+        }
+        md
     }
 
     /// `report.csv`: one row per configuration, full precision, empty cells where a value is missing.
     pub fn csv(&self) -> String {
+        if !self.stages.is_empty() {
+            return self.staged_csv();
+        }
         let mut header: Vec<String> = self.grid_columns.clone();
         header.extend(["task", "n_seeds", "steps_mean"].map(String::from));
         for metric in &self.metrics {
@@ -575,6 +747,9 @@ impl Report {
     /// `report.md`: best configuration per task, the few-shot table when `k_shot` is swept, then every
     /// configuration.
     pub fn markdown(&self) -> String {
+        if !self.stages.is_empty() {
+            return self.staged_markdown();
+        }
         let mut md = format!(
             "# Sweep {}: {} of {} points finished\n\n",
             cell(&self.name),

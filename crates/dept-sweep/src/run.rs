@@ -119,10 +119,25 @@ fn run_local(
     retry_failed: bool,
     done: RunOutcome,
 ) -> Result<RunOutcome> {
-    match local::run(sweep, dept, slots, retry_failed)? {
+    let end = local::run(sweep, dept, slots, retry_failed)?;
+    if let LocalEnd::Finished { not_started, .. } = &end {
+        for (stage, points) in not_started {
+            println!(
+                "stage {stage} ({points} points) has not started: a stage before it has points that did not finish"
+            );
+        }
+    }
+    match end {
         LocalEnd::Finished { failed, .. } if !failed.is_empty() => {
             Err(points_failed(sweep, failed))
         }
+        LocalEnd::Finished {
+            preempted: 0,
+            not_started,
+            ..
+        } if !not_started.is_empty() => Err(SweepError::PointsUnfinished {
+            left: not_started.iter().map(|(_, points)| points).sum(),
+        }),
         LocalEnd::Finished { preempted: 0, .. } => Ok(done),
         LocalEnd::Finished { preempted, .. } => Ok(RunOutcome::Preempted { preempted }),
         LocalEnd::Interrupted { unfinished } => Ok(RunOutcome::Interrupted { unfinished }),

@@ -3,6 +3,12 @@
 //! call sees which points are queued or running (`squeue`) and submits only the others: a cancelled, preempted or
 //! timed-out task is submitted again and resumes from its checkpoint; a failed one only with `--retry-failed`.
 //!
+//! Stages: each stage's unfinished points are an array of their own, submitted with `--dependency=afterok:` on
+//! the arrays of the stages before it that are still queued, so it starts only once they have all succeeded; its
+//! tasks first pick their source (`dept sweep pick`, [`crate::stages`]). A stage after one with failed points is
+//! not submitted; an array whose dependency can no longer be met (a source task failed or was cancelled) is
+//! cancelled by the next `run` (and by `--wait`), which submits it again on the arrays now queued.
+//!
 //! Preemption: the tasks are requeueable (`--requeue`) and ask for SIGUSR1 some seconds before their time limit
 //! (`--signal=B:USR1@N`). The array script passes the signal on to `dept train`, which saves a checkpoint and
 //! exits with status 75; the script then requeues its own task (`scontrol requeue JOBID_INDEX`), which starts again
@@ -130,9 +136,77 @@ pub struct Submission {
     pub signal_seconds: Option<u32>,
 }
 
-/// Submits every point that is neither finished nor queued (nor failed, unless retried); `Ok(job id)` or `None`
-/// when nothing was left.
-pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Option<String>> {
+/// The reason `squeue` gives for a task whose dependency can never be met (an earlier stage's task failed).
+const DEPENDENCY_NEVER_SATISFIED: &str = "DependencyNeverSatisfied";
+
+/// Cancels the array tasks of the sweep that wait on a dependency that can never be met, and returns their point
+/// ids: they would wait forever, and the next submission sends them again behind what is queued then.
+fn cancel_stuck(sweep: &Sweep) -> Result<Vec<String>> {
+    let subs = submissions(sweep);
+    if subs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let jobs: Vec<&str> = subs.iter().map(|(j, _)| j.as_str()).collect();
+    let output = Command::new("squeue")
+        .args(["-h", "-r", "-o", "%i|%r", "-j", &jobs.join(",")])
+        .output()
+        .map_err(|error| SweepError::SlurmClient {
+            command: "squeue",
+            error,
+        })?;
+    let stuck: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.trim().split_once('|'))
+        .filter(|(_, reason)| *reason == DEPENDENCY_NEVER_SATISFIED)
+        .map(|(task, _)| task.to_string())
+        .collect();
+    if stuck.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cancel = Command::new("scancel")
+        .args(&stuck)
+        .output()
+        .map_err(|error| SweepError::SlurmClient {
+            command: "scancel",
+            error,
+        })?;
+    if !cancel.status.success() {
+        return Err(SweepError::SqueueFailed {
+            status: cancel.status,
+            stderr: String::from_utf8_lossy(&cancel.stderr).trim().to_string(),
+        });
+    }
+    let points: HashMap<String, Vec<String>> = subs
+        .iter()
+        .map(|(job, file)| {
+            let ids = std::fs::read_to_string(file).unwrap_or_default();
+            (job.clone(), ids.lines().map(str::to_string).collect())
+        })
+        .collect();
+    let lines: String = stuck.iter().map(|t| format!("{t}|PENDING\n")).collect();
+    let ids: Vec<String> = parse_squeue(&lines, &points).into_keys().collect();
+    println!(
+        "cancelled {} task(s) whose stage can no longer start (a task they depend on failed or was cancelled): {}",
+        stuck.len(),
+        stuck.join(" ")
+    );
+    Ok(ids)
+}
+
+/// Every point's state, as [`states`], with the points of tasks just cancelled read from the folder.
+fn states_without(sweep: &Sweep, cancelled: &[String]) -> Result<Vec<State>> {
+    let mut states = states(sweep)?;
+    for (point, state) in sweep.points.iter().zip(states.iter_mut()) {
+        if cancelled.contains(&point.id) {
+            *state = state::on_disk(sweep, point);
+        }
+    }
+    Ok(states)
+}
+
+/// Submits every point that is neither finished nor queued (nor failed, unless retried), one array per stage, each
+/// depending on the queued arrays of the stages before it; `Ok(the job ids)`, none when nothing was left.
+pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Vec<String>> {
     let signal_seconds = how
         .signal_seconds
         .or(sweep.slurm.signal_seconds)
@@ -143,18 +217,13 @@ pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Option<Stri
             max: MAX_SIGNAL_SECONDS,
         });
     }
-    let states = states(sweep)?;
-    let todo: Vec<&str> = sweep
-        .points
-        .iter()
-        .zip(&states)
-        .filter(|(_, s)| match s {
-            State::Pending | State::Interrupted | State::Preempted(_) => true,
-            State::Failed(_) => how.retry_failed,
-            State::Queued(_) | State::Running(_) | State::Done => false,
-        })
-        .map(|(p, _)| p.id.as_str())
-        .collect();
+    let cancelled = cancel_stuck(sweep)?;
+    let states = states_without(sweep, &cancelled)?;
+    let to_submit = |s: &State| match s {
+        State::Pending | State::Interrupted | State::Preempted(_) => true,
+        State::Failed(_) => how.retry_failed,
+        State::Queued(_) | State::Running(_) | State::Done => false,
+    };
     let failed = states.iter().filter(|s| s.is_failed()).count();
     if failed > 0 && !how.retry_failed {
         println!(
@@ -172,26 +241,90 @@ pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Option<Stri
     println!(
         "{} points: {done} done, {waiting} queued or running, {} to submit",
         states.len(),
-        todo.len()
+        states.iter().filter(|s| to_submit(s)).count()
     );
-    if todo.is_empty() {
-        return Ok(None);
+    let queued_jobs = queued(sweep)?;
+    let mut jobs = Vec::new();
+    // Arrays of the earlier stages that are queued or running: a later stage's array waits for them.
+    let mut before: Vec<String> = Vec::new();
+    for (n, stage) in sweep.stages.iter().enumerate() {
+        if n > 0 {
+            let earlier = sweep.stages[n - 1].points.clone();
+            if earlier
+                .clone()
+                .any(|i| states[i].is_failed() && !how.retry_failed)
+            {
+                let left = sweep.stages[n..]
+                    .iter()
+                    .map(|s| s.points.len())
+                    .sum::<usize>();
+                println!(
+                    "stage {} and after ({left} points) not submitted: stage {} has failed points",
+                    stage.name.as_deref().unwrap_or(""),
+                    sweep.stages[n - 1].name.as_deref().unwrap_or("")
+                );
+                break;
+            }
+            for i in earlier {
+                let job = queued_jobs
+                    .get(&sweep.points[i].id)
+                    .filter(|_| !cancelled.contains(&sweep.points[i].id))
+                    .and_then(|(task, _)| task.split_once('_'))
+                    .map(|(job, _)| job.to_string());
+                if let Some(job) = job.filter(|j| !before.contains(j)) {
+                    before.push(job);
+                }
+            }
+        }
+        let todo: Vec<&str> = stage
+            .points
+            .clone()
+            .filter(|&i| to_submit(&states[i]))
+            .map(|i| sweep.points[i].id.as_str())
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let array = Array {
+            points: &todo,
+            signal_seconds,
+            after: &before,
+            pick_stage: stage.init.as_ref().and(stage.name.as_deref()),
+        };
+        let job = submit_array(sweep, dept, &array)?;
+        before.push(job.clone());
+        jobs.push(job);
     }
+    Ok(jobs)
+}
+
+/// One job array to submit: its points, and the arrays it waits for.
+struct Array<'a> {
+    points: &'a [&'a str],
+    signal_seconds: u32,
+    /// Job ids that must all succeed first (`--dependency=afterok:…`).
+    after: &'a [String],
+    /// The stage whose source each task picks before it trains (`dept sweep pick`), for a stage that has one.
+    pick_stage: Option<&'a str>,
+}
+
+/// Writes the points file and the script, submits the array and records it; `Ok(job id)`.
+fn submit_array(sweep: &Sweep, dept: &Path, array: &Array<'_>) -> Result<String> {
     let dir = slurm_dir(sweep);
     for folder in [dir.clone(), state::status_dir(sweep)] {
         std::fs::create_dir_all(&folder).map_err(|e| SweepError::io("creating", &folder, e))?;
     }
     let number = submissions(sweep).len() + 1;
     let points_file = absolute(&dir.join(format!("points-{number}.txt")));
-    crate::write::write_file(&points_file, &(todo.join("\n") + "\n"))?;
+    crate::write::write_file(&points_file, &(array.points.join("\n") + "\n"))?;
     let script = absolute(&dir.join("array.sh"));
     crate::write::write_file(&script, &array_script(sweep, &absolute(dept)))?;
 
-    let job = sbatch(sweep, &script, &points_file, todo.len(), signal_seconds)?;
+    let job = sbatch(sweep, &script, &points_file, array)?;
     for point in sweep
         .points
         .iter()
-        .filter(|p| todo.contains(&p.id.as_str()))
+        .filter(|p| array.points.contains(&p.id.as_str()))
     {
         state::clear_markers(sweep, point);
     }
@@ -199,11 +332,18 @@ pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Option<Stri
     let mut text = std::fs::read_to_string(&record).unwrap_or_default();
     text += &format!("{job} {}\n", points_file.display());
     crate::write::write_file(&record, &text)?;
+    let stage = array
+        .pick_stage
+        .map_or(String::new(), |s| format!(", stage {s}"));
+    let after = match array.after.is_empty() {
+        true => String::new(),
+        false => format!(", after {} succeeds", array.after.join(", ")),
+    };
     println!(
-        "submitted job array {job} ({} tasks): squeue -r -j {job}",
-        todo.len()
+        "submitted job array {job} ({} tasks{stage}{after}): squeue -r -j {job}",
+        array.points.len()
     );
-    Ok(Some(job))
+    Ok(job)
 }
 
 /// `absolute(path)`, or `path` as given where the current folder cannot be read.
@@ -213,13 +353,8 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// Submits `script` as a job array of `tasks` tasks over `points_file`, with the sweep file's resources, requeueable
 /// and warned `signal_seconds` before the time limit (none when 0); `Ok(job id)`.
-fn sbatch(
-    sweep: &Sweep,
-    script: &Path,
-    points_file: &Path,
-    tasks: usize,
-    signal_seconds: u32,
-) -> Result<String> {
+fn sbatch(sweep: &Sweep, script: &Path, points_file: &Path, array: &Array<'_>) -> Result<String> {
+    let (tasks, signal_seconds) = (array.points.len(), array.signal_seconds);
     let r = &sweep.slurm;
     let mut command = Command::new("sbatch");
     command
@@ -260,7 +395,13 @@ fn sbatch(
     if let Some(cpus) = r.cpus_per_task {
         command.arg(format!("--cpus-per-task={cpus}"));
     }
+    if !array.after.is_empty() {
+        command.arg(format!("--dependency=afterok:{}", array.after.join(":")));
+    }
     command.args(&r.extra).arg(script).arg(points_file);
+    if let Some(stage) = array.pick_stage {
+        command.arg(stage);
+    }
     let output = command.output().map_err(|error| SweepError::SlurmClient {
         command: "sbatch",
         error,
@@ -282,7 +423,8 @@ fn sbatch(
     Ok(job)
 }
 
-/// The array task: the n-th line of the points file is its point. It runs `dept train` in the background so that
+/// The array task: the n-th line of the points file is its point; a second argument names the stage whose source it
+/// picks first (`dept sweep pick`; a failure there fails the point with its error). It runs `dept train` in the background so that
 /// it can pass Slurm's signals on: on SIGUSR1 (the warning before the time limit, or `scancel --signal=USR1
 /// --batch`) the trainer saves and exits with 75, and the script requeues its own task, which resumes the folder
 /// when it starts again. A preempted or failed attempt leaves its marker (`status/<id>.preempted` or `.failed`, the
@@ -303,6 +445,12 @@ rm -f "$OUT/status/$ID.preempted" "$OUT/status/$ID.failed"
 echo "=== dept sweep: slurm job $TASK on $(hostname) starts $ID (attempt $((${{SLURM_RESTART_COUNT:-0}} + 1)))" >> "$LOG"
 FROM=$(stat -c %s "$LOG")
 CONFIG="$OUT/configs/$ID.yaml"
+# A stage that starts from an earlier one: its source is picked (the same by every task) before training.
+if [ -n "${{2:-}}" ] && ! {dept} sweep pick "$OUT" --stage "$2" >> "$LOG" 2>&1; then
+  ERROR=$(tail -c +"$((FROM + 1))" "$LOG" | sed -n 's/^error: //p' | tail -n 1)
+  printf '%s\n%s\n' "picking the source of stage $2 failed in slurm job $TASK; log $LOG" "$ERROR" > "$OUT/status/$ID.failed"
+  exit 1
+fi
 # libtorch's threads: the CPUs Slurm gave the task, unless the config says.
 THREADS=()
 if [ -n "${{SLURM_CPUS_PER_TASK:-}}" ] && ! grep -q '^threads:' "$CONFIG"; then
@@ -353,7 +501,11 @@ pub fn wait(sweep: &Sweep) -> Result<Vec<State>> {
     let mut table = LiveTable::new();
     let start = Instant::now();
     loop {
-        let states = states(sweep)?;
+        let cancelled = cancel_stuck(sweep)?;
+        if !cancelled.is_empty() {
+            table.keep_what_was_printed();
+        }
+        let states = states_without(sweep, &cancelled)?;
         table.show(&LiveTable::render(sweep, &states, false));
         if !states
             .iter()

@@ -206,6 +206,28 @@ pub fn max_steps(point: &Point) -> Option<u64> {
         .and_then(|v| scalar_text(v).parse().ok())
 }
 
+/// One line per stage (its counts), and under a stage that starts from another, where each of its links stands.
+fn stage_lines(sweep: &Sweep, states: &[State]) -> String {
+    let mut text = String::new();
+    for stage in &sweep.stages {
+        let of_stage = &states[stage.points.clone()];
+        let count = |f: fn(&State) -> bool| of_stage.iter().filter(|s| f(s)).count();
+        text += &format!(
+            "  stage {}: {} points, {} done, {} failed\n",
+            stage.name.as_deref().unwrap_or(""),
+            of_stage.len(),
+            count(State::is_done),
+            count(State::is_failed),
+        );
+        if let Some(init) = &stage.init {
+            for line in crate::stages::describe_picks(&sweep.out, init) {
+                text += &format!("    {line}\n");
+            }
+        }
+    }
+    text
+}
+
 /// The progress table: a count line, then one line per point that is not pending or done (all of them when
 /// `all`). On a terminal it redraws in place; otherwise it is printed when it changes.
 pub struct LiveTable {
@@ -256,6 +278,9 @@ impl LiveTable {
             count(|s| matches!(s, State::Failed(_))),
             count(|s| matches!(s, State::Pending)),
         );
+        if sweep.is_staged() {
+            text += &stage_lines(sweep, states);
+        }
         for (point, state) in sweep.points.iter().zip(states) {
             let shown = all || !matches!(state, State::Pending | State::Done);
             if !shown {
