@@ -1,6 +1,8 @@
 //! `dept sweep` end to end on the tiny CPU sweep (configs/sweeps/tiny-cpu.yaml: a tiny random T5 with the real T5
 //! vocabulary on real RTE and CB rows): a local sweep interrupted and resumed, its report, and the same kind of
-//! sweep through a real one-node Slurm (started here from Debian's slurm-wlm and munge; skipped with a message
+//! sweep through a real one-node Slurm; and the tiny staged sweep (configs/sweeps/tiny-staged.yaml: a source stage,
+//! then a target stage starting from its best points) locally, stopped between its stages and resumed, and through
+//! the one-node Slurm (started here from Debian's slurm-wlm and munge; skipped with a message
 //! where that cannot be done, required where `DEPT_REQUIRE_SLURM=1`, as in CI).
 
 mod common;
@@ -610,6 +612,257 @@ fn last_step(run_dir: &Path) -> Option<u64> {
         .find_map(|v| v.get("step").and_then(|s| s.as_u64()))
 }
 
+/// The tiny staged sweep's points: three source points, four target points.
+const STAGED_SWEEP: &str = "configs/sweeps/tiny-staged.yaml";
+const SOURCE_DEPT: [&str; 2] = [
+    "source__method-dept__prompt_len-4__rank-2__seed-42",
+    "source__method-dept__prompt_len-4__rank-2__seed-43",
+];
+const SOURCE_PT: &str = "source__method-pt__prompt_len-4__rank-0__seed-42";
+
+/// The `validation_*` score in a finished run's `results.csv`.
+fn validation_score(run_dir: &Path) -> f64 {
+    let csv = std::fs::read_to_string(run_dir.join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = header
+        .iter()
+        .position(|h| h.starts_with("validation_"))
+        .unwrap();
+    row[column].parse().unwrap()
+}
+
+/// The staged sweep's links point at the best source point of each method (the first on ties), and every target
+/// point's trainer started from its method's link.
+fn assert_targets_start_from_the_best_sources(out: &Path) {
+    let scores: Vec<f64> = SOURCE_DEPT
+        .iter()
+        .map(|id| validation_score(&out.join("runs").join(id)))
+        .collect();
+    let best_dept = if scores[1] > scores[0] {
+        SOURCE_DEPT[1]
+    } else {
+        SOURCE_DEPT[0]
+    };
+    for (method, source) in [("dept", best_dept), ("pt", SOURCE_PT)] {
+        let link = out.join(format!("stages/source/best/method-{method}"));
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("../../../runs").join(source).join("best"),
+            "{scores:?}"
+        );
+        let record = std::fs::read_to_string(link.with_extension("json")).unwrap();
+        assert!(record.contains(source), "{record}");
+        for k in [4, 8] {
+            let shape = if method == "dept" {
+                "4__rank-2"
+            } else {
+                "4__rank-0"
+            };
+            let id = format!("target__method-{method}__prompt_len-{shape}__k_shot-{k}");
+            let log = std::fs::read_to_string(out.join("logs").join(format!("{id}.log"))).unwrap();
+            assert!(
+                log.contains("adapter initialised from")
+                    && log.contains(&format!("stages/source/best/method-{method}")),
+                "{id}: {log}"
+            );
+            assert!(out.join("runs").join(&id).join("results.csv").is_file());
+        }
+    }
+}
+
+#[test]
+fn a_staged_sweep_stops_at_a_failed_source_and_resumes_into_its_target_stage() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(&shared, dir.path());
+    let out = dir.path().join("out");
+    let sweep = |extra: &[&str]| {
+        let mut command = dept();
+        command
+            .current_dir(repo())
+            .args(["sweep", "run", STAGED_SWEEP, "--slots", "2", "--out"])
+            .arg(&out)
+            .arg("--set")
+            .arg(format!("model={:?}", model.display().to_string()))
+            .arg("--set")
+            .arg(format!(
+                "data_dir={:?}",
+                shared.join("data").display().to_string()
+            ))
+            .args(extra);
+        command
+    };
+    // A file where one source point's run folder goes: its trainer fails, the other source points finish, and
+    // the target stage does not start.
+    let blocked = out.join("runs").join(SOURCE_DEPT[1]);
+    std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
+    std::fs::write(&blocked, "in the way").unwrap();
+    let first = sweep(&[]).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&first.stdout).to_string(),
+        String::from_utf8_lossy(&first.stderr).to_string(),
+    );
+    assert_eq!(first.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("1 point(s) failed") && stderr.contains(SOURCE_DEPT[1]),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("stage target (4 points) has not started"),
+        "{stdout}"
+    );
+    assert_eq!(done_points(&out), [SOURCE_DEPT[0], SOURCE_PT]);
+    assert!(!out.join("stages").exists(), "no source was picked");
+    let status = run_ok(
+        dept()
+            .current_dir(repo())
+            .args(["sweep", "status", STAGED_SWEEP, "--out"])
+            .arg(&out),
+    );
+    let status = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(
+        status.contains("stage source: 3 points, 2 done, 1 failed")
+            && status.contains("stage target: 4 points, 0 done")
+            && status.contains("method=dept: the best of 2 point(s) of stage source"),
+        "{status}"
+    );
+    // Picking by hand is refused while a source point has not finished.
+    let early = dept()
+        .args(["sweep", "pick"])
+        .arg(&out)
+        .args(["--stage", "target"])
+        .output()
+        .unwrap();
+    let early_err = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        !early.status.success()
+            && early_err.contains("have not finished")
+            && early_err.contains(SOURCE_DEPT[1]),
+        "{early_err}"
+    );
+
+    // Cause removed, failed point retried: the source stage finishes (its done points are not run again), then
+    // the target stage runs from the best source of each method.
+    std::fs::remove_file(&blocked).unwrap();
+    let resumed = run_ok(&mut sweep(&["--retry-failed"]));
+    let stdout = String::from_utf8_lossy(&resumed.stdout).to_string();
+    assert!(stdout.contains("every point is done"), "{stdout}");
+    assert!(
+        stdout.contains("stage target: stages/source/best/method-dept starts from"),
+        "{stdout}"
+    );
+    assert_eq!(done_points(&out).len(), 7);
+    for id in [SOURCE_DEPT[0], SOURCE_PT] {
+        assert_eq!(starts_in_log(&out, id), 1, "{id} ran again");
+    }
+    assert_targets_start_from_the_best_sources(&out);
+
+    // Picking again changes nothing; an unknown stage is named with the known ones.
+    let picked = run_ok(
+        dept()
+            .args(["sweep", "pick"])
+            .arg(&out)
+            .args(["--stage", "target"]),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&picked.stdout).lines().count(),
+        2,
+        "one line per link"
+    );
+    assert_targets_start_from_the_best_sources(&out);
+    let unknown = dept()
+        .args(["sweep", "pick"])
+        .arg(&out)
+        .args(["--stage", "targte"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("its stages are source, target"));
+
+    // The report: one part per stage, and a stage column in the CSV.
+    let report = run_ok(dept().args(["sweep", "report"]).arg(&out));
+    let markdown = String::from_utf8_lossy(&report.stdout).to_string();
+    assert!(
+        markdown.contains("# Sweep tiny-staged: 7 of 7 points finished")
+            && markdown.contains("## Sweep tiny-staged, stage source: 3 of 3 points finished")
+            && markdown.contains("## Sweep tiny-staged, stage target: 4 of 4 points finished")
+            && markdown.contains("### Few-shot (k_shot)"),
+        "{markdown}"
+    );
+    let csv = std::fs::read_to_string(out.join("report.csv")).unwrap();
+    let stages: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    // Source: DePT (2 seeds) and PT; target: 2 methods x 2 k.
+    assert_eq!(
+        stages,
+        ["source", "source", "target", "target", "target", "target"],
+        "{csv}"
+    );
+}
+
+#[test]
+fn a_staged_sweep_runs_through_a_one_node_slurm_one_array_per_stage() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let _one_cluster_at_a_time = one_cluster_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(slurm) = LocalSlurm::start_or_skip(&dir.path().join("slurm")) else {
+        return;
+    };
+    let model = tiny_model(&shared, dir.path());
+    let out = dir.path().join("out");
+    let sweep_file = repo().join(STAGED_SWEEP);
+    let sweep = |extra: &[&str]| slurm.sweep_run(&sweep_file, &out, &model, &shared, extra);
+
+    // Both stages are submitted at once, the target's array behind the source's.
+    let submitted = run_ok(&mut sweep(&[]));
+    let stdout = String::from_utf8_lossy(&submitted.stdout).to_string();
+    let jobs: Vec<String> = stdout
+        .split("submitted job array ")
+        .skip(1)
+        .map(|rest| rest.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(jobs.len(), 2, "{stdout}");
+    assert!(
+        stdout.contains(&format!("stage target, after {} succeeds", jobs[0])),
+        "{stdout}"
+    );
+    let info = run_ok(slurm.client("scontrol").args(["show", "job", &jobs[1]]));
+    let info = String::from_utf8_lossy(&info.stdout).to_string();
+    assert!(
+        info.contains(&format!("Dependency=afterok:{}", jobs[0])),
+        "{info}"
+    );
+    // The PT source (array task 2, waiting for a slot) is cancelled: the target array can never start. Waiting
+    // cancels it, submits the PT source again and the target behind it, and every point finishes.
+    run_ok(slurm.client("scancel").arg(format!("{}_2", jobs[0])));
+    let waited = run_ok(&mut sweep(&["--wait"]));
+    let waited = String::from_utf8_lossy(&waited.stdout).to_string();
+    assert!(waited.contains("every point is done"), "{waited}");
+    assert_eq!(done_points(&out).len(), 7, "{waited}");
+    assert!(
+        waited.contains("whose stage can no longer start"),
+        "{waited}"
+    );
+    assert_targets_start_from_the_best_sources(&out);
+    // Each target task picked its source itself before training.
+    let log = std::fs::read_to_string(
+        out.join("logs")
+            .join("target__method-pt__prompt_len-4__rank-0__k_shot-4.log"),
+    )
+    .unwrap();
+    assert!(log.contains("stages/source/best/method-pt -> "), "{log}");
+    let report = run_ok(dept().args(["sweep", "report"]).arg(&out));
+    assert!(String::from_utf8_lossy(&report.stdout).contains("7 of 7 points finished"));
+}
+
 #[test]
 fn every_shipped_sweep_expands_into_checked_points() {
     let dir = tempfile::tempdir().unwrap();
@@ -618,6 +871,7 @@ fn every_shipped_sweep_expands_into_checked_points() {
         ("superglue", 160),
         ("fewshot", 27),
         ("tiny-cpu", 8),
+        ("tiny-staged", 7),
     ] {
         let output = run_ok(
             dept()

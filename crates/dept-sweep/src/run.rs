@@ -97,7 +97,7 @@ pub fn run(options: &RunOptions, dept: &Path) -> Result<RunOutcome> {
             if !wait {
                 return Ok(RunOutcome::Submitted);
             }
-            let states = slurm::wait(&sweep)?;
+            let states = slurm::wait(&sweep, || slurm::submit(&sweep, dept, how).map(|_| ()))?;
             let failed = state::failures(&sweep, &states);
             let left = states.iter().filter(|s| !s.is_done()).count();
             if !failed.is_empty() {

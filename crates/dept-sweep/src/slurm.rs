@@ -171,10 +171,12 @@ fn cancel_stuck(sweep: &Sweep) -> Result<Vec<String>> {
             error,
         })?;
     if !cancel.status.success() {
-        return Err(SweepError::SqueueFailed {
-            status: cancel.status,
-            stderr: String::from_utf8_lossy(&cancel.stderr).trim().to_string(),
-        });
+        // A task that ended meanwhile cannot be cancelled, and need not be.
+        eprintln!(
+            "scancel {}: {}",
+            stuck.join(" "),
+            String::from_utf8_lossy(&cancel.stderr).trim()
+        );
     }
     let points: HashMap<String, Vec<String>> = subs
         .iter()
@@ -245,7 +247,9 @@ pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Vec<String>
     );
     let queued_jobs = queued(sweep)?;
     let mut jobs = Vec::new();
-    // Arrays of the earlier stages that are queued or running: a later stage's array waits for them.
+    // What a later stage's array waits for: the arrays of earlier stages submitted now, and their tasks queued or
+    // running from earlier submissions, by task (`41_3`): an array one of whose tasks was cancelled can never
+    // succeed as a whole, while its other tasks still can.
     let mut before: Vec<String> = Vec::new();
     for (n, stage) in sweep.stages.iter().enumerate() {
         if n > 0 {
@@ -266,13 +270,12 @@ pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Vec<String>
                 break;
             }
             for i in earlier {
-                let job = queued_jobs
+                let task = queued_jobs
                     .get(&sweep.points[i].id)
                     .filter(|_| !cancelled.contains(&sweep.points[i].id))
-                    .and_then(|(task, _)| task.split_once('_'))
-                    .map(|(job, _)| job.to_string());
-                if let Some(job) = job.filter(|j| !before.contains(j)) {
-                    before.push(job);
+                    .map(|(task, _)| task.clone());
+                if let Some(task) = task.filter(|t| !before.contains(t)) {
+                    before.push(task);
                 }
             }
         }
@@ -302,7 +305,7 @@ pub fn submit(sweep: &Sweep, dept: &Path, how: Submission) -> Result<Vec<String>
 struct Array<'a> {
     points: &'a [&'a str],
     signal_seconds: u32,
-    /// Job ids that must all succeed first (`--dependency=afterok:…`).
+    /// Job ids (whole arrays) and array tasks (`41_3`) that must all succeed first (`--dependency=afterok:…`).
     after: &'a [String],
     /// The stage whose source each task picks before it trains (`dept sweep pick`), for a stage that has one.
     pick_stage: Option<&'a str>,
@@ -497,15 +500,19 @@ exit $STATUS
 }
 
 /// Waits until no point of the sweep is queued or running, showing the table; `Ok(every point's state)` then.
-pub fn wait(sweep: &Sweep) -> Result<Vec<State>> {
+/// Tasks that can never start (their dependency failed) are cancelled and `resubmit` is called, to submit them
+/// again behind what is queued now (or not, where an earlier stage failed).
+pub fn wait(sweep: &Sweep, mut resubmit: impl FnMut() -> Result<()>) -> Result<Vec<State>> {
     let mut table = LiveTable::new();
     let start = Instant::now();
     loop {
         let cancelled = cancel_stuck(sweep)?;
         if !cancelled.is_empty() {
             table.keep_what_was_printed();
+            resubmit()?;
+            continue;
         }
-        let states = states_without(sweep, &cancelled)?;
+        let states = states(sweep)?;
         table.show(&LiveTable::render(sweep, &states, false));
         if !states
             .iter()
