@@ -8,6 +8,9 @@
 //! - [`run()`] with [`RunOptions`] (the file, `--out`, `--set`, a [`Backend`]: local GPUs or CPU slots, or Slurm)
 //!   returns a [`RunOutcome`] (done, interrupted, submitted; failed or unfinished points are errors); it prints
 //!   the live table ([`state::LiveTable`]) meanwhile.
+//! - A sweep file may list stages, run in order; [`stages::pick`] points the `init_adapter` links of a stage that
+//!   starts from an earlier one at that stage's best points (the local runner calls it before the stage, each
+//!   Slurm task of the stage before it trains, through `dept sweep pick`).
 //! - [`status()`] gives every point's [`state::State`], read from the sweep folder (and `squeue`/`sacct` where the
 //!   sweep went to Slurm).
 //! - [`report::folder_of`] and [`report::run`] build the [`report::Report`] and write `report.csv`/`report.md`.

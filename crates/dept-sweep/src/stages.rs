@@ -172,7 +172,6 @@ fn choose(out: &Path, stage: &str, from: &FromStage, pick: &Pick) -> Result<Chos
         });
     }
     let mut tasks: Vec<String> = scored.iter().filter_map(|(_, r)| r.task.clone()).collect();
-    tasks.dedup();
     tasks.sort();
     tasks.dedup();
     if tasks.len() > 1 {
