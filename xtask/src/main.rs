@@ -181,6 +181,10 @@ fn check_against_transformers(root: &Path, python: &str) -> Result<(), Failure> 
 /// One training step of dept's T5 + DePT against transformers' on a small random model, without dropout, so
 /// the two losses must agree to 1e-5.
 fn check_training_step(root: &Path, dept: &str, python: &str) -> Result<(), Failure> {
+    let out = gpu_bundle::target_dir(root)
+        .join("xtask-bench-reference")
+        .to_string_lossy()
+        .to_string();
     process::run(
         root,
         dept,
@@ -201,9 +205,13 @@ fn check_training_step(root: &Path, dept: &str, python: &str) -> Result<(), Fail
             "8",
             "--max-input",
             "40",
+            "--rounds",
+            "1",
             "--no-dropout",
             "--check-loss",
             "1e-5",
+            "--out",
+            &out,
         ],
     )
 }

@@ -23,8 +23,8 @@ use dept_models::{Backbone, PromptedModel};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use crate::efficiency::Stats;
 use crate::error::{BenchError, Result};
+use crate::rounds::Timings;
 use crate::scratch::Scratch;
 use crate::serving::workload::{self, Setup};
 
@@ -82,25 +82,6 @@ struct Config {
 struct Workload {
     max_new_tokens: i64,
     configs: Vec<Config>,
-}
-
-/// What one side measured for one configuration: per round, the timed batches' milliseconds.
-#[derive(Default, Clone)]
-struct Timings {
-    rounds: Vec<Vec<f64>>,
-}
-
-impl Timings {
-    fn all(&self) -> Stats {
-        Stats::of(self.rounds.concat())
-    }
-
-    fn round_medians(&self) -> Vec<f64> {
-        self.rounds
-            .iter()
-            .map(|r| Stats::of(r.clone()).median)
-            .collect()
-    }
 }
 
 /// One configuration's result, as printed and written.

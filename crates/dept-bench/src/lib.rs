@@ -36,6 +36,7 @@ mod output;
 pub mod padding;
 pub mod python_side;
 pub mod reference;
+mod rounds;
 pub mod scratch;
 pub mod selftest;
 pub mod serving;

@@ -1,8 +1,13 @@
 //! `dept bench reference`: the DePT training step in dept and in eager PyTorch (transformers' T5 and a DePT module
-//! written after the official code, `bench_reference.py`), on the same random weights and the same batches,
-//! interleaved step by step so that both see the same machine load. dept runs three ways: padded to s as the
-//! official code (same tensors as PyTorch), padded to each batch's longest input, and with length-grouped batches.
-//! A per-part breakdown of dept's padded step follows.
+//! written after the official code, `bench_reference.py`), on the same random weights and the same batches. dept
+//! runs three ways: padded to s as the official code (same tensors as PyTorch), padded to each batch's longest
+//! input, and with length-grouped batches. A per-part breakdown of dept's padded step follows.
+//!
+//! Fairness: the sides never compute at once. Each round runs dept's block (each way's warm-up steps, then its
+//! timed ones), then starts the Python process, which loads the model (not timed), runs the same steps on the same
+//! batches and exits; `--rounds` rounds alternate, so that a drift of the machine reaches both. Threads are the
+//! same on both sides. Figures are medians over every timed step of every round, with their range and each round's
+//! median. `--epoch` times a whole epoch of the task's rows instead of a few steps.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,11 +24,13 @@ use dept_train::config::Padding;
 use dept_train::optim::{AdamW, AdamWConfig};
 use dept_train::order::length_grouped;
 use dept_train::step;
+use serde::Serialize;
 use tch::{Device, Tensor};
 
 use crate::efficiency::Stats;
-use crate::error::{bail, ensure, BenchError, Result};
-use crate::python_side::{python, PythonSide};
+use crate::error::{ensure, BenchError, Result};
+use crate::python_side::python;
+use crate::rounds::Timings;
 use crate::scratch::Scratch;
 use crate::synthetic::{random_examples, t5_shape};
 
@@ -58,11 +65,19 @@ pub struct ReferenceArgs {
     min_input: usize,
     #[arg(long, default_value_t = 128)]
     max_input: usize,
-    /// Timed steps per implementation (after the warm-up steps).
+    /// Timed steps per implementation and round (after the warm-up steps). Ignored with --epoch.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Untimed steps per implementation and round, before the timed ones.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Rounds: blocks of each side, alternating (dept's three ways, then PyTorch, then dept again, …).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Time one whole epoch of --task's training rows per implementation and round (every batch, the last
+    /// partial one too), in the official random order and in the length-grouped order, instead of --steps steps.
+    #[arg(long, requires = "task")]
+    epoch: bool,
     /// Backbone dropout off (training keeps it on, as the official code; off, the first losses must agree).
     #[arg(long)]
     no_dropout: bool,
@@ -82,12 +97,15 @@ pub struct ReferenceArgs {
     /// that both sides compute the same thing.
     #[arg(long, requires = "no_dropout")]
     check_loss: Option<f64>,
+    /// Folder for reference.csv and reference.jsonl.
+    #[arg(long, default_value = "bench-reference")]
+    out: PathBuf,
 }
 
 pub fn run(args: &ReferenceArgs) -> Result<()> {
     ensure!(
-        args.batch_size > 0 && args.steps > 0 && args.max_len > 0,
-        "--batch-size, --steps and --max-len must be positive"
+        args.batch_size > 0 && args.steps > 0 && args.max_len > 0 && args.rounds > 0,
+        "--batch-size, --steps, --rounds and --max-len must be positive"
     );
     ensure!(
         0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len,
@@ -101,14 +119,23 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
     let scratch = Scratch::create("bench-reference")?;
     let script = scratch.join("bench_reference.py");
     std::fs::write(&script, SCRIPT).map_err(|e| BenchError::io("writing", &script, e))?;
-    let result = args
-        .shapes
-        .iter()
-        .try_for_each(|shape| compare(args, shape, &python, &script, scratch.path(), threads));
-    result
+    let mut lines = Vec::new();
+    for shape in &args.shapes {
+        lines.extend(compare(
+            args,
+            shape,
+            &python,
+            &script,
+            scratch.path(),
+            threads,
+        )?);
+    }
+    write(&args.out, &lines)
 }
 
-/// dept's three ways of running the step, in the order they run after each PyTorch step and are printed.
+/// The implementations, in the order they are printed: PyTorch, then dept's three ways of running the step (in
+/// the order they run in dept's block).
+const PYTORCH: &str = "PyTorch eager, padded to s";
 const VARIANTS: [&str; 3] = [
     "dept, padded to s",
     "dept, padded to longest",
@@ -123,7 +150,7 @@ fn compare(
     script: &Path,
     scratch: &Path,
     threads: i32,
-) -> Result<()> {
+) -> Result<Vec<Line>> {
     let device = Device::Cpu;
     tch::manual_seed(0);
     let t5 = T5::new_random(&t5_shape(shape)?, device)?;
@@ -144,33 +171,76 @@ fn compare(
     let start = DecomposedPrompt::new(config.clone(), None, device)?;
     let inputs = scratch.join(format!("{shape}-inputs.safetensors"));
     write_inputs(&inputs, &start, &batches.padded)?;
-    let mut pytorch = PyTorch::start(
+    let pytorch = PyTorch {
         python,
         script,
-        &model_dir,
-        &inputs,
-        config.scale(),
+        model: &model_dir,
+        inputs: &inputs,
+        scale: config.scale(),
         args,
         threads,
-    )?;
-    let mut variants: Vec<Variant> = VARIANTS
-        .into_iter()
-        .map(|name| Variant::new(name, &start, &config, device))
-        .collect::<Result<_>>()?;
-    let measured = measure(args, &t5, &mut pytorch, &mut variants, &batches)?;
-    pytorch.quit();
+    };
+    print_setting(args, shape, threads, &batches);
 
-    print_report(args, shape, threads, &measured, &variants, &batches);
-    if let Some(tolerance) = args.check_loss {
-        measured.check_first_losses(tolerance)?;
+    let mut torch = Timings::default();
+    let mut dept = vec![Timings::default(); VARIANTS.len()];
+    let mut first_losses = (f64::NAN, f64::NAN);
+    for round in 0..args.rounds {
+        for (i, (timings, list)) in dept.iter_mut().zip(batches.per_variant()).enumerate() {
+            let mut variant = Variant::new(&start, &config, device)?;
+            let (ms, first) = variant.block(&t5, list, batches.warmup, !args.no_dropout)?;
+            timings.rounds.push(ms);
+            // The padded way sees exactly PyTorch's tensors.
+            if round == 0 && i == 0 {
+                first_losses.1 = first;
+            }
+        }
+        let out = scratch.join(format!("{shape}-pytorch-{round}.jsonl"));
+        let (ms, first) = pytorch.block(batches.padded.len(), &out)?;
+        torch.rounds.push(ms[batches.warmup..].to_vec());
+        if round == 0 {
+            first_losses.0 = first;
+        }
     }
-    breakdown(args, &t5, &start, &config, &batches.padded)?;
-    Ok(())
+
+    let mut lines = vec![Line::new(
+        args,
+        shape,
+        PYTORCH,
+        &batches.padded,
+        batches.warmup,
+        &torch,
+        None,
+    )];
+    for ((name, timings), variant_batches) in VARIANTS.iter().zip(&dept).zip(batches.per_variant())
+    {
+        lines.push(Line::new(
+            args,
+            shape,
+            name,
+            variant_batches,
+            batches.warmup,
+            timings,
+            Some(&lines[0]),
+        ));
+    }
+    print_lines(&lines, args);
+    print_losses(args, first_losses);
+    if let Some(tolerance) = args.check_loss {
+        check_first_losses(first_losses, tolerance)?;
+    }
+    // The per-part breakdown takes a few steps, even with --epoch.
+    let parts = batches.warmup + if args.epoch { 5 } else { args.steps };
+    let parts = &batches.padded[..parts.min(batches.padded.len())];
+    breakdown(args.warmup, !args.no_dropout, &t5, &start, &config, parts)?;
+    Ok(lines)
 }
 
-/// The batches of every step (warm-up first), full ones only: the official random order padded to s (exactly
+/// The batches every implementation runs, warm-up ones first: the official random order padded to s (exactly
 /// PyTorch's tensors) and padded to each batch's longest input, and the length-grouped order padded to the longest.
 struct StepBatches {
+    /// How many of each list's first batches are warm-up.
+    warmup: usize,
     padded: Vec<Batch>,
     longest: Vec<Batch>,
     grouped: Vec<Batch>,
@@ -178,9 +248,6 @@ struct StepBatches {
 
 impl StepBatches {
     fn draw(args: &ReferenceArgs, examples: &[Encoded], device: Device) -> Self {
-        // Batches of the official random order, and batches of the length-grouped order drawn at random from the
-        // whole epoch (its first batches are its longest, which would not be representative).
-        let count = args.warmup + args.steps;
         let order = torch_randperm(examples.len(), 0);
         let random: Vec<Vec<usize>> = order
             .chunks(args.batch_size)
@@ -191,21 +258,34 @@ impl StepBatches {
             .chunks(args.batch_size)
             .map(<[usize]>::to_vec)
             .collect();
-        let full = |b: &&Vec<usize>| b.len() == args.batch_size;
-        let random: Vec<&Vec<usize>> = random.iter().filter(full).cycle().take(count).collect();
-        let grouped: Vec<&Vec<usize>> = torch_randperm(grouped_all.len(), 1)
-            .into_iter()
-            .map(|i| &grouped_all[i])
-            .filter(full)
-            .cycle()
-            .take(count)
-            .collect();
+        let (random, grouped): (Vec<&Vec<usize>>, Vec<&Vec<usize>>) = if args.epoch {
+            // The whole epoch, after its first batches again as the warm-up.
+            (
+                with_warmup(&random, args.warmup),
+                with_warmup(&grouped_all, args.warmup),
+            )
+        } else {
+            // Full batches of the official random order, and of the length-grouped order drawn at random from
+            // the whole epoch (its first batches are its longest, which would not be representative).
+            let count = args.warmup + args.steps;
+            let full = |b: &&Vec<usize>| b.len() == args.batch_size;
+            let random = random.iter().filter(full).cycle().take(count).collect();
+            let grouped = torch_randperm(grouped_all.len(), 1)
+                .into_iter()
+                .map(|i| &grouped_all[i])
+                .filter(full)
+                .cycle()
+                .take(count)
+                .collect();
+            (random, grouped)
+        };
 
         let batch = |indices: &[usize], padding| {
             let items: Vec<&Encoded> = indices.iter().map(|&i| &examples[i]).collect();
             Batch::new(&items, padding, args.max_len, 0, device)
         };
         StepBatches {
+            warmup: args.warmup.min(random.len()),
             padded: random
                 .iter()
                 .map(|b| batch(b, Padding::MaxLength))
@@ -219,6 +299,11 @@ impl StepBatches {
     fn per_variant(&self) -> [&[Batch]; 3] {
         [&self.padded, &self.longest, &self.grouped]
     }
+}
+
+/// The whole epoch's batches, after its first `warmup` ones again as the warm-up.
+fn with_warmup(epoch: &[Vec<usize>], warmup: usize) -> Vec<&Vec<usize>> {
+    epoch.iter().take(warmup).chain(epoch).collect()
 }
 
 /// The PyTorch side's file: the initial adapter (P, and A and B where m < l) and every padded batch's tensors.
@@ -237,139 +322,263 @@ fn write_inputs(path: &Path, start: &DecomposedPrompt, padded: &[Batch]) -> Resu
     Ok(())
 }
 
-/// What the steps gave besides the variants' own times.
-struct Measured {
-    /// PyTorch's timed steps, in milliseconds.
-    torch_ms: Vec<f64>,
-    /// The first step's loss: (PyTorch, dept padded to s), which see exactly the same tensors.
-    first_losses: (f64, f64),
-}
-
-impl Measured {
-    /// The --check-loss: with dropout off, both sides must compute the same first loss.
-    fn check_first_losses(&self, tolerance: f64) -> Result<()> {
-        let (torch, dept) = self.first_losses;
-        let difference = (torch - dept).abs() / torch.abs();
-        ensure!(
-            difference <= tolerance,
-            "first-step losses differ by {difference:.2e} relative (limit {tolerance:.0e}): PyTorch {torch}, dept \
-             {dept}"
-        );
-        Ok(())
-    }
-}
-
-/// Warm-up then timed steps, interleaved: each step k is PyTorch's, then each variant's on its batch k (the
-/// dropout seed k for all three).
-fn measure(
-    args: &ReferenceArgs,
-    t5: &T5,
-    pytorch: &mut PyTorch,
-    variants: &mut [Variant],
-    batches: &StepBatches,
-) -> Result<Measured> {
-    let mut torch_ms = Vec::new();
-    let mut first_losses = (f64::NAN, f64::NAN);
-    for k in 0..args.warmup + args.steps {
-        let (ms, loss) = pytorch.step(k)?;
-        for (i, (variant, batches)) in variants.iter_mut().zip(batches.per_variant()).enumerate() {
-            tch::manual_seed(k as i64);
-            let (ms, loss) = variant.step(t5, &batches[k], !args.no_dropout)?;
-            if k >= args.warmup {
-                variant.ms.push(ms);
-            }
-            // The padded variant sees exactly PyTorch's tensors.
-            if k == 0 && i == 0 {
-                first_losses.1 = loss;
-            }
-        }
-        if k >= args.warmup {
-            torch_ms.push(ms);
-        }
-        if k == 0 {
-            first_losses.0 = loss;
-        }
-    }
-    Ok(Measured {
-        torch_ms,
-        first_losses,
-    })
-}
-
-/// The shape's lines: the setting, PyTorch's and each variant's median step, and the first-step losses.
-fn print_report(
-    args: &ReferenceArgs,
-    shape: &str,
+/// The PyTorch side: one process per block, started once dept's block has finished.
+struct PyTorch<'a> {
+    python: &'a Path,
+    script: &'a Path,
+    model: &'a Path,
+    inputs: &'a Path,
+    scale: f64,
+    args: &'a ReferenceArgs,
     threads: i32,
-    measured: &Measured,
-    variants: &[Variant],
-    batches: &StepBatches,
-) {
-    print_setting(args, shape, threads);
-    let torch = median(&measured.torch_ms);
+}
+
+impl PyTorch<'_> {
+    /// Runs batches `0..count` in a fresh process; returns every step's milliseconds and the first step's loss.
+    fn block(&self, count: usize, out: &Path) -> Result<(Vec<f64>, f64)> {
+        let mut command = Command::new(self.python);
+        if self.args.same_malloc {
+            command
+                .env("MALLOC_MMAP_MAX_", "0")
+                .env("MALLOC_TRIM_THRESHOLD_", i32::MAX.to_string());
+        }
+        command
+            .arg(self.script)
+            .arg("--model")
+            .arg(self.model)
+            .arg("--inputs")
+            .arg(self.inputs)
+            .arg("--out")
+            .arg(out)
+            .args(["--count", &count.to_string()])
+            .args(["--scale", &self.scale.to_string()])
+            .args(["--dropout", if self.args.no_dropout { "0" } else { "1" }])
+            .args(["--threads", &self.threads.to_string()])
+            .args([
+                "--lr-prompt",
+                &LR_PROMPT.to_string(),
+                "--lr-pair",
+                &LR_PAIR.to_string(),
+            ]);
+        let output = command
+            .output()
+            .map_err(|e| BenchError::io("running", self.python, e))?;
+        if !output.status.success() {
+            return Err(BenchError::Python(format!(
+                "{} failed ({}): {}",
+                self.script.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        let text = std::fs::read_to_string(out).map_err(|e| BenchError::io("reading", out, e))?;
+        let steps: Vec<PythonStep> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .map_err(|e| BenchError::Invalid(format!("{}: {e}: {l}", out.display())))
+            })
+            .collect::<Result<_>>()?;
+        ensure!(
+            steps.len() == count,
+            "{}: {} steps, expected {count}",
+            out.display(),
+            steps.len()
+        );
+        let first = steps[0].loss;
+        Ok((steps.into_iter().map(|s| s.ms).collect(), first))
+    }
+}
+
+/// One line of `bench_reference.py`'s output.
+#[derive(serde::Deserialize)]
+struct PythonStep {
+    ms: f64,
+    loss: f64,
+}
+
+/// One implementation's figures on one shape, as printed and written.
+#[derive(Serialize)]
+struct Line {
+    shape: String,
+    implementation: String,
+    batch: usize,
+    max_len: usize,
+    /// The timed batches' mean width in tokens (what padding leaves to compute).
+    tokens_wide: f64,
+    timed_steps: usize,
+    rounds: usize,
+    ms: f64,
+    ms_min: f64,
+    ms_max: f64,
+    round_ms: Vec<f64>,
+    /// This implementation's median step over PyTorch's (below 1: faster).
+    ratio_to_pytorch: f64,
+    /// With --epoch: each round's epoch time, in seconds.
+    epoch_s: Option<Vec<f64>>,
+}
+
+impl Line {
+    fn new(
+        args: &ReferenceArgs,
+        shape: &str,
+        implementation: &str,
+        batches: &[Batch],
+        warmup: usize,
+        timings: &Timings,
+        pytorch: Option<&Line>,
+    ) -> Self {
+        let all = timings.all();
+        let timed = &batches[warmup..];
+        Line {
+            shape: shape.to_string(),
+            implementation: implementation.to_string(),
+            batch: args.batch_size,
+            max_len: args.max_len,
+            tokens_wide: timed
+                .iter()
+                .map(|b| b.input_ids.size()[1] as f64)
+                .sum::<f64>()
+                / timed.len() as f64,
+            timed_steps: timed.len(),
+            rounds: timings.rounds.len(),
+            ms: all.median,
+            ms_min: all.min,
+            ms_max: all.max,
+            round_ms: timings.round_medians(),
+            ratio_to_pytorch: pytorch.map_or(1.0, |p| all.median / p.ms),
+            epoch_s: args
+                .epoch
+                .then(|| timings.round_sums().iter().map(|ms| ms / 1e3).collect()),
+        }
+    }
+}
+
+/// The setting a shape's lines are measured in.
+fn print_setting(args: &ReferenceArgs, shape: &str, threads: i32, batches: &StepBatches) {
+    let timed = batches.padded.len() - batches.warmup;
     println!(
-        "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)",
-        if args.same_malloc {
-            "PyTorch eager, padded to s (*)"
-        } else {
-            "PyTorch eager, padded to s"
+        "{shape}: batch {}, s = {}, DePT m = {} r = {}, dropout {}, {threads} threads, {}; {} rounds of {} timed \
+         steps after {} warm-up, each side alone in its block",
+        args.batch_size,
+        args.max_len,
+        args.prompt_len,
+        args.rank,
+        if args.no_dropout { "off" } else { "on" },
+        match &args.task {
+            Some(t) if args.epoch => format!("one epoch of {t}'s training rows"),
+            Some(t) => format!("{t} training rows"),
+            None => format!("random inputs of {}–{} tokens", args.min_input, args.max_input),
         },
-        torch,
-        mean_width(args, &batches.padded)
+        args.rounds,
+        timed,
+        batches.warmup
     );
-    for (variant, batches) in variants.iter().zip(batches.per_variant()) {
-        let ms = median(&variant.ms);
+}
+
+fn print_lines(lines: &[Line], args: &ReferenceArgs) {
+    let epoch = args.epoch;
+    println!(
+        "  {:<28} {:>26} {:>18} {:>8} {:>9}{}",
+        "implementation",
+        "ms/step median [range]",
+        "rounds' medians",
+        "tokens",
+        "÷ PyTorch",
+        if epoch {
+            "   epoch s per round (speed-up)"
+        } else {
+            ""
+        }
+    );
+    let torch_epoch = lines[0].epoch_s.as_ref().map(|e| mean(e));
+    for line in lines {
+        let rounds: Vec<String> = line.round_ms.iter().map(|ms| format!("{ms:.0}")).collect();
+        let epoch = match (&line.epoch_s, torch_epoch) {
+            (Some(seconds), Some(torch)) => {
+                let each: Vec<String> = seconds.iter().map(|s| format!("{s:.0}")).collect();
+                format!("   {} ({:.2}x)", each.join(", "), torch / mean(seconds))
+            }
+            _ => String::new(),
+        };
         println!(
-            "  {:<32} {:>9.1} ms/step  (inputs {:.0} tokens wide)  dept ÷ PyTorch {:.2}, speed-up {:.2}x",
-            variant.name,
-            ms,
-            mean_width(args, batches),
-            ms / torch,
-            torch / ms
+            "  {:<28} {:>26} {:>18} {:>8.0} {:>9.2}{epoch}",
+            if line.implementation == PYTORCH && args.same_malloc {
+                format!("{PYTORCH} (*)")
+            } else {
+                line.implementation.clone()
+            },
+            format!("{:.0} [{:.0}–{:.0}]", line.ms, line.ms_min, line.ms_max),
+            rounds.join(", "),
+            line.tokens_wide,
+            line.ratio_to_pytorch
         );
     }
+    if args.same_malloc {
+        println!("  (*) with glibc's malloc tuned as dept tunes its own (--same-malloc)");
+    }
+}
+
+fn print_losses(args: &ReferenceArgs, (torch, dept): (f64, f64)) {
     println!(
-        "  first-step loss: PyTorch {:.6}, dept {:.6}{}",
-        measured.first_losses.0,
-        measured.first_losses.1,
+        "  first-step loss: PyTorch {torch:.6}, dept {dept:.6}{}",
         if args.no_dropout {
             ""
         } else {
             " (dropout on: equal in distribution only)"
         }
     );
-    if args.same_malloc {
-        println!("  (*) with glibc's malloc tuned as dept tunes its own (--same-malloc)");
-    }
 }
 
-/// The setting a shape's lines were measured in.
-fn print_setting(args: &ReferenceArgs, shape: &str, threads: i32) {
-    println!(
-        "{shape}: batch {}, s = {}, DePT m = {} r = {}, dropout {}, {threads} threads, {}; median of {} steps after \
-         {} warm-up, interleaved",
-        args.batch_size,
-        args.max_len,
-        args.prompt_len,
-        args.rank,
-        if args.no_dropout { "off" } else { "on" },
-        args.task
-            .as_ref()
-            .map_or_else(|| format!("random inputs of {}–{} tokens", args.min_input, args.max_input), |t| {
-                format!("{t} training rows")
-            }),
-        args.steps,
-        args.warmup
+/// The --check-loss: with dropout off, both sides must compute the same first loss.
+fn check_first_losses((torch, dept): (f64, f64), tolerance: f64) -> Result<()> {
+    let difference = (torch - dept).abs() / torch.abs();
+    ensure!(
+        difference <= tolerance,
+        "first-step losses differ by {difference:.2e} relative (limit {tolerance:.0e}): PyTorch {torch}, dept {dept}"
     );
+    Ok(())
 }
 
-/// The timed batches' mean width in tokens (what padding leaves to compute).
-fn mean_width(args: &ReferenceArgs, batches: &[Batch]) -> f64 {
-    batches[args.warmup..]
-        .iter()
-        .map(|b| b.input_ids.size()[1] as f64)
-        .sum::<f64>()
-        / args.steps as f64
+/// reference.csv and reference.jsonl in `dir`.
+fn write(dir: &Path, lines: &[Line]) -> Result<()> {
+    let mut csv = String::from(
+        "shape,implementation,batch,max_len,tokens_wide,timed_steps,rounds,ms,ms_min,ms_max,ratio_to_pytorch,\
+         epoch_s\n",
+    );
+    for l in lines {
+        csv.push_str(&format!(
+            "{},\"{}\",{},{},{:.1},{},{},{:.3},{:.3},{:.3},{:.4},{}\n",
+            l.shape,
+            l.implementation,
+            l.batch,
+            l.max_len,
+            l.tokens_wide,
+            l.timed_steps,
+            l.rounds,
+            l.ms,
+            l.ms_min,
+            l.ms_max,
+            l.ratio_to_pytorch,
+            l.epoch_s
+                .as_ref()
+                .map_or(String::new(), |e| format!("{:.3}", mean(e)))
+        ));
+    }
+    crate::output::write_files(
+        dir,
+        &[
+            ("reference.csv", csv),
+            ("reference.jsonl", crate::output::json_lines(lines)?),
+        ],
+    )?;
+    println!("wrote {}/reference.csv and reference.jsonl", dir.display());
+    Ok(())
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
 }
 
 /// Token ids of a task's training rows, or random ones.
@@ -392,20 +601,13 @@ fn examples(args: &ReferenceArgs, vocab: i64) -> Result<Vec<Encoded>> {
 
 /// One dept configuration: its own adapter and optimiser, started from the shared initial values.
 struct Variant {
-    name: &'static str,
     adapter: DecomposedPrompt,
     optimizer: AdamW,
     params: Vec<Tensor>,
-    ms: Vec<f64>,
 }
 
 impl Variant {
-    fn new(
-        name: &'static str,
-        start: &DecomposedPrompt,
-        config: &DeptConfig,
-        device: Device,
-    ) -> Result<Self> {
+    fn new(start: &DecomposedPrompt, config: &DeptConfig, device: Device) -> Result<Self> {
         let pair = start.pair().map(|(a, b)| (a.copy(), b.copy()));
         let adapter = DecomposedPrompt::from_tensors(
             config.clone(),
@@ -416,12 +618,34 @@ impl Variant {
         let optimizer = AdamW::new(adapter.param_groups(), AdamWConfig::default());
         let params = adapter.parameters();
         Ok(Variant {
-            name,
             adapter,
             optimizer,
             params,
-            ms: Vec::new(),
         })
+    }
+
+    /// dept's block for one way of running the step: every batch in order (the dropout seed k for batch k, the
+    /// same in every way); returns the timed steps' milliseconds and the first step's loss.
+    fn block(
+        &mut self,
+        t5: &T5,
+        batches: &[Batch],
+        warmup: usize,
+        dropout: bool,
+    ) -> Result<(Vec<f64>, f64)> {
+        let mut times = Vec::with_capacity(batches.len());
+        let mut first = f64::NAN;
+        for (k, batch) in batches.iter().enumerate() {
+            tch::manual_seed(k as i64);
+            let (ms, loss) = self.step(t5, batch, dropout)?;
+            if k == 0 {
+                first = loss;
+            }
+            if k >= warmup {
+                times.push(ms);
+            }
+        }
+        Ok((times, first))
     }
 
     /// The step `dept train` takes; returns (milliseconds, loss).
@@ -472,19 +696,19 @@ const PARTS: [&str; 6] = [
 
 /// Where dept's padded step spends its time, part by part (medians over the timed steps).
 fn breakdown(
-    args: &ReferenceArgs,
+    warmup: usize,
+    dropout: bool,
     t5: &T5,
     start: &DecomposedPrompt,
     config: &DeptConfig,
     batches: &[Batch],
 ) -> Result<()> {
-    let mut variant = Variant::new("parts", start, config, Device::Cpu)?;
-    let dropout = !args.no_dropout;
+    let mut variant = Variant::new(start, config, Device::Cpu)?;
     let mut parts: Vec<Vec<f64>> = vec![Vec::new(); PARTS.len()];
     for (k, batch) in batches.iter().enumerate() {
         tch::manual_seed(k as i64);
         let times = variant.step_by_parts(t5, batch, dropout)?;
-        if k >= args.warmup {
+        if k >= warmup {
             for (part, t) in parts.iter_mut().zip(times) {
                 part.push(t);
             }
@@ -504,65 +728,5 @@ fn median(values: &[f64]) -> f64 {
         f64::NAN
     } else {
         Stats::of(values.to_vec()).median
-    }
-}
-
-/// The PyTorch process, answering one step per request.
-struct PyTorch {
-    side: PythonSide,
-}
-
-impl PyTorch {
-    fn start(
-        python: &Path,
-        script: &Path,
-        model: &Path,
-        inputs: &Path,
-        scale: f64,
-        args: &ReferenceArgs,
-        threads: i32,
-    ) -> Result<Self> {
-        let mut command = Command::new(python);
-        if args.same_malloc {
-            command
-                .env("MALLOC_MMAP_MAX_", "0")
-                .env("MALLOC_TRIM_THRESHOLD_", i32::MAX.to_string());
-        }
-        command
-            .arg(script)
-            .arg("--model")
-            .arg(model)
-            .arg("--inputs")
-            .arg(inputs)
-            .args(["--scale", &scale.to_string()])
-            .args(["--dropout", if args.no_dropout { "0" } else { "1" }])
-            .args(["--threads", &threads.to_string()])
-            .args([
-                "--lr-prompt",
-                &LR_PROMPT.to_string(),
-                "--lr-pair",
-                &LR_PAIR.to_string(),
-            ]);
-        let (side, line) = PythonSide::start(command, python)?;
-        ensure!(
-            line.trim() == "ready",
-            "the PyTorch side did not start: {line}"
-        );
-        Ok(PyTorch { side })
-    }
-
-    fn step(&mut self, k: usize) -> Result<(f64, f64)> {
-        let line = self.side.ask(&format!("step {k}"))?;
-        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-            ["ok", ms, loss] => match (ms.parse(), loss.parse()) {
-                (Ok(ms), Ok(loss)) => Ok((ms, loss)),
-                _ => bail!("unexpected answer from the PyTorch side: {line}"),
-            },
-            _ => bail!("unexpected answer from the PyTorch side: {line}"),
-        }
-    }
-
-    fn quit(self) {
-        self.side.quit("quit");
     }
 }
