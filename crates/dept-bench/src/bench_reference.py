@@ -2,9 +2,9 @@
 
 transformers' T5ForConditionalGeneration (loaded from the model folder dept wrote, safetensors) and a DePT module
 written for this bench after the official code (github.com/ZhengxiangShi/DePT, peft/tuners/prompt_tuning_lora.py
-and peft/peft_model.py, PeftModelForSeq2SeqLM.forward): the word embeddings of inputs padded to s plus
-scale * (A @ B), the soft prompt in front, the prompt's positions unmasked; loss from the model; backward;
-clip_grad_norm_(1.0); the AdamW of transformers (`transformers.AdamW`, which the official code's transformers
+and peft/peft_model.py, PeftModelForSeq2SeqLM.forward, step by step as there): the word embeddings of inputs padded
+to s plus scale * (A @ B), the soft prompt in front, the prompt's positions unmasked; loss from the model; backward;
+clip_grad_norm_(1.0) over the model's parameters; the AdamW of transformers (`transformers.AdamW`, which the official code's transformers
 version ships and its trainer builds, removed from later transformers; written out below) with two groups (the
 prompt at lr_prompt, A and B at lr_pair; eps 1e-6, weight decay 0); then the gradients are cleared.
 
@@ -93,19 +93,29 @@ def main():
     optimizer = HfAdamW(groups, lr=args.lr_prompt, eps=1e-6, weight_decay=0.0)
     params = [prompt] + pair
 
+    # The official step, as its PeftModelForSeq2SeqLM.forward (PROMPT_TUNING_LORA branch, peft/peft_model.py) and
+    # the HF Trainer it runs in do it: the full A (s rows: inputs are padded to s) times B added in place, repeated
+    # over the batch; the prompt looked up through an embedding of the indices 0..m-1 per row (get_prompt); a float
+    # mask for the prompt's positions; clipping and zeroing over every parameter of the model (the frozen ones
+    # have no gradient).
+    prompt_tokens = torch.arange(prompt.shape[0]).long()
+    every_parameter = params + list(model.parameters())
+
     def step(k):
         ids, mask, labels = tensors[f"ids_{k}"], tensors[f"mask_{k}"], tensors[f"labels_{k}"]
+        batch = ids.shape[0]
         embeds = model.shared(ids)
         if a is not None:
-            embeds = embeds + args.scale * (a[: ids.shape[1]] @ b)
-        batch = ids.shape[0]
-        embeds = torch.cat([prompt.unsqueeze(0).expand(batch, -1, -1), embeds], dim=1)
-        mask = torch.cat([torch.ones(batch, prompt.shape[0], dtype=mask.dtype), mask], dim=1)
+            embeds += args.scale * (a @ b).repeat(batch, 1, 1)
+        mask = torch.cat([torch.ones(batch, prompt.shape[0]), mask], dim=1)
+        prompts = torch.nn.functional.embedding(prompt_tokens.unsqueeze(0).expand(batch, -1), prompt)
+        embeds = torch.cat([prompts, embeds], dim=1)
         loss = model(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(every_parameter, 1.0)
         optimizer.step()
-        optimizer.zero_grad()
+        for p in every_parameter:
+            p.grad = None
         return loss.item()
 
     with open(args.out, "w") as out:
