@@ -40,7 +40,8 @@ const LR_PAIR: f64 = 1e-4;
 
 #[derive(Args)]
 pub struct ReferenceArgs {
-    /// Random-weight T5 v1 shapes to measure (repeat the flag): t5-small, t5-base, t5-large.
+    /// Random-weight T5 v1 shapes to measure (repeat the flag): t5-small, t5-base, t5-large; `tiny` checks the
+    /// bench itself.
     #[arg(long = "shape", default_value = "t5-small")]
     shapes: Vec<String>,
     #[arg(long, default_value_t = 16)]
@@ -97,6 +98,11 @@ pub struct ReferenceArgs {
     /// that both sides compute the same thing.
     #[arg(long, requires = "no_dropout")]
     check_loss: Option<f64>,
+    /// Keep the random model (Hugging Face layout) and the PyTorch side's inputs (the adapter's start and every
+    /// padded batch) in this folder, one subfolder per shape, instead of a scratch folder: what
+    /// `tests/reference/official_step.py` reads to time the official code's own step on the same work.
+    #[arg(long)]
+    keep_inputs: Option<PathBuf>,
     /// Folder for reference.csv and reference.jsonl.
     #[arg(long, default_value = "bench-reference")]
     out: PathBuf,
@@ -108,8 +114,9 @@ pub fn run(args: &ReferenceArgs) -> Result<()> {
         "--batch-size, --steps, --rounds and --max-len must be positive"
     );
     ensure!(
-        0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len,
-        "need 0 < --min-input ≤ --max-input ≤ --max-len"
+        args.task.is_some()
+            || (0 < args.min_input && args.min_input <= args.max_input && args.max_input <= args.max_len),
+        "need 0 < --min-input ≤ --max-input ≤ --max-len (the random inputs' lengths, without --task)"
     );
     let python = python(args.python.as_deref())?;
     if let Some(threads) = args.threads {
@@ -154,7 +161,11 @@ fn compare(
     let device = Device::Cpu;
     tch::manual_seed(0);
     let t5 = T5::new_random(&t5_shape(shape)?, device)?;
-    let model_dir = scratch.join(shape);
+    let folder = match &args.keep_inputs {
+        Some(dir) => dir.join(shape),
+        None => scratch.join(shape),
+    };
+    let model_dir = folder.join("model");
     t5.save(&model_dir)?;
     let examples = examples(args, t5.vocab_size())?;
     ensure!(
@@ -169,7 +180,7 @@ fn compare(
     let config = DeptConfig::new(args.prompt_len, args.rank, args.max_len as i64, d)?
         .with_init(&PromptInit::Random);
     let start = DecomposedPrompt::new(config.clone(), None, device)?;
-    let inputs = scratch.join(format!("{shape}-inputs.safetensors"));
+    let inputs = folder.join("inputs.safetensors");
     write_inputs(&inputs, &start, &batches.padded)?;
     let pytorch = PyTorch {
         python,
@@ -413,7 +424,10 @@ struct Line {
     ms_min: f64,
     ms_max: f64,
     round_ms: Vec<f64>,
-    /// This implementation's median step over PyTorch's (below 1: faster).
+    /// Per round, this implementation's median step over PyTorch's in the same round (below 1: faster): a drift
+    /// of the machine between rounds cancels out of each.
+    round_ratios: Vec<f64>,
+    /// The median of `round_ratios`.
     ratio_to_pytorch: f64,
     /// With --epoch: each round's epoch time, in seconds.
     epoch_s: Option<Vec<f64>>,
@@ -431,6 +445,15 @@ impl Line {
     ) -> Self {
         let all = timings.all();
         let timed = &batches[warmup..];
+        let round_ms = timings.round_medians();
+        let round_ratios: Vec<f64> = match pytorch {
+            Some(p) => round_ms
+                .iter()
+                .zip(&p.round_ms)
+                .map(|(ms, torch)| ms / torch)
+                .collect(),
+            None => vec![1.0; round_ms.len()],
+        };
         Line {
             shape: shape.to_string(),
             implementation: implementation.to_string(),
@@ -446,8 +469,9 @@ impl Line {
             ms: all.median,
             ms_min: all.min,
             ms_max: all.max,
-            round_ms: timings.round_medians(),
-            ratio_to_pytorch: pytorch.map_or(1.0, |p| all.median / p.ms),
+            ratio_to_pytorch: median(&round_ratios),
+            round_ms,
+            round_ratios,
             epoch_s: args
                 .epoch
                 .then(|| timings.round_sums().iter().map(|ms| ms / 1e3).collect()),
@@ -480,12 +504,12 @@ fn print_setting(args: &ReferenceArgs, shape: &str, threads: i32, batches: &Step
 fn print_lines(lines: &[Line], args: &ReferenceArgs) {
     let epoch = args.epoch;
     println!(
-        "  {:<28} {:>26} {:>18} {:>8} {:>9}{}",
+        "  {:<28} {:>26} {:>18} {:>8} {:>20}{}",
         "implementation",
         "ms/step median [range]",
         "rounds' medians",
         "tokens",
-        "÷ PyTorch",
+        "÷ PyTorch [rounds]",
         if epoch {
             "   epoch s per round (speed-up)"
         } else {
@@ -497,13 +521,13 @@ fn print_lines(lines: &[Line], args: &ReferenceArgs) {
         let rounds: Vec<String> = line.round_ms.iter().map(|ms| format!("{ms:.0}")).collect();
         let epoch = match (&line.epoch_s, torch_epoch) {
             (Some(seconds), Some(torch)) => {
-                let each: Vec<String> = seconds.iter().map(|s| format!("{s:.0}")).collect();
+                let each: Vec<String> = seconds.iter().map(|s| format!("{s:.1}")).collect();
                 format!("   {} ({:.2}x)", each.join(", "), torch / mean(seconds))
             }
             _ => String::new(),
         };
         println!(
-            "  {:<28} {:>26} {:>18} {:>8.0} {:>9.2}{epoch}",
+            "  {:<28} {:>26} {:>18} {:>8.0} {:>20}{epoch}",
             if line.implementation == PYTORCH && args.same_malloc {
                 format!("{PYTORCH} (*)")
             } else {
@@ -512,7 +536,18 @@ fn print_lines(lines: &[Line], args: &ReferenceArgs) {
             format!("{:.0} [{:.0}–{:.0}]", line.ms, line.ms_min, line.ms_max),
             rounds.join(", "),
             line.tokens_wide,
-            line.ratio_to_pytorch
+            format!(
+                "{:.2} [{:.2}–{:.2}]",
+                line.ratio_to_pytorch,
+                line.round_ratios
+                    .iter()
+                    .copied()
+                    .fold(f64::INFINITY, f64::min),
+                line.round_ratios
+                    .iter()
+                    .copied()
+                    .fold(f64::NEG_INFINITY, f64::max)
+            )
         );
     }
     if args.same_malloc {

@@ -42,8 +42,19 @@ pub fn examples_with_lengths(lengths: &[(usize, usize)], vocab: i64) -> Result<V
 }
 
 /// The architecture of a released T5 v1 checkpoint (relu, tied embeddings), for random-weight benchmarks
-/// ([`T5Config::released`]).
+/// ([`T5Config::released`]), or `tiny`: the same layout and vocabulary at d = 32 with two layers, a quick check
+/// of a bench itself (its timings mean nothing).
 pub fn t5_shape(name: &str) -> Result<T5Config> {
+    if name == "tiny" {
+        let json = serde_json::json!({
+            "vocab_size": 32128, "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4,
+            "feed_forward_proj": "relu", "tie_word_embeddings": true
+        });
+        return Ok(T5Config::from_json(
+            std::path::Path::new("<tiny shape>"),
+            json,
+        )?);
+    }
     Ok(T5Config::released(name)?)
 }
 
