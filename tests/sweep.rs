@@ -544,22 +544,30 @@ slurm:
             .args(["update", &format!("JobId={task}"), "StartTime=now"]),
     );
 
-    // Waiting submits nothing new (the requeued task is queued) and ends with the point done.
+    // Waiting ends with the point done. Mostly it submits nothing new: the requeued task is queued and starts
+    // again. But on this one-node Slurm the requeued task sometimes leaves the queue without running again (seen
+    // twice in CI: `sweep status` showed it pending, then squeue no longer listed it). The sweep then submits the
+    // point again, as it must for a task that is gone, and the new task resumes the same folder.
     let waited = run_ok(&mut sweep(&["--wait"]));
     let waited = String::from_utf8_lossy(&waited.stdout).to_string();
     assert!(waited.contains("every point is done"), "{waited}");
     let submissions = std::fs::read_to_string(out.join("slurm/submissions.txt")).unwrap();
-    // Seen once in CI (2 of 3 full runs passed): a second array was submitted here. What --wait printed and the
-    // task's log are in the message, to find out why.
-    assert_eq!(
-        submissions.lines().count(),
-        1,
-        "{submissions}\n--wait printed:\n{waited}\nlog:\n{}",
-        log()
-    );
+    let finished_task = match submissions.lines().collect::<Vec<_>>()[..] {
+        [_] => task.clone(),
+        [_, again] => {
+            assert!(waited.contains("1 to submit"), "{waited}");
+            format!("{}_0", again.split_whitespace().next().unwrap())
+        }
+        _ => panic!("{submissions}\n--wait printed:\n{waited}\nlog:\n{}", log()),
+    };
     let log = log();
+    let attempt = if finished_task == task {
+        "(attempt 2)"
+    } else {
+        "(attempt 1)"
+    };
     assert!(
-        log.contains(&format!("slurm job {task} on")) && log.contains("(attempt 2)"),
+        log.contains(&format!("slurm job {finished_task} on")) && log.contains(attempt),
         "{log}"
     );
     assert!(log.contains("resumed from step"), "{log}");
@@ -604,7 +612,7 @@ slurm:
         let status = String::from_utf8_lossy(&status.stdout).to_string();
         assert!(
             status.contains(&format!("{task}|REQUEUED|"))
-                && status.contains(&format!("{task}|COMPLETED|")),
+                && status.contains(&format!("{finished_task}|COMPLETED|")),
             "{status}"
         );
     }
