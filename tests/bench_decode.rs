@@ -12,37 +12,31 @@ fn the_decoding_bench_runs_greedy_and_beams_against_transformers() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
-    let output = Command::new(env!("CARGO_BIN_EXE_dept"))
-        .args([
-            "bench",
-            "decode",
-            "--shape",
-            "tiny",
-            "--batch-sizes",
-            "1,3",
-            "--beams",
-            "1,2",
-        ])
-        .args([
-            "--max-new-tokens",
-            "5",
-            "--batches",
-            "2",
-            "--rounds",
-            "2",
-            "--threads",
-            "1",
-        ])
-        .args(["--out", common::cli::path(&out)])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = common::cli::succeeds(
+        Command::new(env!("CARGO_BIN_EXE_dept"))
+            .args([
+                "bench",
+                "decode",
+                "--shape",
+                "tiny",
+                "--batch-sizes",
+                "1,3",
+                "--beams",
+                "1,2",
+            ])
+            .args([
+                "--max-new-tokens",
+                "5",
+                "--batches",
+                "2",
+                "--rounds",
+                "2",
+                "--threads",
+                "1",
+            ])
+            .args(["--out", common::cli::path(&out)]),
     );
-    let rows = common::cli::json_lines(&std::fs::read_to_string(out.join("decode.jsonl")).unwrap());
+    let rows = common::cli::json_lines_file(&out.join("decode.jsonl"));
     assert_eq!(rows.len(), 4, "{stdout}");
     for row in &rows {
         assert_eq!(row["dept_round_ms"].as_array().unwrap().len(), 2, "{row}");

@@ -15,40 +15,33 @@ fn the_reference_bench_times_an_epoch_in_rounds_on_both_sides() {
     let (out, kept) = (dir.path().join("bench"), dir.path().join("kept"));
     let data = shared.join("data");
     let tokenizer = shared.join("tokenizers").join("t5").join("tokenizer.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_dept"))
-        .args(["bench", "reference", "--shape", "tiny", "--task", "cb"])
-        .args(["--data-dir", common::cli::path(&data)])
-        .args(["--tokenizer", common::cli::path(&tokenizer)])
-        .args([
-            "--epoch",
-            "--rounds",
-            "2",
-            "--warmup",
-            "1",
-            "--batch-size",
-            "32",
-        ])
-        .args([
-            "--max-len",
-            "256",
-            "--threads",
-            "1",
-            "--no-dropout",
-            "--check-loss",
-            "1e-5",
-        ])
-        .args(["--keep-inputs", common::cli::path(&kept)])
-        .args(["--out", common::cli::path(&out)])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = common::cli::succeeds(
+        Command::new(env!("CARGO_BIN_EXE_dept"))
+            .args(["bench", "reference", "--shape", "tiny", "--task", "cb"])
+            .args(["--data-dir", common::cli::path(&data)])
+            .args(["--tokenizer", common::cli::path(&tokenizer)])
+            .args([
+                "--epoch",
+                "--rounds",
+                "2",
+                "--warmup",
+                "1",
+                "--batch-size",
+                "32",
+            ])
+            .args([
+                "--max-len",
+                "256",
+                "--threads",
+                "1",
+                "--no-dropout",
+                "--check-loss",
+                "1e-5",
+            ])
+            .args(["--keep-inputs", common::cli::path(&kept)])
+            .args(["--out", common::cli::path(&out)]),
     );
-    let lines =
-        common::cli::json_lines(&std::fs::read_to_string(out.join("reference.jsonl")).unwrap());
+    let lines = common::cli::json_lines_file(&out.join("reference.jsonl"));
     let names: Vec<&str> = lines
         .iter()
         .map(|l| l["implementation"].as_str().unwrap())

@@ -12,37 +12,31 @@ fn the_serving_bench_runs_every_phase_and_transformers_answers_the_same_tokens()
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench");
-    let output = Command::new(env!("CARGO_BIN_EXE_dept"))
-        .args([
-            "bench",
-            "serve",
-            "--shape",
-            "tiny",
-            "--adapters",
-            "1,4",
-            "--requests",
-            "12",
-        ])
-        .args([
-            "--concurrency",
-            "4",
-            "--max-batch",
-            "4",
-            "--outputs",
-            "label,mrqa",
-            "--threads",
-            "1",
-        ])
-        .args(["--memory", "50", "--out", common::cli::path(&out)])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = common::cli::succeeds(
+        Command::new(env!("CARGO_BIN_EXE_dept"))
+            .args([
+                "bench",
+                "serve",
+                "--shape",
+                "tiny",
+                "--adapters",
+                "1,4",
+                "--requests",
+                "12",
+            ])
+            .args([
+                "--concurrency",
+                "4",
+                "--max-batch",
+                "4",
+                "--outputs",
+                "label,mrqa",
+                "--threads",
+                "1",
+            ])
+            .args(["--memory", "50", "--out", common::cli::path(&out)]),
     );
-    let rows = common::cli::json_lines(&std::fs::read_to_string(out.join("serve.jsonl")).unwrap());
+    let rows = common::cli::json_lines_file(&out.join("serve.jsonl"));
     // Per answer length and adapter count: (a), (b), (c), (d); and the open-loop phase for labels.
     assert_eq!(rows.len(), 2 * 2 * 4 + 1, "{stdout}");
     for row in &rows {

@@ -27,6 +27,24 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The stdout of a command that must succeed; otherwise a panic showing its stdout and stderr.
+pub fn succeeds(command: &mut Command) -> String {
+    let output = command.output().expect("run the command");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A JSON-lines file a command wrote.
+pub fn json_lines_file(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    json_lines(&text)
+}
+
 /// The stderr of a `dept` command that must fail.
 pub fn fails(args: &[&str]) -> String {
     let out = dept(args);

@@ -486,13 +486,8 @@ impl Dropped for Tensor {
             return self.shallow_clone();
         }
         let scale = 1.0 / (1.0 - p);
-        match (self.kind(), self.device()) {
-            // Drawn in fp32 for 16-bit tensors, whose coarse grid would move the drop rate; the scale stays a
-            // scalar, as a 16-bit mask would round it.
-            (Kind::BFloat16 | Kind::Half, device) => {
-                let keep = Tensor::rand(self.size(), (Kind::Float, device)).ge(p);
-                self * keep * scale
-            }
+        let half = matches!(self.kind(), Kind::BFloat16 | Kind::Half);
+        if self.device() == Device::Cpu && !half {
             // On CPU, the mask made in place in the uniform draw's own buffer (1/(1 − p) where kept, else 0), then
             // one product: one full-size temporary and pass fewer than `self * keep * scale`, and a backward that
             // multiplies by a float mask instead of converting a bool one. The values are the same bits (the
@@ -501,13 +496,18 @@ impl Dropped for Tensor {
             // The float mask kept for the backward takes 4 bytes an element where the bool one took 1, as
             // PyTorch's own CPU dropout does; on a GPU, where memory is the limit and these passes are cheap,
             // the bool mask stays.
-            (_, Device::Cpu) => {
-                let mut mask = self.rand_like();
-                let _ = mask.ge_(p).g_mul_scalar_(scale);
-                self * mask
-            }
-            _ => self * self.rand_like().ge(p) * scale,
+            let mut mask = self.rand_like();
+            let _ = mask.ge_(p).g_mul_scalar_(scale);
+            return self * mask;
         }
+        // Drawn in fp32 for 16-bit tensors, whose coarse grid would move the drop rate; the scale stays a scalar,
+        // as a 16-bit mask would round it.
+        let uniform = if half {
+            Tensor::rand(self.size(), (Kind::Float, self.device()))
+        } else {
+            self.rand_like()
+        };
+        self * uniform.ge(p) * scale
     }
 }
 
