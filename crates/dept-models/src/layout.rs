@@ -18,6 +18,27 @@ pub enum Architecture {
     DecoderOnly,
 }
 
+/// How much wider than its narrowest row a bucket of [`length_buckets`] may be, for the encoders' inference passes
+/// (the serving engine's prefill, T5's encoder before decoding): at most a fifth of a bucket is padding.
+pub const BUCKET_PADDING: f64 = 1.25;
+
+/// Sizes of consecutive buckets over `widths` (sorted ascending) such that each bucket's widest row is at most
+/// `ratio` times its narrowest: rows encoded bucket by bucket are padded to their bucket's width, not the batch's.
+pub fn length_buckets(widths: &[usize], ratio: f64) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut start = 0;
+    for (i, &width) in widths.iter().enumerate() {
+        if width as f64 > widths[start].max(1) as f64 * ratio {
+            sizes.push(i - start);
+            start = i;
+        }
+    }
+    if start < widths.len() {
+        sizes.push(widths.len() - start);
+    }
+    sizes
+}
+
 /// Rows of token ids padded to one width, row-major, with the attention mask and the labels (`-100` where nothing
 /// is predicted) a backbone takes: what a batch is before it becomes tensors.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +240,17 @@ fn mask(rows: &[&[i64]], width: usize, left: bool) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buckets_keep_padding_under_the_ratio() {
+        assert_eq!(
+            length_buckets(&[10, 11, 12, 13, 20, 24, 25, 60], 1.25),
+            [3, 1, 3, 1]
+        );
+        assert_eq!(length_buckets(&[5], 1.25), [1]);
+        assert!(length_buckets(&[], 1.25).is_empty());
+        assert_eq!(length_buckets(&[8, 8, 8], 1.25), [3]);
+    }
 
     #[test]
     fn each_architecture_lays_out_its_rows() {

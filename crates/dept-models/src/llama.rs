@@ -22,7 +22,8 @@ use crate::causal::{CausalLm, KvCache};
 use crate::checkpoint::{self, LoadPlan};
 use crate::decoder_only::DecoderOnly;
 use crate::layers::{
-    causal_padding_bias, DecoderLayer, DecoderLayerShape, DecoderStep, RmsNorm, RotaryEmbedding,
+    causal_padding_bias, linear, DecoderLayer, DecoderLayerShape, DecoderStep, RmsNorm,
+    RotaryEmbedding,
 };
 use crate::registry::{BackboneKind, ModelShape, TinyRecipe, TINY_INITIALIZER_RANGE};
 use crate::tokenizer::end_of_text_id;
@@ -550,7 +551,11 @@ impl Llama {
 
     /// `[b, t, d]` final states → `[b, t, vocab]` logits (tied: the embedding matrix is the output layer).
     fn logits(&self, hidden: &Tensor) -> Tensor {
-        hidden.linear::<Tensor>(self.lm_head.as_ref().unwrap_or(&self.embed_tokens), None)
+        linear(
+            hidden,
+            self.lm_head.as_ref().unwrap_or(&self.embed_tokens),
+            None,
+        )
     }
 }
 

@@ -26,6 +26,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
+use dept_models::layout::length_buckets;
 use dept_models::prompted::{start_mixed_rows, MixedRow};
 use dept_models::{Backbone, DecodingRows};
 use tch::Tensor;
@@ -605,25 +606,8 @@ impl Engine {
 /// How long an idle engine waits, after the first request, for others arriving with it.
 const GATHER_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// How much wider than its narrowest row a prefill bucket may be (1.25: at most a fifth of it is padding).
-const PREFILL_PADDING: f64 = 1.25;
-
-/// Sizes of consecutive buckets over `widths` (sorted ascending) such that each bucket's widest row is at most
-/// `ratio` times its narrowest.
-fn length_buckets(widths: &[usize], ratio: f64) -> Vec<usize> {
-    let mut sizes = Vec::new();
-    let mut start = 0;
-    for (i, &width) in widths.iter().enumerate() {
-        if width as f64 > widths[start].max(1) as f64 * ratio {
-            sizes.push(i - start);
-            start = i;
-        }
-    }
-    if start < widths.len() {
-        sizes.push(widths.len() - start);
-    }
-    sizes
-}
+/// How much wider than its narrowest row a prefill bucket may be (at most a fifth of it is padding).
+const PREFILL_PADDING: f64 = dept_models::layout::BUCKET_PADDING;
 
 trait CloneMessage {
     fn clone_message(&self) -> ServeError;
@@ -666,20 +650,4 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic in the model".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::length_buckets;
-
-    #[test]
-    fn buckets_keep_padding_under_the_ratio() {
-        assert_eq!(
-            length_buckets(&[10, 11, 12, 13, 20, 24, 25, 60], 1.25),
-            [3, 1, 3, 1]
-        );
-        assert_eq!(length_buckets(&[5], 1.25), [1]);
-        assert!(length_buckets(&[], 1.25).is_empty());
-        assert_eq!(length_buckets(&[8, 8, 8], 1.25), [3]);
-    }
 }

@@ -9,7 +9,7 @@ mod linear;
 mod rotary;
 
 pub use decoder::{DecoderLayer, DecoderLayerShape, DecoderStep, GroupedQueryAttention, SwiGlu};
-pub use linear::Linear;
+pub use linear::{linear, Linear};
 pub use rotary::RotaryEmbedding;
 
 use tch::nn::{Init, Path as VarPath};
