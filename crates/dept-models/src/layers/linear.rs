@@ -25,25 +25,28 @@ impl Linear {
     }
 }
 
-/// Row counts for which [`linear`] computes `(W·xᵀ)ᵀ` on CPU: a decoding step's rows (a batch, or its beams).
+/// Row counts for which [`linear`] computes a decoding step's projections as `(W·xᵀ)ᵀ` on CPU.
 ///
 /// libtorch's `x·Wᵀ` hands MKL a product whose small dimension is the rows; MKL then streams the weight slowly.
-/// Asked for `W·xᵀ` (the weight as the large left operand) it gives the same bits and is faster, measured with
+/// Asked for `W·xᵀ` (the weight as the large left operand) it gives the same bits here and is faster, measured with
 /// libtorch 2.11's MKL on this project's AVX2 machine (2 threads, t5-small's decoder projections and output layer,
-/// weights streamed from memory as in a decoding step): 1.8× at 16 and 32 rows, 1.5× at 64, 1.3× at 128, equal
-/// from 256 on (a training batch's thousands of rows). Below 16 rows MKL takes another kernel for `W·xᵀ`, whose
-/// sums differ in the last bits, so those stay as they were. `tests/reference/linear_forms.py` measures it.
+/// weights streamed from memory as in a decoding step, `tests/reference/linear_forms.py`): 1.8× at 16 and 32 rows,
+/// 1.5× at 64, 1.3× at 128, equal from 256 on. Below 16 rows MKL takes another kernel for `W·xᵀ`, whose sums
+/// differ in the last bits, so those stay as they were.
 const TRANSPOSED_ROWS: RangeInclusive<i64> = 16..=128;
 
-/// `x·Wᵀ (+ b)` over the last dimension of `x`, as `nn.Linear`. Where no gradient is recorded, on CPU in fp32
-/// with a row count in [`TRANSPOSED_ROWS`], it is computed as `(W·xᵀ)ᵀ`, the same values faster; everywhere else
-/// (training, GPUs, 16-bit) it is libtorch's `linear`.
+/// `x·Wᵀ (+ b)` over the last dimension of `x`, as `nn.Linear`. A decoding step's input (`[rows, 1, in]`: one new
+/// position per row) where no gradient is recorded, on CPU in fp32 with a row count in [`TRANSPOSED_ROWS`], is
+/// computed as `(W·xᵀ)ᵀ`, the same values faster; everything else (training, encoders and other passes over whole
+/// sequences, GPUs, 16-bit) is libtorch's `linear`. Passes over whole sequences keep it because there a row's
+/// values must not depend on how many rows share the product (features extracted in any batch are the same bits),
+/// which MKL guarantees for `x·Wᵀ` and not for `W·xᵀ` at every width.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     let size = x.size();
-    let Some((&width, leading)) = size.split_last() else {
-        return x.linear(weight, bias);
+    let (rows, width) = match size.as_slice() {
+        &[rows, 1, width] => (rows, width),
+        _ => return x.linear(weight, bias),
     };
-    let rows: i64 = leading.iter().product();
     let transposed = TRANSPOSED_ROWS.contains(&rows)
         && x.device() == Device::Cpu
         && x.kind() == Kind::Float
@@ -60,23 +63,27 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
         Some(b) => product + b,
         None => product.contiguous(),
     };
-    let mut shape = leading.to_vec();
-    shape.push(weight.size()[0]);
-    out.view(shape.as_slice())
+    out.view([rows, 1, weight.size()[0]])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The transposed form is taken for these rows and gives what libtorch's `linear` gives, with and without a
-    /// bias, for 2-D and 3-D inputs; with gradients recorded it is libtorch's `linear` itself.
+    /// A decoding step's projection, transposed or not, gives what libtorch's `linear` gives, with and without a
+    /// bias; with gradients recorded it is libtorch's `linear` itself.
     #[test]
     fn the_transposed_form_equals_linear() {
         tch::manual_seed(0);
         let weight = Tensor::randn([96, 64], (Kind::Float, Device::Cpu));
         let bias = Tensor::randn([96], (Kind::Float, Device::Cpu));
-        for shape in [vec![16, 64], vec![4, 8, 64], vec![128, 64], vec![3, 64]] {
+        for shape in [
+            vec![16, 1, 64],
+            vec![128, 1, 64],
+            vec![3, 1, 64],
+            vec![4, 8, 64],
+            vec![32, 64],
+        ] {
             let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
             for b in [None, Some(&bias)] {
                 let ours = linear(&x, &weight, b);
@@ -86,7 +93,7 @@ mod tests {
                 assert!(diff <= 1e-5, "{shape:?}, bias {}: {diff}", b.is_some());
             }
         }
-        let x = Tensor::randn([32, 64], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let x = Tensor::randn([32, 1, 64], (Kind::Float, Device::Cpu)).set_requires_grad(true);
         let y = linear(&x, &weight, None);
         y.sum(Kind::Float).backward();
         let expected = weight.sum_dim_intlist([0i64].as_slice(), false, Kind::Float);
