@@ -6,7 +6,8 @@ same bits at that row count, and the largest difference where they are not. `tra
 `dept_models::layers::linear` follows: one row against a weight with more outputs than inputs is stacked twice, so that
 MKL threads the product (one column is a matrix-vector product, run on one thread); one row against fewer outputs keeps
 `x @ W.T`. Run with the bench venv's python (torch 2.11): `dept_models::layers::linear` takes the
-transposed form for the row counts where this shows it faster with the same bits (docs/efficiency.md#decoding-speed).
+transposed form for the row counts where this shows it faster: 1 to 128 (the same bits from 16 rows,
+docs/efficiency.md#decoding-speed).
 """
 import time
 import torch

@@ -36,6 +36,13 @@ impl Linear {
 /// last bits (at most 1.3e-4 on those products), as a row decoded alone differs from the same row in a batch.
 const TRANSPOSED_ROWS: RangeInclusive<i64> = 1..=128;
 
+/// `x·Wᵀ (+ b)` over the last dimension of `x`, as `nn.Linear`. A decoding step's input (`[rows, 1, in]`: one new
+/// position per row) where no gradient is recorded, on CPU in fp32 with a row count in [`TRANSPOSED_ROWS`], is
+/// computed as `(W·xᵀ)ᵀ` (one row against a weight with more outputs than inputs stacked twice), the same values
+/// faster (the same bits from 16 rows, the last bits apart below); everything else (training, encoders and other
+/// passes over whole sequences, GPUs, 16-bit) is libtorch's `linear`. Passes over whole sequences keep it because
+/// there a row's values must not depend on how many rows share the product (features extracted in any batch are
+/// the same bits), which MKL guarantees for `x·Wᵀ` and not for `W·xᵀ` at every width.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     let size = x.size();
     let (rows, width) = match size.as_slice() {
