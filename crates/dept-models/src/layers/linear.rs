@@ -108,7 +108,7 @@ mod tests {
                 let theirs = x.linear(weight, b);
                 assert_eq!(ours.size(), theirs.size());
                 let diff = (&ours - &theirs).abs().max().double_value(&[]);
-                assert!(diff <= 1e-4, "{shape:?}, bias {}: {diff}", b.is_some());
+                assert!(diff <= 1e-5, "{shape:?}, bias {}: {diff}", b.is_some());
             }
         }
         let weight = &narrow;
